@@ -1,0 +1,297 @@
+//! Validated bindings (the tool layer: which plugin, config, capabilities and
+//! limits carry out each domain action) and the checks that tie a process, its
+//! bindings and the plugins' manifests together.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::def::{BindingDef, BindingsDef};
+use crate::process::{ENGINE_ERROR_KINDS, Process, StateKind};
+use crate::source::{Diagnostics, Document, pointer};
+use crate::time::Span;
+use crate::validate::{deserialize, error_kind_possible, suggest, valid_name};
+
+/// Longest an attempt may run when the binding does not say.
+pub const DEFAULT_TIMEOUT: Span = Span(30_000);
+/// Largest memory a plugin may grow to when the binding does not say.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// Largest memory a binding may grant.
+pub const MAX_MEMORY: u64 = 1 << 30;
+
+/// What a plugin says about itself (its `describe` export).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    pub actions: Vec<ActionInfo>,
+}
+
+impl Manifest {
+    pub fn action(&self, name: &str) -> Option<&ActionInfo> {
+        self.actions.iter().find(|a| a.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionInfo {
+    pub name: String,
+    pub idempotent: bool,
+    pub compensated_by: Option<String>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bindings {
+    /// Plugin name to component file.
+    pub plugins: IndexMap<String, PathBuf>,
+    /// Domain action to binding.
+    pub actions: IndexMap<String, Binding>,
+}
+
+/// How one domain action is carried out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub plugin: String,
+    /// The plugin's own name for the action.
+    pub action: String,
+    pub config: Value,
+    pub timeout: Span,
+    /// Bytes of linear memory the plugin may grow to.
+    pub memory: u64,
+    pub grants: Grants,
+}
+
+/// Ambient authority a plugin is given. Empty by default: no files, no
+/// environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Grants {
+    /// (guest path, host path) pairs the plugin may read and write.
+    pub dirs: Vec<(String, PathBuf)>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Validates a bindings document; relative paths are taken from `base`.
+pub fn bindings(doc: &Document, base: &Path) -> Result<Bindings, Diagnostics> {
+    let def: BindingsDef = deserialize(doc, "", &doc.value).map_err(Diagnostics::from)?;
+    let mut diags = Diagnostics::default();
+    let mut plugins = IndexMap::new();
+    for (name, path) in &def.plugins {
+        if !valid_name(name) {
+            diags.push(doc.key_diag(
+                &pointer(["plugins", name]),
+                format!("'{name}' is not a valid plugin name"),
+            ));
+        }
+        plugins.insert(name.clone(), base.join(path));
+    }
+    let mut actions = IndexMap::new();
+    for (name, raw) in &def.actions {
+        if let Some(b) = binding(doc, base, name, raw, &def, &mut diags) {
+            actions.insert(name.clone(), b);
+        }
+    }
+    if diags.is_empty() {
+        Ok(Bindings { plugins, actions })
+    } else {
+        Err(diags.sorted())
+    }
+}
+
+fn binding(
+    doc: &Document,
+    base: &Path,
+    name: &str,
+    raw: &BindingDef,
+    def: &BindingsDef,
+    diags: &mut Diagnostics,
+) -> Option<Binding> {
+    let at = pointer(["actions", name]);
+    let before = diags.len();
+    if !def.plugins.contains_key(&raw.plugin) {
+        let d = doc.diag(
+            &format!("{at}/plugin"),
+            format!(
+                "action '{name}' is bound to plugin '{}', which is not listed under `plugins:`",
+                raw.plugin
+            ),
+        );
+        let d = match suggest(&raw.plugin, def.plugins.keys().map(String::as_str)) {
+            Some(s) => d.hint(format!("did you mean '{s}'?")),
+            None => d.hint(format!(
+                "add `{}: <path to .wasm>` under `plugins:`",
+                raw.plugin
+            )),
+        };
+        diags.push(d);
+    }
+    let timeout = match raw.timeout.as_deref().map(Span::parse) {
+        None => DEFAULT_TIMEOUT,
+        Some(Ok(t)) if t.as_millis() > 0 => t,
+        Some(Ok(_)) => {
+            diags.push(doc.diag(&format!("{at}/timeout"), "a timeout must be longer than 0s"));
+            DEFAULT_TIMEOUT
+        }
+        Some(Err(e)) => {
+            diags.push(
+                doc.diag(&format!("{at}/timeout"), e)
+                    .hint("write it like 500ms, 30s or 5m"),
+            );
+            DEFAULT_TIMEOUT
+        }
+    };
+    let memory = match raw.memory.as_deref().map(parse_size) {
+        None => DEFAULT_MEMORY,
+        Some(Ok(m)) if (1 << 16..=MAX_MEMORY).contains(&m) => m,
+        Some(Ok(_)) => {
+            diags.push(doc.diag(
+                &format!("{at}/memory"),
+                "memory must be between 64KiB and 1GiB",
+            ));
+            DEFAULT_MEMORY
+        }
+        Some(Err(e)) => {
+            diags.push(
+                doc.diag(&format!("{at}/memory"), e)
+                    .hint("write it like 16MiB or 1GiB"),
+            );
+            DEFAULT_MEMORY
+        }
+    };
+    let mut grants = Grants::default();
+    for (guest, host) in &raw.dirs {
+        if !guest.starts_with('/') {
+            diags.push(
+                doc.key_diag(
+                    &format!("{at}/dirs/{}", crate::source::pointer_segment(guest)),
+                    format!("the guest path '{guest}' must be absolute"),
+                )
+                .hint("write it like /data"),
+            );
+        }
+        grants.dirs.push((guest.clone(), base.join(host)));
+    }
+    grants.env = raw
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (diags.len() == before).then(|| Binding {
+        plugin: raw.plugin.clone(),
+        action: raw.action.clone().unwrap_or_else(|| name.to_owned()),
+        config: raw
+            .config
+            .clone()
+            .unwrap_or(Value::Object(Default::default())),
+        timeout,
+        memory,
+        grants,
+    })
+}
+
+/// Parses `65536`, `512KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB` as binary units).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size"))?;
+    let factor: u64 = match t[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" => 1 << 10,
+        "MiB" | "MB" | "M" => 1 << 20,
+        "GiB" | "GB" | "G" => 1 << 30,
+        other => return Err(format!("'{other}' in '{text}' is not a size unit")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// Checks a process against its bindings and the manifests of the plugins
+/// they name (plugins that failed to load are simply absent from `manifests`).
+pub fn check(
+    process: &Process,
+    pdoc: &Document,
+    bindings: &Bindings,
+    bdoc: &Document,
+    manifests: &IndexMap<String, Manifest>,
+) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for (name, b) in &bindings.actions {
+        let Some(m) = manifests.get(&b.plugin) else {
+            continue;
+        };
+        if m.action(&b.action).is_none() {
+            let at = pointer(["actions", name]);
+            let ptr = if bdoc.value.pointer(&format!("{at}/action")).is_some() {
+                format!("{at}/action")
+            } else {
+                format!("{at}/plugin")
+            };
+            let have: Vec<&str> = m.actions.iter().map(|a| a.name.as_str()).collect();
+            let mut d = bdoc.diag(
+                &ptr,
+                format!(
+                    "action '{name}' is bound to plugin '{}', whose manifest has no action '{}'",
+                    b.plugin, b.action
+                ),
+            );
+            d = match suggest(&b.action, have.iter().copied()) {
+                Some(s) => d.hint(format!("did you mean '{s}'? it has: {}", have.join(", "))),
+                None => d.hint(format!("it has: {}", have.join(", "))),
+            };
+            diags.push(d);
+        }
+    }
+    for (sname, state) in &process.states {
+        let StateKind::Task(task) = &state.kind else {
+            continue;
+        };
+        let at = pointer(["states", sname]);
+        let Some(b) = bindings.actions.get(&task.action) else {
+            diags.push(
+                pdoc.diag(
+                    &format!("{at}/action"),
+                    format!(
+                        "state '{sname}' runs action '{}', which has no binding",
+                        task.action
+                    ),
+                )
+                .hint(format!(
+                    "add `{}:` under `actions:` in {}",
+                    task.action, bdoc.file
+                )),
+            );
+            continue;
+        };
+        let Some(info) = manifests.get(&b.plugin).and_then(|m| m.action(&b.action)) else {
+            continue;
+        };
+        for t in &state.on {
+            let Some(kind) = t.event.strip_prefix("error.") else {
+                continue;
+            };
+            if !error_kind_possible(kind, &info.errors) {
+                let engine: Vec<&str> = ENGINE_ERROR_KINDS.iter().map(|(k, _)| *k).collect();
+                let declared = if info.errors.is_empty() {
+                    "it declares none".to_owned()
+                } else {
+                    format!("it declares: {}", info.errors.join(", "))
+                };
+                diags.push(
+                    pdoc.key_diag(
+                        &format!("{at}/on/{}", crate::source::pointer_segment(&t.event)),
+                        format!(
+                            "state '{sname}' routes '{}', but action '{}' (plugin '{}') never fails with kind '{kind}'",
+                            t.event, task.action, b.plugin
+                        ),
+                    )
+                    .hint(format!("{declared}; the engine adds: {}", engine.join(", "))),
+                );
+            }
+        }
+    }
+    diags.sorted()
+}

@@ -1,0 +1,36 @@
+//! weft-model: the pure heart of weft.
+//!
+//! Owns the process format (YAML/JSON with `line:col` errors), validation and
+//! static analysis, the bindings format and its checks against plugin
+//! manifests, jq expressions, and the interpreter
+//! `(process, instance, event, now) -> (instance', records, commands)`.
+//!
+//! It must not depend on tokio, sled or wasmtime, and must not read a clock or
+//! do I/O: time and data come in as arguments.
+
+pub mod bindings;
+pub mod def;
+pub mod expr;
+pub mod instance;
+pub mod interpret;
+pub mod process;
+pub mod source;
+pub mod time;
+pub mod validate;
+
+pub use bindings::{ActionInfo, Binding, Bindings, Grants, Manifest};
+pub use expr::{Expr, PathExpr};
+pub use instance::{
+    ActiveStep, Command, Event, Failure, Instance, InstanceError, InstanceId, Invoke, Record,
+    RecordKind, Status, StepOutcome,
+};
+pub use interpret::{Applied, Rejected};
+pub use process::{Process, State, StateKind};
+pub use source::{Diagnostic, Diagnostics, Document, Format, Pos};
+pub use time::{Millis, Span};
+
+/// Loads and validates a process from its text.
+pub fn parse_process(file: &str, text: &str) -> Result<Process, Diagnostics> {
+    let doc = source::load(file, text, Format::from_path(file))?;
+    validate::process(&doc)
+}

@@ -1,0 +1,119 @@
+//! A validated process: every state name resolved, every expression compiled,
+//! every duration parsed. Built only by `validate`; the interpreter trusts it.
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::expr::{Expr, PathExpr};
+
+/// Failure kinds the engine itself produces, beside the kinds an action's
+/// manifest declares. A process routes on them as `error.<kind>`.
+pub const ENGINE_ERROR_KINDS: &[(&str, &str)] = &[
+    (
+        "retryable",
+        "the adapter said to try again, and no retries are left",
+    ),
+    ("fatal", "the adapter said it can never succeed"),
+    ("timeout", "an attempt or the whole step ran out of time"),
+    ("trap", "the adapter crashed (a panic or invalid operation)"),
+    ("limit", "the adapter exceeded its memory or output limit"),
+    (
+        "adapter",
+        "the adapter is missing, broken or answered nonsense",
+    ),
+    (
+        "mapping",
+        "the step's input or output mapping failed on this data",
+    ),
+];
+
+pub fn is_engine_error_kind(kind: &str) -> bool {
+    ENGINE_ERROR_KINDS.iter().any(|(k, _)| *k == kind)
+}
+
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub name: String,
+    pub version: u32,
+    pub description: Option<String>,
+    pub start: String,
+    pub states: IndexMap<String, State>,
+    /// The definition as written, as JSON: what is stored and compared.
+    pub definition: Value,
+}
+
+impl Process {
+    pub fn state(&self, name: &str) -> Option<&State> {
+        self.states.get(name)
+    }
+
+    /// Every action the process may run (tasks), deduplicated, in file order.
+    pub fn actions(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for s in self.states.values() {
+            if let StateKind::Task(t) = &s.kind
+                && !out.contains(&t.action.as_str())
+            {
+                out.push(&t.action);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub name: String,
+    pub kind: StateKind,
+    pub on: Vec<Transition>,
+}
+
+impl State {
+    /// The transition an event takes: the exact event name first, then for
+    /// `error.<kind>` the catch-all `error`.
+    pub fn route(&self, event: &str) -> Option<&Transition> {
+        self.on.iter().find(|t| t.event == event).or_else(|| {
+            event
+                .strip_prefix("error.")
+                .and_then(|_| self.on.iter().find(|t| t.event == "error"))
+        })
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self.kind,
+            StateKind::Succeed { .. } | StateKind::Fail { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StateKind {
+    Task(Task),
+    Succeed {
+        output: Option<Expr>,
+    },
+    Fail {
+        error: Option<String>,
+        cause: Option<Expr>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub action: String,
+    pub input: Option<Expr>,
+    pub output: Option<PathExpr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub event: String,
+    pub arms: Vec<Arm>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Arm {
+    pub guard: Option<Expr>,
+    pub to: String,
+}

@@ -1,0 +1,496 @@
+//! Raw → validated: turns a loaded process document into a `Process`, or into
+//! every problem found, each with `file:line:col`, what is wrong and a hint.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::def::{ProcessDef, StateDef, StateType, TargetDef};
+use crate::expr::{CompileError, Expr, PathExpr};
+use crate::process::{Arm, Process, State, StateKind, Task, Transition, is_engine_error_kind};
+use crate::source::{Diagnostic, Diagnostics, Document, pointer, pointer_segment};
+
+/// Validates a process document. Checks that need the bindings and plugin
+/// manifests live in `bindings::check`.
+pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let shell: Shell = match deserialize(doc, "", &doc.value) {
+        Ok(s) => s,
+        Err(d) => return Err(d.into()),
+    };
+    let mut raw_states = IndexMap::new();
+    for (name, value) in &shell.states {
+        let at = pointer(["states", name]);
+        match deserialize::<StateDef>(doc, &at, value) {
+            Ok(s) => {
+                raw_states.insert(name.clone(), s);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    let def = ProcessDef {
+        process: shell.process,
+        version: shell.version,
+        description: shell.description,
+        start: shell.start,
+        states: raw_states,
+    };
+
+    check_header(doc, &def, &mut diags);
+    let names: Vec<&str> = shell.states.keys().map(String::as_str).collect();
+    let mut states = IndexMap::new();
+    for (name, raw) in &def.states {
+        if let Some(state) = state(doc, name, raw, &names, &mut diags) {
+            states.insert(name.clone(), state);
+        }
+    }
+    if diags.is_empty() {
+        check_reachable(doc, &def.start, &states, &mut diags);
+    }
+    if !diags.is_empty() {
+        return Err(diags.sorted());
+    }
+    Ok(Process {
+        name: def.process,
+        version: def.version,
+        description: def.description,
+        start: def.start,
+        states,
+        definition: doc.value.clone(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Shell {
+    process: String,
+    version: u32,
+    #[serde(default)]
+    description: Option<String>,
+    start: String,
+    states: IndexMap<String, Value>,
+}
+
+/// Deserializes `value` (found at `at` in `doc`) and turns a serde error into a
+/// diagnostic at the offending key or value.
+pub(crate) fn deserialize<'de, T: Deserialize<'de>>(
+    doc: &Document,
+    at: &str,
+    value: &'de Value,
+) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut ptr = at.to_owned();
+        for seg in e.path().iter() {
+            use serde_path_to_error::Segment;
+            match seg {
+                Segment::Map { key } => ptr.push_str(&format!("/{}", pointer_segment(key))),
+                Segment::Seq { index } => ptr.push_str(&format!("/{index}")),
+                Segment::Enum { .. } | Segment::Unknown => {}
+            }
+        }
+        serde_diag(doc, &ptr, &e.into_inner().to_string())
+    })
+}
+
+fn serde_diag(doc: &Document, ptr: &str, msg: &str) -> Diagnostic {
+    let field = ptr.rsplit('/').next().unwrap_or("");
+    let place = describe_place(ptr);
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let key_ptr = if field == name {
+            ptr.to_owned()
+        } else {
+            format!("{ptr}/{}", pointer_segment(name))
+        };
+        let mut hint = format!("expected one of: {}", expected.join(", "));
+        if let Some(s) = suggest(name, expected.iter().copied()) {
+            hint = format!("did you mean '{s}'? {hint}");
+        }
+        return doc
+            .key_diag(&key_ptr, format!("unknown field '{name}'{place}"))
+            .hint(hint);
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or("");
+        return doc
+            .key_diag(ptr, format!("missing field '{name}'{place}"))
+            .hint(format!("add `{name}:`"));
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let name = rest.split('`').next().unwrap_or("");
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        return doc
+            .diag(ptr, format!("'{name}' is not a valid '{field}'{place}"))
+            .hint(format!("expected one of: {}", expected.join(", ")));
+    }
+    let mut d = doc.diag(ptr, format!("'{field}'{place}: {msg}"));
+    if matches!(field, "input" | "output" | "if" | "cause") && msg.contains("invalid type") {
+        d = d.hint("write jq expressions as quoted strings, e.g. '{sku: .order.sku}'");
+    }
+    d
+}
+
+/// " in state 'charge'" for pointers under /states/charge, else "".
+fn describe_place(ptr: &str) -> String {
+    let mut parts = ptr.split('/').skip(1);
+    match (parts.next(), parts.next()) {
+        (Some("states"), Some(name)) => format!(" in state '{}'", unescape(name)),
+        (Some("actions"), Some(name)) => format!(" in the binding of '{}'", unescape(name)),
+        _ => String::new(),
+    }
+}
+
+fn unescape(seg: &str) -> String {
+    seg.replace("~1", "/").replace("~0", "~")
+}
+
+fn check_header(doc: &Document, def: &ProcessDef, diags: &mut Diagnostics) {
+    if !valid_name(&def.process) {
+        diags.push(
+            doc.diag(
+                "/process",
+                format!("'{}' is not a valid process name", def.process),
+            )
+            .hint("use letters, digits, '-', '_' and '.'"),
+        );
+    }
+    if def.version == 0 {
+        diags.push(doc.diag("/version", "version must be 1 or more"));
+    }
+    if def.states.is_empty() {
+        diags.push(doc.key_diag("/states", "a process needs at least one state"));
+    }
+    if !def.states.contains_key(&def.start) {
+        diags.push(unknown_state(doc, "/start", &def.start, def.states.keys()));
+    }
+}
+
+/// Names of processes, actions, plugins and error kinds: letters, digits,
+/// `-`, `_` and `.`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn unknown_state<'a>(
+    doc: &Document,
+    at: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a String> + Clone,
+) -> Diagnostic {
+    let d = doc.diag(at, format!("no state is named '{name}'"));
+    match suggest(name, known.clone().map(String::as_str)) {
+        Some(s) => d.hint(format!("did you mean '{s}'?")),
+        None => d.hint(format!(
+            "states are: {}",
+            known.map(String::as_str).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+fn state(
+    doc: &Document,
+    name: &str,
+    raw: &StateDef,
+    names: &[&str],
+    diags: &mut Diagnostics,
+) -> Option<State> {
+    let at = pointer(["states", name]);
+    let before = diags.len();
+    let kind = match (raw.kind, &raw.action) {
+        (Some(k), _) => k,
+        (None, Some(_)) => StateType::Task,
+        (None, None) => {
+            diags.push(
+                doc.key_diag(&at, format!("state '{name}' has no `type` and no `action`"))
+                    .hint("add `action: <name>` for a task, or `type: succeed` / `type: fail`"),
+            );
+            return None;
+        }
+    };
+
+    // Fields that make no sense for this type of state.
+    let present: [(&str, bool); 6] = [
+        ("action", raw.action.is_some()),
+        ("input", raw.input.is_some()),
+        ("output", raw.output.is_some()),
+        ("on", raw.on.is_some()),
+        ("error", raw.error.is_some()),
+        ("cause", raw.cause.is_some()),
+    ];
+    let allowed: &[&str] = match kind {
+        StateType::Task => &["action", "input", "output", "on"],
+        StateType::Succeed => &["output"],
+        StateType::Fail => &["error", "cause"],
+    };
+    for (field, is_set) in present {
+        if is_set && !allowed.contains(&field) {
+            let why = if field == "on" {
+                format!("a {kind} state ends the instance, so it has no transitions")
+            } else {
+                format!("'{field}' is not used by a {kind} state")
+            };
+            diags.push(
+                doc.key_diag(&format!("{at}/{field}"), why)
+                    .hint(format!("a {kind} state takes: {}", allowed.join(", "))),
+            );
+        }
+    }
+
+    let on = transitions(doc, &at, raw, names, diags);
+    let kind = match kind {
+        StateType::Task => {
+            let action = raw.action.clone().unwrap_or_default();
+            if raw.action.is_none() {
+                diags.push(
+                    doc.key_diag(&at, format!("task state '{name}' has no `action`"))
+                        .hint("add `action: <domain action>`"),
+                );
+            } else if !valid_name(&action) {
+                diags.push(doc.diag(
+                    &format!("{at}/action"),
+                    format!("'{action}' is not a valid action name"),
+                ));
+            }
+            let input = raw
+                .input
+                .as_deref()
+                .and_then(|src| expr(doc, &format!("{at}/input"), src, Expr::compile, diags));
+            let output = raw
+                .output
+                .as_deref()
+                .and_then(|src| expr(doc, &format!("{at}/output"), src, PathExpr::compile, diags));
+            if !on.iter().any(|t| t.event == "done") {
+                diags.push(
+                    doc.key_diag(
+                        &at,
+                        format!("state '{name}' has no way out when its action succeeds"),
+                    )
+                    .hint("add `on: { done: <next state> }`"),
+                );
+            }
+            StateKind::Task(Task {
+                action,
+                input,
+                output,
+            })
+        }
+        StateType::Succeed => StateKind::Succeed {
+            output: raw
+                .output
+                .as_deref()
+                .and_then(|src| expr(doc, &format!("{at}/output"), src, Expr::compile, diags)),
+        },
+        StateType::Fail => StateKind::Fail {
+            error: raw.error.clone(),
+            cause: raw
+                .cause
+                .as_deref()
+                .and_then(|src| expr(doc, &format!("{at}/cause"), src, Expr::compile, diags)),
+        },
+    };
+    (diags.len() == before).then(|| State {
+        name: name.to_owned(),
+        kind,
+        on,
+    })
+}
+
+fn transitions(
+    doc: &Document,
+    at: &str,
+    raw: &StateDef,
+    names: &[&str],
+    diags: &mut Diagnostics,
+) -> Vec<Transition> {
+    let Some(on) = &raw.on else { return Vec::new() };
+    let is_task = raw.kind.is_none_or(|k| k == StateType::Task);
+    let mut out = Vec::new();
+    for (event, target) in on {
+        let ev_at = format!("{at}/on/{}", pointer_segment(event));
+        if is_task && !task_can_receive(event) {
+            diags.push(
+                doc.key_diag(
+                    &ev_at,
+                    format!("a task state never receives the event '{event}'"),
+                )
+                .hint("a task receives `done`, `error` and `error.<kind>`"),
+            );
+        }
+        let arms = match target {
+            TargetDef::To(to) => vec![(None, to.clone(), ev_at.clone())],
+            TargetDef::Arms(arms) => arms
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.guard.clone(), a.to.clone(), format!("{ev_at}/{i}")))
+                .collect(),
+        };
+        if arms.is_empty() {
+            diags.push(doc.diag(
+                &ev_at,
+                format!("the event '{event}' leads nowhere: the list is empty"),
+            ));
+        }
+        let mut compiled = Vec::new();
+        for (guard, to, arm_at) in arms {
+            let to_at = if arm_at == ev_at {
+                arm_at.clone()
+            } else {
+                format!("{arm_at}/to")
+            };
+            if !names.contains(&to.as_str()) {
+                let d = doc.diag(
+                    &to_at,
+                    format!(
+                        "state '{}' goes to '{to}' on '{event}', but no state has that name",
+                        last(at)
+                    ),
+                );
+                let d = match suggest(&to, names.iter().copied()) {
+                    Some(s) => d.hint(format!("did you mean '{s}'?")),
+                    None => d.hint(format!("states are: {}", names.join(", "))),
+                };
+                diags.push(d);
+            }
+            let guard = guard
+                .and_then(|src| expr(doc, &format!("{arm_at}/if"), &src, Expr::compile, diags));
+            compiled.push(Arm { guard, to });
+        }
+        out.push(Transition {
+            event: event.clone(),
+            arms: compiled,
+        });
+    }
+    out
+}
+
+fn last(ptr: &str) -> String {
+    unescape(ptr.rsplit('/').next().unwrap_or(""))
+}
+
+/// Events a task can ever see. Whether a given `error.<kind>` can happen is
+/// decided later against the action's manifest.
+fn task_can_receive(event: &str) -> bool {
+    event == "done"
+        || event == "error"
+        || event
+            .strip_prefix("error.")
+            .is_some_and(|k| !k.is_empty() && valid_name(k))
+}
+
+/// Whether an adapter's error kind can be routed on.
+pub fn valid_kind(kind: &str) -> bool {
+    valid_name(kind)
+}
+
+/// Whether `kind` is an error an action can raise: an engine kind or one its
+/// manifest declares.
+pub fn error_kind_possible(kind: &str, declared: &[String]) -> bool {
+    is_engine_error_kind(kind) || declared.iter().any(|d| d == kind)
+}
+
+fn expr<T>(
+    doc: &Document,
+    at: &str,
+    src: &str,
+    compile: impl Fn(&str) -> Result<T, CompileError>,
+    diags: &mut Diagnostics,
+) -> Option<T> {
+    match compile(src) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            let mut d = doc.diag(at, format!("bad jq expression: {}", e.message));
+            if let Some(p) = d.pos.as_mut() {
+                p.col += expr_column_offset(doc, *p, src, e.offset);
+            }
+            diags.push(d);
+            None
+        }
+    }
+}
+
+/// How far into the written value an error at `offset` of the expression is:
+/// past an opening quote, when the offset is on the first line.
+fn expr_column_offset(doc: &Document, pos: crate::source::Pos, src: &str, offset: usize) -> u32 {
+    let head = &src[..offset.min(src.len())];
+    if head.contains('\n') {
+        return 0;
+    }
+    let quoted = doc.text_at(pos).is_some_and(|c| c == '\'' || c == '"');
+    head.chars().count() as u32 + u32::from(quoted)
+}
+
+fn check_reachable(
+    doc: &Document,
+    start: &str,
+    states: &IndexMap<String, State>,
+    diags: &mut Diagnostics,
+) {
+    let mut seen = BTreeSet::new();
+    let mut queue = VecDeque::from([start.to_owned()]);
+    while let Some(name) = queue.pop_front() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(s) = states.get(&name) {
+            for t in &s.on {
+                for arm in &t.arms {
+                    queue.push_back(arm.to.clone());
+                }
+            }
+        }
+    }
+    for name in states.keys() {
+        if !seen.contains(name) {
+            diags.push(
+                doc.key_diag(
+                    &pointer(["states", name]),
+                    format!("state '{name}' can never be reached from '{start}'"),
+                )
+                .hint("add a transition to it, or remove it"),
+            );
+        }
+    }
+}
+
+/// The closest candidate within a small edit distance.
+pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).clamp(1, 3);
+    candidates
+        .map(|c| (distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edit distance where swapping two neighbours counts as one edit
+/// (optimal string alignment).
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}

@@ -1,0 +1,62 @@
+//! Compiled components cached on disk, keyed by the component's sha256 and
+//! the engine's compatibility hash, so a restart loads plugins in
+//! milliseconds instead of compiling them again.
+
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::{Error, Result};
+
+/// A component for `bytes`, from the cache when there is a usable entry.
+pub(crate) fn component(
+    engine: &Engine,
+    dir: Option<&Path>,
+    name: &str,
+    sha256: &str,
+    bytes: &[u8],
+) -> Result<Component> {
+    let compile_err = |source| Error::Compile {
+        name: name.to_owned(),
+        source,
+    };
+    let Some(dir) = dir else {
+        return Component::new(engine, bytes).map_err(compile_err);
+    };
+    let path = dir.join(format!("{sha256}-{:016x}.cwasm", engine_hash(engine)));
+    if path.exists() {
+        match deserialize(engine, &path) {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e:#}", path.display()),
+        }
+    }
+    let compiled = engine.precompile_component(bytes).map_err(compile_err)?;
+    let cache_err = |source| Error::Cache {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(cache_err)?;
+    // Write then rename, so a crash never leaves a half-written entry.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &compiled).map_err(cache_err)?;
+    std::fs::rename(&tmp, &path).map_err(cache_err)?;
+    deserialize(engine, &path).map_err(compile_err)
+}
+
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file is one this module wrote from `precompile_component`
+    // (renamed into place only when complete), named by the source's sha256
+    // and this engine's compatibility hash; wasmtime also refuses artifacts
+    // from another engine configuration. Whoever can write the data directory
+    // can already change what weft runs.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+fn engine_hash(engine: &Engine) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}

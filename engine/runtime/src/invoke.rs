@@ -1,0 +1,250 @@
+//! One invocation: a fresh `Store` from the plugin's `InstancePre`, the
+//! binding's grants and limits, and the outcome mapped to a `StepOutcome`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use weft_model::bindings::DEFAULT_MEMORY;
+use weft_model::{Failure, Grants, Manifest, Span, StepOutcome};
+
+use crate::bindings::weft::plugin::types as wit;
+use crate::bindings::{AdapterPre, Failure as WitFailure, Invocation, Outcome};
+use crate::host::{HeartbeatSink, HostState, MemoryCap};
+use crate::{Error, Plugin, Runtime};
+
+/// How much of a plugin's stderr is kept to explain a trap.
+const STDERR_KEPT: usize = 4096;
+/// How long `describe` may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One call of one action.
+pub struct Call<'a> {
+    /// The plugin's own name for the action.
+    pub action: &'a str,
+    pub input: &'a Value,
+    pub config: &'a Value,
+    pub instance_id: &'a str,
+    pub key: &'a str,
+    pub attempt: u32,
+    pub last_heartbeat: Option<String>,
+    pub timeout: Span,
+    pub memory: u64,
+    pub grants: &'a Grants,
+    pub heartbeat: Option<HeartbeatSink>,
+}
+
+impl Runtime {
+    /// Runs one invocation. Never fails: every problem is a `Failed` outcome.
+    pub async fn invoke(&self, plugin: &Plugin, call: Call<'_>) -> StepOutcome {
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
+            return StepOutcome::Failed {
+                failure: Failure::new("adapter", "the runtime is shutting down"),
+            };
+        };
+        let stderr = MemoryOutputPipe::new(STDERR_KEPT);
+        let wasi = match wasi_ctx(call.grants, &stderr) {
+            Ok(w) => w,
+            Err(failure) => return StepOutcome::Failed { failure },
+        };
+        let inv = Invocation {
+            action: call.action.to_owned(),
+            input: call.input.to_string(),
+            config: call.config.to_string(),
+            instance_id: call.instance_id.to_owned(),
+            idempotency_key: call.key.to_owned(),
+            attempt: call.attempt,
+            last_heartbeat: call.last_heartbeat,
+        };
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max: call.memory as usize,
+                hit: false,
+            },
+            plugin: plugin.name.clone(),
+            instance: call.instance_id.to_owned(),
+            heartbeat: call.heartbeat,
+        };
+        let timeout = call.timeout.as_std();
+        let mut store = self.store(state, timeout);
+        let pre = &plugin.pre;
+        let run = async move {
+            let result = async {
+                let adapter = pre.instantiate_async(&mut store).await?;
+                adapter.call_invoke(&mut store, &inv).await
+            }
+            .await;
+            (result, store.data().memory.hit)
+        };
+        // The epoch deadline stops a guest that computes; this stops one that
+        // waits inside a host call (a sleep) past its time.
+        let grace = self.options.epoch_tick * 2;
+        let outcome = match tokio::time::timeout(timeout + grace, run).await {
+            Err(_) => Err(Failure::new(
+                "timeout",
+                format!("did not finish within {}", call.timeout),
+            )),
+            Ok((Ok(answer), _)) => self.answer(answer),
+            Ok((Err(e), memory_hit)) => Err(classify(&e, memory_hit, call.timeout, &stderr)),
+        };
+        match outcome {
+            Ok(o) => o,
+            Err(failure) => StepOutcome::Failed { failure },
+        }
+    }
+
+    fn store(&self, state: HostState, timeout: Duration) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.memory);
+        let tick = self.options.epoch_tick.as_millis().max(1);
+        let mut ticks_left = (timeout.as_millis() / tick).max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            ticks_left = ticks_left.saturating_sub(1);
+            Ok(if ticks_left == 0 {
+                UpdateDeadline::Interrupt
+            } else {
+                // Yield each tick so a busy guest shares its worker thread.
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store
+    }
+
+    fn answer(&self, answer: Result<Outcome, WitFailure>) -> Result<StepOutcome, Failure> {
+        match answer {
+            Ok(Outcome::Done(text)) => {
+                if text.len() > self.options.max_output_bytes {
+                    return Err(Failure::new(
+                        "limit",
+                        format!(
+                            "the result is {} bytes, more than the {} allowed",
+                            text.len(),
+                            self.options.max_output_bytes
+                        ),
+                    ));
+                }
+                serde_json::from_str(&text)
+                    .map(|output| StepOutcome::Done { output })
+                    .map_err(|e| Failure::new("adapter", format!("the result is not JSON: {e}")))
+            }
+            Ok(Outcome::Pending(token)) if token.is_empty() => Err(Failure::new(
+                "adapter",
+                "answered pending with an empty completion token",
+            )),
+            Ok(Outcome::Pending(token)) => Ok(StepOutcome::Pending { token }),
+            Err(WitFailure::Retryable(m)) => Err(Failure::new("retryable", m)),
+            Err(WitFailure::Fatal(m)) => Err(Failure::new("fatal", m)),
+            Err(WitFailure::Error(wit::TypedError { kind, message })) => {
+                if weft_model::validate::valid_kind(&kind) {
+                    Err(Failure::new(kind, message))
+                } else {
+                    Err(Failure::new(
+                        "adapter",
+                        format!("failed with an unusable error kind {kind:?}: {message}"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn classify(
+    e: &wasmtime::Error,
+    memory_hit: bool,
+    timeout: Span,
+    stderr: &MemoryOutputPipe,
+) -> Failure {
+    if memory_hit {
+        return Failure::new("limit", format!("{e:#}"));
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) | Some(Trap::OutOfFuel) => {
+            Failure::new("timeout", format!("did not finish within {timeout}"))
+        }
+        Some(trap) => {
+            let said = String::from_utf8_lossy(&stderr.contents())
+                .trim()
+                .to_owned();
+            let said = said.lines().last().unwrap_or("").to_owned();
+            if said.is_empty() {
+                Failure::new("trap", trap.to_string())
+            } else {
+                Failure::new("trap", format!("{trap}: {said}"))
+            }
+        }
+        None => Failure::new("trap", format!("{e:#}")),
+    }
+}
+
+fn wasi_ctx(grants: &Grants, stderr: &MemoryOutputPipe) -> Result<WasiCtx, Failure> {
+    let mut b = WasiCtxBuilder::new();
+    b.stderr(stderr.clone());
+    for (guest, host) in &grants.dirs {
+        b.preopened_dir(host, guest, FsPerms::ReadWrite)
+            .map_err(|e| {
+                Failure::new(
+                    "adapter",
+                    format!("cannot grant {} as {guest}: {e:#}", host.display()),
+                )
+            })?;
+    }
+    for (k, v) in &grants.env {
+        b.env(k, v);
+    }
+    Ok(b.build())
+}
+
+/// Calls `describe` once, in a store of its own.
+pub(crate) async fn describe(
+    rt: &Runtime,
+    pre: &AdapterPre<HostState>,
+    name: &Arc<str>,
+) -> Result<Manifest, Error> {
+    let err = |source| Error::Describe {
+        name: name.to_string(),
+        source,
+    };
+    let stderr = MemoryOutputPipe::new(STDERR_KEPT);
+    let state = HostState {
+        wasi: wasi_ctx(&Grants::default(), &stderr)
+            .map_err(|f| err(wasmtime::format_err!("{f}")))?,
+        table: ResourceTable::new(),
+        memory: MemoryCap {
+            max: DEFAULT_MEMORY as usize,
+            hit: false,
+        },
+        plugin: name.clone(),
+        instance: String::new(),
+        heartbeat: None,
+    };
+    let mut store = rt.store(state, DESCRIBE_TIMEOUT);
+    let run = async {
+        let adapter = pre.instantiate_async(&mut store).await?;
+        adapter.call_describe(&mut store).await
+    };
+    let m = match tokio::time::timeout(DESCRIBE_TIMEOUT, run).await {
+        Err(_) => return Err(err(wasmtime::format_err!("did not answer within 10s"))),
+        Ok(r) => r.map_err(err)?,
+    };
+    Ok(Manifest {
+        name: m.name,
+        version: m.version,
+        actions: m
+            .actions
+            .into_iter()
+            .map(|a| weft_model::ActionInfo {
+                name: a.name,
+                idempotent: a.idempotent,
+                compensated_by: a.compensated_by,
+                errors: a.errors,
+            })
+            .collect(),
+    })
+}

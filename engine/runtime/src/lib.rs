@@ -1,0 +1,248 @@
+//! weft-runtime: runs adapter plugins, which are WebAssembly components
+//! implementing `weft:plugin/adapter` (see `wit/plugin.wit`).
+//!
+//! Lifecycle in phases: link once ([`Runtime::new`]) → load a component,
+//! compiled once and cached precompiled on disk, into a [`Plugin`] holding one
+//! `InstancePre` and the plugin's manifest → per invocation, a fresh `Store`
+//! with a memory cap, an epoch deadline and only the authority the binding
+//! grants ([`Runtime::invoke`]). A trap, a timeout or an exhausted limit comes
+//! back as a typed [`Failure`](weft_model::Failure), never as a crash.
+//!
+//! Depends on `weft-model`, wasmtime and tokio; knows nothing of the store or
+//! the driver.
+
+mod bindings;
+mod cache;
+mod host;
+mod invoke;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use weft_model::bindings::MAX_MEMORY;
+use weft_model::{ActionInfo, Manifest};
+
+pub use host::HeartbeatSink;
+pub use invoke::Call;
+pub use weft_model::StepOutcome;
+
+use bindings::AdapterPre;
+use host::HostState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot set up the WebAssembly engine: {0:#}")]
+    Engine(wasmtime::Error),
+    #[error("{name}: this is not a WebAssembly component: {source:#}")]
+    Compile {
+        name: String,
+        source: wasmtime::Error,
+    },
+    #[error("{name}: the component does not implement the weft:plugin/adapter world: {source:#}")]
+    World {
+        name: String,
+        source: wasmtime::Error,
+    },
+    #[error("{name}: `describe` failed: {source:#}")]
+    Describe {
+        name: String,
+        source: wasmtime::Error,
+    },
+    #[error("{name}: the manifest is unusable: {why}")]
+    Manifest { name: String, why: String },
+    #[error("cannot use the component cache at {path}: {source}")]
+    Cache {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where precompiled components are kept; `None` compiles every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Invocations that may run at once (the size of the instance pool).
+    pub max_concurrent: u32,
+    /// Largest answer an invocation may return.
+    pub max_output_bytes: usize,
+    /// How often the epoch advances; deadlines are checked at this grain.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: None,
+            max_concurrent: 1000,
+            max_output_bytes: 1 << 20,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// A loaded plugin, ready to be instantiated for each invocation.
+pub struct Plugin {
+    pub name: Arc<str>,
+    /// sha256 of the component bytes, hex.
+    pub sha256: String,
+    pub manifest: Manifest,
+    pre: AdapterPre<HostState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wasmtime engine, linker and instance pool shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    options: RuntimeOptions,
+    slots: Arc<tokio::sync::Semaphore>,
+    ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.store(false, Ordering::Relaxed);
+    }
+}
+
+/// sha256 of some bytes, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Runtime {
+    pub fn new(options: RuntimeOptions) -> Result<Runtime> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = options.max_concurrent;
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(16))
+            .max_core_instances_per_component(32)
+            .total_memories(n.saturating_mul(2))
+            .max_memories_per_component(4)
+            .total_tables(n.saturating_mul(16))
+            .max_tables_per_component(32)
+            .total_stacks(n)
+            .max_memory_size(MAX_MEMORY as usize)
+            // Keeping a little memory resident per slot avoids page faults
+            // and madvise storms between invocations (see FIELD-NOTES).
+            .linear_memory_keep_resident(4 << 20)
+            .table_keep_resident(1 << 20);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(Error::Engine)?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(Error::Engine)?;
+        bindings::Adapter::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(Error::Engine)?;
+
+        let ticker = Arc::new(AtomicBool::new(true));
+        spawn_epoch_ticker(engine.clone(), options.epoch_tick, ticker.clone());
+        Ok(Runtime {
+            engine,
+            linker,
+            slots: Arc::new(tokio::sync::Semaphore::new(n as usize)),
+            options,
+            ticker,
+        })
+    }
+
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Loads a component: from the precompiled cache when possible, else
+    /// compiled (on a blocking thread) and cached. `name` is only used in
+    /// messages.
+    pub async fn load(&self, name: &str, bytes: Arc<[u8]>) -> Result<Plugin> {
+        let sha256 = sha256_hex(&bytes);
+        let engine = self.engine.clone();
+        let cache_dir = self.options.cache_dir.clone();
+        let owned_name = name.to_owned();
+        let sha = sha256.clone();
+        let component = tokio::task::spawn_blocking(move || {
+            cache::component(&engine, cache_dir.as_deref(), &owned_name, &sha, &bytes)
+        })
+        .await
+        .map_err(|e| Error::Engine(wasmtime::format_err!("compile task failed: {e}")))??;
+        self.prepare(name, sha256, &component).await
+    }
+
+    async fn prepare(&self, name: &str, sha256: String, component: &Component) -> Result<Plugin> {
+        let world = |source| Error::World {
+            name: name.to_owned(),
+            source,
+        };
+        let pre = self.linker.instantiate_pre(component).map_err(world)?;
+        let pre = AdapterPre::new(pre).map_err(world)?;
+        let name: Arc<str> = name.into();
+        let manifest = invoke::describe(self, &pre, &name).await?;
+        check_manifest(&name, &manifest)?;
+        Ok(Plugin {
+            name,
+            sha256,
+            manifest,
+            pre,
+        })
+    }
+}
+
+fn check_manifest(name: &str, m: &Manifest) -> Result<()> {
+    let bad = |why: String| Error::Manifest {
+        name: name.to_owned(),
+        why,
+    };
+    if m.actions.is_empty() {
+        return Err(bad("it declares no actions".into()));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for ActionInfo { name: a, .. } in &m.actions {
+        if a.is_empty() {
+            return Err(bad("an action has an empty name".into()));
+        }
+        if seen.contains(&a.as_str()) {
+            return Err(bad(format!("the action '{a}' is declared twice")));
+        }
+        seen.push(a);
+    }
+    Ok(())
+}
+
+/// Advances the engine's epoch every `tick` until the runtime is dropped.
+/// Deadlines are counted in ticks of this wall-clock thread: the one place
+/// the runtime reads real time, because a runaway guest runs in real time.
+fn spawn_epoch_ticker(engine: Engine, tick: Duration, alive: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("weft-epoch".into())
+        .spawn(move || {
+            while alive.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(
+            "cannot start the epoch thread, plugin deadlines will not be enforced: {e}"
+        );
+    }
+}

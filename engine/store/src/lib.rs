@@ -1,0 +1,192 @@
+//! weft-store: where everything weft knows is kept.
+//!
+//! Narrow traits per table ([`Definitions`], [`Instances`], [`Journal`]), a
+//! sled implementation for real use ([`SledStore`]) and an in-memory one for
+//! tests ([`MemStore`]); one conformance suite (`tests/conformance.rs`) runs
+//! against both. A [`Commit`] — history append, instance snapshot, outbox
+//! changes, recorded step results — is applied atomically and is durable when
+//! [`Journal::commit`] returns; a batch of commits shares one transaction and
+//! one flush (group commit).
+//!
+//! Depends on `weft-model` and sled only: no tokio, no wasmtime.
+
+mod keys;
+mod mem;
+mod sled_store;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weft_model::{Bindings, Command, Failure, Instance, InstanceId, Millis, Record, Status};
+
+pub use mem::MemStore;
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("the store at {path} is in use by another weft process")]
+    Locked { path: String },
+    #[error("store {op} failed: {source}")]
+    Sled {
+        op: &'static str,
+        source: sled::Error,
+    },
+    #[error("stored {what} is unreadable: {source}")]
+    Corrupt {
+        what: String,
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A write that does not fit what is stored: returned as a value, since the
+/// caller decides what it means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// A process with this name and version exists with another definition.
+    ProcessVersion { name: String, version: u32 },
+    /// The instance already exists.
+    InstanceExists(InstanceId),
+    /// The instance does not exist.
+    NoInstance(InstanceId),
+    /// History would not continue gap-free from what is stored.
+    HistoryGap {
+        instance: InstanceId,
+        expected: u64,
+        got: u64,
+    },
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Conflict::ProcessVersion { name, version } => write!(
+                f,
+                "process '{name}' version {version} is already deployed with a different definition"
+            ),
+            Conflict::InstanceExists(id) => write!(f, "instance {id} already exists"),
+            Conflict::NoInstance(id) => write!(f, "instance {id} does not exist"),
+            Conflict::HistoryGap {
+                instance,
+                expected,
+                got,
+            } => write!(
+                f,
+                "history of {instance} would continue at {got}, but the next number is {expected}"
+            ),
+        }
+    }
+}
+
+/// A deployed process version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessRecord {
+    pub name: String,
+    pub version: u32,
+    /// The definition as written, as JSON.
+    pub definition: Value,
+    pub deployed_at: Millis,
+}
+
+/// The bindings a process's actions run with, and the exact plugin
+/// components (by sha256) they name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub process: String,
+    pub bindings: Bindings,
+    /// Plugin name to the sha256 of its component bytes.
+    pub plugins: IndexMap<String, String>,
+    pub deployed_at: Millis,
+}
+
+/// The recorded outcome of a step, filed under its idempotency key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StepResult {
+    Done { output: Value },
+    Failed { failure: Failure },
+}
+
+/// One atomic change to one instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// The instance after the change.
+    pub instance: Instance,
+    /// Its status before the change; `None` when the commit creates it.
+    pub previous: Option<Status>,
+    /// History to append, numbered from where the stored history ends.
+    pub records: Vec<Record>,
+    /// Outbox commands to add.
+    pub commands: Vec<Command>,
+    /// Outbox commands (by key) this change settles.
+    pub settled: Vec<String>,
+    /// Step outcomes to record under their idempotency keys.
+    pub results: Vec<(String, StepResult)>,
+}
+
+/// Process definitions, deployments and plugin components.
+pub trait Definitions: Send + Sync {
+    /// Stores a process version. Storing the same definition again is fine;
+    /// a different definition under an existing version is a conflict.
+    fn put_process(&self, p: &ProcessRecord) -> Result<Result<(), Conflict>>;
+    fn process(&self, name: &str, version: u32) -> Result<Option<ProcessRecord>>;
+    fn latest_process(&self, name: &str) -> Result<Option<ProcessRecord>>;
+    fn processes(&self) -> Result<Vec<ProcessRecord>>;
+    fn put_deployment(&self, d: &Deployment) -> Result<()>;
+    fn deployment(&self, process: &str) -> Result<Option<Deployment>>;
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()>;
+    fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+}
+
+/// Reading instances and their history, outbox and results.
+pub trait Instances: Send + Sync {
+    fn instance(&self, id: &InstanceId) -> Result<Option<Instance>>;
+    /// History from `from` (inclusive), in order.
+    fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>>;
+    /// Ids of instances with this status, oldest first.
+    fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>>;
+    /// Every pending outbox command of every instance.
+    fn outbox(&self) -> Result<Vec<Command>>;
+    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Command>>;
+    fn result(&self, key: &str) -> Result<Option<StepResult>>;
+}
+
+/// Applying commits.
+pub trait Journal: Send + Sync {
+    /// Applies every commit of the batch in one atomic, durable write. A
+    /// commit that conflicts with what is stored is skipped (its slot says
+    /// why); the others are applied.
+    fn commit(&self, batch: &[Commit]) -> Result<Vec<Result<(), Conflict>>>;
+}
+
+/// Everything the engine needs from a store.
+pub trait Store: Definitions + Instances + Journal {}
+impl<T: Definitions + Instances + Journal> Store for T {}
+
+/// Checks the parts of a commit that need no stored state: history numbers
+/// run without gaps and end where the snapshot says.
+fn check_shape(c: &Commit) -> Result<(), Conflict> {
+    let first = c.records.first().map(|r| r.seq);
+    for (i, r) in c.records.iter().enumerate() {
+        let expected = first.unwrap_or(0) + i as u64;
+        if r.seq != expected {
+            return Err(Conflict::HistoryGap {
+                instance: c.instance.id.clone(),
+                expected,
+                got: r.seq,
+            });
+        }
+    }
+    let end = first.map_or(c.instance.seq, |f| f + c.records.len() as u64);
+    if end != c.instance.seq {
+        return Err(Conflict::HistoryGap {
+            instance: c.instance.id.clone(),
+            expected: end,
+            got: c.instance.seq,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! The in-memory store: the same contract as sled, for unit tests and
+//! simulations. Everything lives behind one lock, so a batch is atomic.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use weft_model::{Command, Instance, InstanceId, Record, Status};
+
+use crate::{
+    Commit, Conflict, Definitions, Deployment, Instances, Journal, ProcessRecord, Result,
+    StepResult, check_shape,
+};
+
+#[derive(Debug, Default)]
+pub struct MemStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inner {
+    processes: BTreeMap<(String, u32), ProcessRecord>,
+    deployments: BTreeMap<String, Deployment>,
+    plugins: BTreeMap<String, Vec<u8>>,
+    instances: BTreeMap<InstanceId, Instance>,
+    history: BTreeMap<(InstanceId, u64), Record>,
+    outbox: BTreeMap<(InstanceId, String), Command>,
+    results: BTreeMap<String, StepResult>,
+}
+
+impl MemStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock only happens in a failing test; the
+        // data is still consistent because every write completes under it.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Definitions for MemStore {
+    fn put_process(&self, p: &ProcessRecord) -> Result<Result<(), Conflict>> {
+        let mut g = self.lock();
+        let key = (p.name.clone(), p.version);
+        match g.processes.get(&key) {
+            Some(old) if old.definition == p.definition => Ok(Ok(())),
+            Some(_) => Ok(Err(Conflict::ProcessVersion {
+                name: p.name.clone(),
+                version: p.version,
+            })),
+            None => {
+                g.processes.insert(key, p.clone());
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    fn process(&self, name: &str, version: u32) -> Result<Option<ProcessRecord>> {
+        Ok(self
+            .lock()
+            .processes
+            .get(&(name.to_owned(), version))
+            .cloned())
+    }
+
+    fn latest_process(&self, name: &str) -> Result<Option<ProcessRecord>> {
+        Ok(self
+            .lock()
+            .processes
+            .range((name.to_owned(), 0)..=(name.to_owned(), u32::MAX))
+            .next_back()
+            .map(|(_, p)| p.clone()))
+    }
+
+    fn processes(&self) -> Result<Vec<ProcessRecord>> {
+        Ok(self.lock().processes.values().cloned().collect())
+    }
+
+    fn put_deployment(&self, d: &Deployment) -> Result<()> {
+        self.lock().deployments.insert(d.process.clone(), d.clone());
+        Ok(())
+    }
+
+    fn deployment(&self, process: &str) -> Result<Option<Deployment>> {
+        Ok(self.lock().deployments.get(process).cloned())
+    }
+
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.lock()
+            .plugins
+            .entry(sha256.to_owned())
+            .or_insert_with(|| bytes.to_vec());
+        Ok(())
+    }
+
+    fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().plugins.get(sha256).cloned())
+    }
+}
+
+impl Instances for MemStore {
+    fn instance(&self, id: &InstanceId) -> Result<Option<Instance>> {
+        Ok(self.lock().instances.get(id).cloned())
+    }
+
+    fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>> {
+        Ok(self
+            .lock()
+            .history
+            .range((id.clone(), from)..=(id.clone(), u64::MAX))
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>> {
+        Ok(self
+            .lock()
+            .instances
+            .values()
+            .filter(|i| i.status == status)
+            .map(|i| i.id.clone())
+            .collect())
+    }
+
+    fn outbox(&self) -> Result<Vec<Command>> {
+        Ok(self.lock().outbox.values().cloned().collect())
+    }
+
+    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Command>> {
+        Ok(self
+            .lock()
+            .outbox
+            .iter()
+            .filter(|((i, _), _)| i == id)
+            .map(|(_, c)| c.clone())
+            .collect())
+    }
+
+    fn result(&self, key: &str) -> Result<Option<StepResult>> {
+        Ok(self.lock().results.get(key).cloned())
+    }
+}
+
+fn check_stored(g: &Inner, c: &Commit) -> Result<(), Conflict> {
+    let id = &c.instance.id;
+    let stored = g.instances.get(id);
+    match (c.previous, stored) {
+        (None, Some(_)) => return Err(Conflict::InstanceExists(id.clone())),
+        (Some(_), None) => return Err(Conflict::NoInstance(id.clone())),
+        _ => {}
+    }
+    let expected = stored.map_or(0, |i| i.seq);
+    match c.records.first() {
+        Some(r) if r.seq != expected => Err(Conflict::HistoryGap {
+            instance: id.clone(),
+            expected,
+            got: r.seq,
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Journal for MemStore {
+    fn commit(&self, batch: &[Commit]) -> Result<Vec<Result<(), Conflict>>> {
+        let mut g = self.lock();
+        let mut out = Vec::with_capacity(batch.len());
+        for c in batch {
+            let verdict = check_shape(c).and_then(|()| check_stored(&g, c));
+            if verdict.is_ok() {
+                let id = &c.instance.id;
+                g.instances.insert(id.clone(), c.instance.clone());
+                for r in &c.records {
+                    g.history.insert((id.clone(), r.seq), r.clone());
+                }
+                for key in &c.settled {
+                    g.outbox.remove(&(id.clone(), key.clone()));
+                }
+                for cmd in &c.commands {
+                    g.outbox
+                        .insert((id.clone(), cmd.key().to_owned()), cmd.clone());
+                }
+                for (k, r) in &c.results {
+                    g.results.insert(k.clone(), r.clone());
+                }
+            }
+            out.push(verdict);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,383 @@
+//! One conformance suite, run against the in-memory store and the sled store
+//! (and for sled, again after closing and reopening it).
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::json;
+use weft_model::{
+    Bindings, Command, Failure, Instance, InstanceId, Invoke, Millis, Record, RecordKind, Status,
+};
+use weft_store::{
+    Commit, Conflict, Deployment, MemStore, ProcessRecord, SledStore, StepResult, Store,
+};
+
+/// Makes stores and, where the store is durable, reopens them.
+trait Harness {
+    fn store(&self) -> Arc<dyn Store>;
+    /// Drops the store and opens it again; in-memory stores keep it.
+    fn reopen(&mut self);
+}
+
+struct Mem(Arc<MemStore>);
+impl Harness for Mem {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+    fn reopen(&mut self) {}
+}
+
+struct Sled {
+    dir: tempfile::TempDir,
+    store: Option<Arc<SledStore>>,
+}
+impl Harness for Sled {
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone().expect("open")
+    }
+    fn reopen(&mut self) {
+        self.store = None; // sled releases its lock when the last handle drops
+        self.store = Some(Arc::new(SledStore::open(self.dir.path()).expect("reopens")));
+    }
+}
+
+fn sled() -> Sled {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Some(Arc::new(SledStore::open(dir.path()).expect("opens")));
+    Sled { dir, store }
+}
+
+fn id(n: u128) -> InstanceId {
+    InstanceId::new(Millis(1_000 + n as u64), n)
+}
+
+fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
+    Instance {
+        id: id.clone(),
+        process: "order".into(),
+        version: 1,
+        status,
+        state: "reserve".into(),
+        data: json!({"n": seq}),
+        output: None,
+        error: None,
+        visits: Default::default(),
+        step: None,
+        seq,
+        created_at: Millis(1),
+        updated_at: Millis(seq),
+    }
+}
+
+fn record(seq: u64) -> Record {
+    Record {
+        seq,
+        at: Millis(seq),
+        kind: RecordKind::Started {
+            process: "order".into(),
+            version: 1,
+            input: json!({}),
+        },
+    }
+}
+
+fn invoke(id: &InstanceId, state: &str) -> Command {
+    Command::Invoke(Invoke {
+        instance: id.clone(),
+        process: "order".into(),
+        version: 1,
+        state: state.into(),
+        action: "act".into(),
+        key: format!("{id}/{state}/1"),
+        attempt: 1,
+        input: json!({}),
+        last_heartbeat: None,
+    })
+}
+
+/// A commit taking `id` from `from` records to `to` records.
+fn commit(id: &InstanceId, from: u64, to: u64, previous: Option<Status>, status: Status) -> Commit {
+    Commit {
+        instance: instance(id, to, status),
+        previous,
+        records: (from..to).map(record).collect(),
+        commands: vec![],
+        settled: vec![],
+        results: vec![],
+    }
+}
+
+fn all_ok(v: Vec<Result<(), Conflict>>) {
+    for r in v {
+        r.expect("commit applies");
+    }
+}
+
+fn processes_are_versioned_and_immutable(h: &mut dyn Harness) {
+    let s = h.store();
+    let p1 = ProcessRecord {
+        name: "order".into(),
+        version: 1,
+        definition: json!({"v": 1}),
+        deployed_at: Millis(1),
+    };
+    let p2 = ProcessRecord {
+        version: 2,
+        definition: json!({"v": 2}),
+        ..p1.clone()
+    };
+    s.put_process(&p1).expect("io").expect("first put");
+    s.put_process(&p1)
+        .expect("io")
+        .expect("same definition again is fine");
+    s.put_process(&p2).expect("io").expect("new version");
+    let changed = ProcessRecord {
+        definition: json!({"v": "changed"}),
+        ..p1.clone()
+    };
+    assert_eq!(
+        s.put_process(&changed).expect("io"),
+        Err(Conflict::ProcessVersion {
+            name: "order".into(),
+            version: 1
+        })
+    );
+    let other = ProcessRecord {
+        name: "order-x".into(),
+        version: 9,
+        ..p1.clone()
+    };
+    s.put_process(&other).expect("io").expect("other process");
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(s.process("order", 1).expect("io"), Some(p1));
+    assert_eq!(
+        s.latest_process("order").expect("io").map(|p| p.version),
+        Some(2)
+    );
+    assert_eq!(s.latest_process("nope").expect("io"), None);
+    assert_eq!(s.processes().expect("io").len(), 3);
+}
+
+fn deployments_and_plugins_round_trip(h: &mut dyn Harness) {
+    let s = h.store();
+    let d = Deployment {
+        process: "order".into(),
+        bindings: Bindings {
+            plugins: IndexMap::new(),
+            actions: IndexMap::new(),
+        },
+        plugins: [("payments".to_owned(), "ab12".to_owned())]
+            .into_iter()
+            .collect(),
+        deployed_at: Millis(3),
+    };
+    s.put_deployment(&d).expect("io");
+    s.put_plugin("ab12", b"\0asm bytes").expect("io");
+    s.put_plugin("ab12", b"ignored: content-addressed")
+        .expect("io");
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(s.deployment("order").expect("io"), Some(d));
+    assert_eq!(
+        s.plugin("ab12").expect("io").as_deref(),
+        Some(&b"\0asm bytes"[..])
+    );
+    assert_eq!(s.plugin("cd34").expect("io"), None);
+}
+
+fn history_is_append_only_and_gap_free(h: &mut dyn Harness) {
+    let s = h.store();
+    let a = id(1);
+    all_ok(
+        s.commit(&[commit(&a, 0, 2, None, Status::Running)])
+            .expect("io"),
+    );
+    all_ok(
+        s.commit(&[commit(&a, 2, 3, Some(Status::Running), Status::Running)])
+            .expect("io"),
+    );
+    // Skipping a number, rewriting one, or creating twice are conflicts.
+    let gap = s
+        .commit(&[commit(&a, 4, 5, Some(Status::Running), Status::Running)])
+        .expect("io");
+    assert!(
+        matches!(
+            gap[0],
+            Err(Conflict::HistoryGap {
+                expected: 3,
+                got: 4,
+                ..
+            })
+        ),
+        "{gap:?}"
+    );
+    let rewrite = s
+        .commit(&[commit(&a, 1, 3, Some(Status::Running), Status::Running)])
+        .expect("io");
+    assert!(
+        matches!(rewrite[0], Err(Conflict::HistoryGap { got: 1, .. })),
+        "{rewrite:?}"
+    );
+    let again = s
+        .commit(&[commit(&a, 0, 1, None, Status::Running)])
+        .expect("io");
+    assert_eq!(again[0], Err(Conflict::InstanceExists(a.clone())));
+    let ghost = s
+        .commit(&[commit(
+            &id(99),
+            0,
+            1,
+            Some(Status::Running),
+            Status::Running,
+        )])
+        .expect("io");
+    assert_eq!(ghost[0], Err(Conflict::NoInstance(id(99))));
+    // A commit whose snapshot disagrees with its own records is refused.
+    let mut bad = commit(&a, 3, 4, Some(Status::Running), Status::Running);
+    bad.instance.seq = 7;
+    assert!(s.commit(&[bad]).expect("io")[0].is_err());
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    let seqs: Vec<u64> = s
+        .history(&a, 0)
+        .expect("io")
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(s.history(&a, 2).expect("io").len(), 1);
+    assert_eq!(s.instance(&a).expect("io").map(|i| i.seq), Some(3));
+}
+
+fn a_batch_applies_good_commits_and_skips_conflicting_ones(h: &mut dyn Harness) {
+    let s = h.store();
+    let ids: Vec<InstanceId> = (10..60).map(id).collect();
+    let mut batch: Vec<Commit> = ids
+        .iter()
+        .map(|i| commit(i, 0, 1, None, Status::Running))
+        .collect();
+    batch.push(commit(&ids[0], 0, 1, None, Status::Running)); // duplicate create
+    let out = s.commit(&batch).expect("io");
+    assert_eq!(out.iter().filter(|r| r.is_ok()).count(), ids.len());
+    assert_eq!(
+        out.last(),
+        Some(&Err(Conflict::InstanceExists(ids[0].clone())))
+    );
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    for i in &ids {
+        assert_eq!(s.history(i, 0).expect("io").len(), 1, "{i}");
+    }
+}
+
+fn outbox_results_and_status_index_move_with_the_instance(h: &mut dyn Harness) {
+    let s = h.store();
+    let a = id(200);
+    let b = id(201);
+    let mut c1 = commit(&a, 0, 1, None, Status::Running);
+    c1.commands = vec![invoke(&a, "reserve")];
+    let mut c2 = commit(&b, 0, 1, None, Status::Running);
+    c2.commands = vec![invoke(&b, "reserve")];
+    all_ok(s.commit(&[c1, c2]).expect("io"));
+    assert_eq!(s.outbox().expect("io").len(), 2);
+    assert_eq!(
+        s.ids_with_status(Status::Running).expect("io"),
+        vec![a.clone(), b.clone()]
+    );
+
+    let key = format!("{a}/reserve/1");
+    let mut done = commit(&a, 1, 2, Some(Status::Running), Status::Succeeded);
+    done.settled = vec![key.clone()];
+    done.results = vec![(
+        key.clone(),
+        StepResult::Done {
+            output: json!({"ok": true}),
+        },
+    )];
+    let mut failed = commit(&b, 1, 2, Some(Status::Running), Status::Parked);
+    let bkey = format!("{b}/reserve/1");
+    failed.results = vec![(
+        bkey.clone(),
+        StepResult::Failed {
+            failure: Failure::new("trap", "boom"),
+        },
+    )];
+    all_ok(s.commit(&[done, failed]).expect("io"));
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert!(s.outbox_of(&a).expect("io").is_empty());
+    assert_eq!(
+        s.outbox_of(&b).expect("io").len(),
+        1,
+        "b's command was not settled"
+    );
+    assert_eq!(
+        s.result(&key).expect("io"),
+        Some(StepResult::Done {
+            output: json!({"ok": true})
+        })
+    );
+    assert!(matches!(
+        s.result(&bkey).expect("io"),
+        Some(StepResult::Failed { .. })
+    ));
+    assert_eq!(s.result("no/such/key").expect("io"), None);
+    assert!(s.ids_with_status(Status::Running).expect("io").is_empty());
+    assert_eq!(s.ids_with_status(Status::Succeeded).expect("io"), vec![a]);
+    assert_eq!(s.ids_with_status(Status::Parked).expect("io"), vec![b]);
+}
+
+type Check = fn(&mut dyn Harness);
+const SUITE: &[(&str, Check)] = &[
+    (
+        "processes_are_versioned_and_immutable",
+        processes_are_versioned_and_immutable,
+    ),
+    (
+        "deployments_and_plugins_round_trip",
+        deployments_and_plugins_round_trip,
+    ),
+    (
+        "history_is_append_only_and_gap_free",
+        history_is_append_only_and_gap_free,
+    ),
+    (
+        "a_batch_applies_good_commits_and_skips_conflicting_ones",
+        a_batch_applies_good_commits_and_skips_conflicting_ones,
+    ),
+    (
+        "outbox_results_and_status_index_move_with_the_instance",
+        outbox_results_and_status_index_move_with_the_instance,
+    ),
+];
+
+#[test]
+fn mem_store_passes_the_conformance_suite() {
+    for (name, check) in SUITE {
+        eprintln!("mem: {name}");
+        check(&mut Mem(Arc::new(MemStore::new())));
+    }
+}
+
+#[test]
+fn sled_store_passes_the_conformance_suite_across_reopens() {
+    for (name, check) in SUITE {
+        eprintln!("sled: {name}");
+        check(&mut sled());
+    }
+}
+
+#[test]
+fn sled_store_refuses_a_second_opener() {
+    let h = sled();
+    match SledStore::open(h.dir.path()) {
+        Err(weft_store::Error::Locked { .. }) => {}
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}

@@ -1,0 +1,1 @@
+//! weft end-to-end tests
