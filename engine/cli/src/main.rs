@@ -1,1 +1,57 @@
-fn main() {}
+//! The `weft` binary: parse the command line, run the subcommand, print
+//! errors with their causes, exit with a code a script can act on.
+
+mod args;
+mod commands;
+mod invoker;
+mod load;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes.
+pub mod exit {
+    /// The command did what was asked (for `run`: the instance succeeded).
+    pub const OK: u8 = 0;
+    /// The instance ended in a `fail` state.
+    pub const FAILED: u8 = 1;
+    /// Bad input or a command that could not be carried out.
+    pub const ERROR: u8 = 2;
+    /// The instance is parked, waiting for an operator.
+    pub const PARKED: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
+/// Logs go to stderr; `WEFT_LOG` picks what (default: warnings and errors).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -23,6 +23,38 @@ impl Millis {
     }
 }
 
+impl fmt::Display for Millis {
+    /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T14:05:09.123Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0 / 1000;
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            self.0 % 1000
+        )
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian;
+/// Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 /// A length of time in milliseconds, written like `30s` or `1h30m`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
@@ -137,6 +169,19 @@ mod tests {
         for text in ["", "30", "s", "3x", "1.5s", "-1s", "99999999999999999999d"] {
             assert!(Span::parse(text).is_err(), "{text} should be rejected");
         }
+    }
+
+    #[test]
+    fn millis_display_as_rfc3339_utc() {
+        assert_eq!(Millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Millis(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            Millis(1_795_271_109_123).to_string(),
+            "2026-11-21T14:25:09.123Z"
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@
 //! Build it with `cargo build --release --target wasm32-wasip2`; the `.wasm` it
 //! writes is the component the engine loads.
 
+// Lets generated code name this crate by its public path from inside it too.
+extern crate self as weft_plugin_sdk;
+
 pub mod simulate;
 
 pub use serde_json::{Value, json};
@@ -37,7 +40,7 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_adapter",
         default_bindings_module: "weft_plugin_sdk::bindings",
-        runtime_path: "weft_plugin_sdk::__rt::wit_bindgen",
+        runtime_path: "weft_plugin_sdk::__rt::wit_bindgen::rt",
     });
 }
 

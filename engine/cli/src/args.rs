@@ -1,0 +1,76 @@
+//! The command line, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Run processes whose steps are WebAssembly adapters"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct DataDir {
+    /// Where instances, history and deployed plugins are kept.
+    #[arg(long = "data", value_name = "DIR", default_value = "weft-data")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Definition {
+    /// The process file (YAML, or JSON when named .json).
+    pub process: PathBuf,
+    /// The bindings file: which plugin carries out each action.
+    #[arg(long, value_name = "FILE")]
+    pub bindings: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a process and its bindings; list every problem as file:line:col.
+    Validate {
+        #[command(flatten)]
+        def: Definition,
+    },
+    /// Deploy a process, start one instance and follow it to the end.
+    Run {
+        #[command(flatten)]
+        def: Definition,
+        /// The instance's input: a JSON object.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        input: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Show one instance.
+    Status {
+        id: String,
+        #[command(flatten)]
+        data: DataDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an instance's history.
+    History {
+        id: String,
+        #[command(flatten)]
+        data: DataDir,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pick up every unfinished instance (after a crash) and drive it to the end.
+    Resume {
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Measure durable transitions per second and invocation latency.
+    Bench(crate::commands::bench::BenchArgs),
+}

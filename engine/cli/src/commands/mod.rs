@@ -1,0 +1,51 @@
+//! One module per subcommand; `run` dispatches.
+
+pub mod bench;
+mod resume;
+mod run;
+mod show;
+mod validate;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use weft_runtime::{Runtime, RuntimeOptions};
+use weft_store::SledStore;
+
+use crate::args::Command;
+
+pub async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Validate { def } => validate::validate(&def).await,
+        Command::Run { def, input, data } => run::run(&def, &input, &data.dir).await,
+        Command::Status { id, data, json } => show::status(&id, &data.dir, json),
+        Command::History { id, data, json } => show::history(&id, &data.dir, json),
+        Command::Resume { data } => resume::resume(&data.dir).await,
+        Command::Bench(args) => bench::bench(args).await,
+    }
+}
+
+/// Opens the store in a data directory, creating it when `create` is set.
+pub fn open_store(dir: &Path, create: bool) -> anyhow::Result<Arc<SledStore>> {
+    let db = dir.join("db");
+    if !create && !db.exists() {
+        anyhow::bail!(
+            "there is no weft data in {} (start an instance with `weft run ... --data {}`)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let store = SledStore::open(&db)
+        .with_context(|| format!("cannot open the data in {}", dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// The WASM runtime, caching compiled plugins under the data directory.
+pub fn runtime(data: Option<&Path>) -> anyhow::Result<Arc<Runtime>> {
+    let options = RuntimeOptions {
+        cache_dir: data.map(|d| d.join("cache")),
+        ..RuntimeOptions::default()
+    };
+    Ok(Arc::new(Runtime::new(options)?))
+}

@@ -1,0 +1,62 @@
+//! `weft resume`: after a crash, pick up every unfinished instance in a data
+//! directory and drive each to its end.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use weft_core::{Engine, EngineOptions, SystemClock};
+use weft_model::Status;
+use weft_store::{Definitions, Instances};
+
+use super::open_store;
+use crate::invoker::WasmInvoker;
+use crate::{exit, load, render};
+
+pub async fn resume(data: &Path) -> anyhow::Result<u8> {
+    let store = open_store(data, false)?;
+    let running = store.ids_with_status(Status::Running)?;
+    if running.is_empty() {
+        render::say(format_args!("nothing to resume in {}", data.display()));
+        return Ok(exit::OK);
+    }
+    let runtime = super::runtime(Some(data))?;
+    let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
+    for id in &running {
+        let Some(inst) = store.instance(id)? else {
+            continue;
+        };
+        if !invoker.has(&inst.process) {
+            let route =
+                load::route_from_store(&runtime, &*store as &dyn Definitions, &inst.process)
+                    .await?;
+            invoker.install(&inst.process, route);
+        }
+    }
+    let engine = Engine::new(
+        store.clone(),
+        invoker,
+        Arc::new(SystemClock),
+        EngineOptions::default(),
+    );
+    let mut notices = engine.subscribe();
+    let pending = engine.resume()?;
+    let (moving, stuck): (Vec<_>, Vec<_>) =
+        running.into_iter().partition(|id| pending.contains(id));
+    for id in &stuck {
+        eprintln!("warning: instance {id} is running but has no pending work; leaving it alone");
+    }
+    render::say(format_args!(
+        "resuming {} instance{}",
+        moving.len(),
+        if moving.len() == 1 { "" } else { "s" }
+    ));
+    let ended = super::run::follow(&engine, &moving, &mut notices, true).await?;
+    let count = |s: Status| ended.iter().filter(|i| i.status == s).count();
+    render::say(format_args!(
+        "done: {} succeeded, {} failed, {} parked",
+        count(Status::Succeeded),
+        count(Status::Failed),
+        count(Status::Parked)
+    ));
+    Ok(exit::OK)
+}

@@ -1,0 +1,106 @@
+//! `weft run`: deploy a process, start one instance, print its id and each
+//! transition as it commits, then the end state and output.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use weft_core::{Clock, Engine, EngineOptions, SystemClock};
+use weft_model::{InstanceId, Status};
+
+use super::open_store;
+use crate::args::Definition;
+use crate::invoker::WasmInvoker;
+use crate::{exit, load, render};
+
+pub async fn run(def: &Definition, input: &str, data: &Path) -> anyhow::Result<u8> {
+    let input = parse_input(input)?;
+    let runtime = super::runtime(Some(data))?;
+    let loaded = match load::definition(&runtime, &def.process, &def.bindings).await {
+        Ok(l) => l,
+        Err(diags) => {
+            for d in diags.iter() {
+                eprintln!("{d}");
+            }
+            return Ok(exit::ERROR);
+        }
+    };
+    let store = open_store(data, true)?;
+    let clock = Arc::new(SystemClock);
+    load::deploy(&*store, &loaded, clock.now())?;
+    let (name, version) = (loaded.process.name.clone(), loaded.process.version);
+    let invoker = Arc::new(WasmInvoker::new(runtime));
+    invoker.install(&name, loaded.route());
+    let engine = Engine::new(store, invoker, clock, EngineOptions::default());
+
+    let mut notices = engine.subscribe();
+    let id = engine.start(&name, Some(version), input).await?;
+    render::say(format_args!("{id}"));
+    let ended = follow(&engine, std::slice::from_ref(&id), &mut notices, false).await?;
+    let inst = ended.into_iter().next().context("the instance vanished")?;
+    render::say(format_args!("{}", render::outcome(&inst)));
+    Ok(match inst.status {
+        Status::Succeeded => exit::OK,
+        Status::Failed => exit::FAILED,
+        Status::Parked | Status::Running => exit::PARKED,
+    })
+}
+
+pub fn parse_input(text: &str) -> anyhow::Result<Value> {
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!("--input is not valid JSON: {e} (quote it for the shell: --input '{{\"order\": {{\"qty\": 1}}}}')")
+    })?;
+    if !v.is_object() {
+        bail!("--input must be a JSON object, not {v}");
+    }
+    Ok(v)
+}
+
+/// Prints each instance's transitions as they commit (prefixed with the id
+/// when there are several) until none is running; returns them as they ended.
+pub async fn follow(
+    engine: &Engine,
+    ids: &[InstanceId],
+    notices: &mut tokio::sync::broadcast::Receiver<weft_core::Notice>,
+    prefix: bool,
+) -> anyhow::Result<Vec<weft_model::Instance>> {
+    let store = engine.store().clone();
+    let mut printed = vec![0u64; ids.len()];
+    let mut ended: Vec<Option<weft_model::Instance>> = vec![None; ids.len()];
+    let mut dirty: Vec<usize> = (0..ids.len()).collect();
+    loop {
+        for i in dirty.drain(..) {
+            let id = &ids[i];
+            for r in store.history(id, printed[i])? {
+                if let Some(line) = render::transition(&r) {
+                    if prefix {
+                        render::say(format_args!("{id}  {line}"));
+                    } else {
+                        render::say(format_args!("{line}"));
+                    }
+                }
+                printed[i] = r.seq + 1;
+            }
+            let inst = store
+                .instance(id)?
+                .with_context(|| format!("instance {id} vanished from the store"))?;
+            if inst.status != Status::Running {
+                ended[i] = Some(inst);
+            }
+        }
+        if ended.iter().all(Option::is_some) {
+            return Ok(ended.into_iter().flatten().collect());
+        }
+        match notices.recv().await {
+            Ok(n) => {
+                if let Some(i) = ids.iter().position(|id| *id == n.instance) {
+                    dirty.push(i);
+                }
+            }
+            // Fell behind: look at every instance again.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => dirty.extend(0..ids.len()),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => bail!("the engine stopped"),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! How instances and their history look on a terminal.
+
+use std::fmt::Write as _;
+
+use weft_model::{Instance, Record, RecordKind, Status};
+
+/// Prints a line on stdout. A closed stdout (`weft run ... | head -1`) must
+/// not stop the engine, so write errors are ignored.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// One history record as a line, or `None` for records `run` does not show.
+pub fn transition(r: &Record) -> Option<String> {
+    match &r.kind {
+        RecordKind::Transition {
+            from,
+            event,
+            to,
+            took,
+            ..
+        } => Some(format!("{from} --{event}--> {to}  ({took})")),
+        _ => None,
+    }
+}
+
+/// Everything a history record says, on one line.
+pub fn record(r: &Record) -> String {
+    match &r.kind {
+        RecordKind::Started {
+            process,
+            version,
+            input,
+        } => {
+            format!("started {process} v{version} with {input}")
+        }
+        RecordKind::Transition {
+            failure: Some(f), ..
+        } => {
+            format!(
+                "{}  [{}: {}]",
+                transition(r).unwrap_or_default(),
+                f.kind,
+                f.message
+            )
+        }
+        RecordKind::Transition { .. } => transition(r).unwrap_or_default(),
+        RecordKind::Succeeded { state, output } => format!("succeeded in '{state}' with {output}"),
+        RecordKind::Failed { state, error } => {
+            format!("failed in '{state}': {}: {}", error.kind, error.message)
+        }
+        RecordKind::Parked { state, error } => {
+            format!("parked in '{state}': {}: {}", error.kind, error.message)
+        }
+    }
+}
+
+/// The end of `run`: how the instance finished and with what.
+pub fn outcome(inst: &Instance) -> String {
+    let mut out = String::new();
+    match inst.status {
+        Status::Succeeded => {
+            let _ = writeln!(out, "succeeded in '{}'", inst.state);
+            let output = inst
+                .output
+                .as_ref()
+                .map(pretty)
+                .unwrap_or_else(|| "null".into());
+            let _ = write!(out, "output: {output}");
+        }
+        Status::Failed | Status::Parked => {
+            let _ = write!(out, "{} in '{}'", inst.status, inst.state);
+            if let Some(e) = &inst.error {
+                let _ = write!(out, ": {}: {}", e.kind, e.message);
+            }
+        }
+        Status::Running => {
+            let _ = write!(out, "still running in '{}'", inst.state);
+        }
+    }
+    out
+}
+
+pub fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+pub fn status_table(inst: &Instance) -> String {
+    let mut rows: Vec<(&str, String)> = vec![
+        ("instance", inst.id.to_string()),
+        ("process", format!("{} v{}", inst.process, inst.version)),
+        ("status", inst.status.to_string()),
+        ("state", inst.state.clone()),
+        ("started", inst.created_at.to_string()),
+        ("updated", inst.updated_at.to_string()),
+    ];
+    if let Some(step) = &inst.step {
+        rows.push((
+            "step",
+            format!(
+                "{} (attempt {}, key {})",
+                step.action, step.attempt, step.key
+            ),
+        ));
+    }
+    if let Some(e) = &inst.error {
+        rows.push((
+            "error",
+            format!("{}: {} (in '{}')", e.kind, e.message, e.state),
+        ));
+    }
+    if let Some(o) = &inst.output {
+        rows.push(("output", o.to_string()));
+    }
+    rows.push(("data", inst.data.to_string()));
+    rows.push(("history", format!("{} records", inst.seq)));
+    rows.iter().fold(String::new(), |mut s, (k, v)| {
+        let _ = writeln!(s, "{k:<9} {v}");
+        s
+    })
+}
+
+pub fn history_table(records: &[Record]) -> String {
+    let mut s = format!("{:>4}  {:<24}  {}\n", "seq", "at", "what");
+    for r in records {
+        let _ = writeln!(s, "{:>4}  {:<24}  {}", r.seq, r.at.to_string(), record(r));
+    }
+    s
+}
