@@ -1,1 +1,237 @@
-//! weft end-to-end tests
+//! Helpers for weft's end-to-end tests: the real `weft` binary, the real
+//! plugins built from `plugins/` (by `build.rs`, once per run), and scratch
+//! directories with process and bindings files.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("WEFT_ROOT"))
+}
+
+/// The component built from `plugins/<name>`.
+pub fn plugin(name: &str) -> PathBuf {
+    let p = Path::new(env!("WEFT_PLUGIN_DIR")).join(format!("weft_{name}.wasm"));
+    assert!(p.exists(), "{} was not built", p.display());
+    p
+}
+
+/// The `weft` binary, built once per test process so it is never stale.
+pub fn weft_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "weft"])
+            .current_dir(root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build -p weft failed");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target"));
+        target.join("debug").join("weft")
+    })
+}
+
+/// A `weft` command with the given arguments, run from the workspace root.
+pub fn weft(args: &[&str]) -> Command {
+    let mut c = Command::new(weft_bin());
+    c.args(args)
+        .current_dir(root())
+        .env_remove("RUST_BACKTRACE")
+        .env("WEFT_LOG", "error");
+    c
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+pub fn output(mut c: Command) -> Output {
+    let out = c.output().expect("weft runs");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `weft` with `args` and returns what it printed.
+pub fn run(args: &[&str]) -> Output {
+    output(weft(args))
+}
+
+/// Runs `weft <cmd> --json ...` and parses stdout.
+pub fn json(args: &[&str]) -> Value {
+    let out = run(args);
+    assert_eq!(out.code, 0, "weft {args:?} failed: {}", out.stderr);
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("weft {args:?} printed no JSON ({e}): {}", out.stdout))
+}
+
+/// A scratch directory for one test: files, a data dir, a log dir plugins
+/// may be granted.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("log")).expect("log dir");
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn data(&self) -> String {
+        self.path("data").display().to_string()
+    }
+
+    /// The host directory granted to plugins as `/log` by [`Sandbox::bindings`].
+    pub fn log(&self) -> PathBuf {
+        self.path("log")
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).expect("write");
+        p.display().to_string()
+    }
+
+    /// Lines the plugins appended to `/log/calls.log` (the `record` knob):
+    /// `<action> <idempotency key> <attempt>`.
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log().join("calls.log"))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// A bindings file for the order-fulfillment actions on the real
+    /// plugins; `extra` is YAML added to each action (indented by the caller
+    /// as `    key: value` lines), keyed by action.
+    pub fn bindings(&self, extra: &[(&str, &str)]) -> String {
+        let mut y = String::from("plugins:\n");
+        for p in ["inventory", "payments", "shipping", "notify", "echo"] {
+            y.push_str(&format!("  {p}: {}\n", plugin(p).display()));
+        }
+        y.push_str("actions:\n");
+        for (action, plugin) in [
+            ("reserve_inventory", "inventory"),
+            ("release_inventory", "inventory"),
+            ("charge_payment", "payments"),
+            ("refund_payment", "payments"),
+            ("create_shipment", "shipping"),
+            ("cancel_shipment", "shipping"),
+            ("send_notification", "notify"),
+            ("echo", "echo"),
+        ] {
+            y.push_str(&format!("  {action}:\n    plugin: {plugin}\n"));
+            y.push_str(&format!("    dirs: {{ /log: {} }}\n", self.log().display()));
+            for (a, more) in extra {
+                if *a == action {
+                    y.push_str(more);
+                    if !more.ends_with('\n') {
+                        y.push('\n');
+                    }
+                }
+            }
+        }
+        self.write("bindings.yaml", &y)
+    }
+}
+
+/// The order-fulfillment example's process file.
+pub fn order_process() -> String {
+    root()
+        .join("examples/order-fulfillment/process.yaml")
+        .display()
+        .to_string()
+}
+
+/// An order input; `qty` and `card` pick the path it takes.
+pub fn order_input(qty: u32, card: &str) -> String {
+    serde_json::json!({"order": {"id": "ord-1", "sku": "TEA-1", "qty": qty, "amount": 12.5,
+                                  "card": card, "address": "1 Loom Street"}})
+    .to_string()
+}
+
+/// A running `weft` whose stdout can be read line by line.
+pub struct Running {
+    pub child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    pub seen: Vec<String>,
+}
+
+impl Running {
+    pub fn spawn(args: &[&str]) -> Running {
+        let mut child = weft(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("weft starts");
+        let stdout = child.stdout.take().expect("piped");
+        Running {
+            child,
+            lines: BufReader::new(stdout).lines(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one contains `needle`; panics if output ends first.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        for line in self.lines.by_ref() {
+            let line = line.expect("utf-8 output");
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("output ended before {needle:?}; saw {:#?}", self.seen);
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("reaped");
+        assert!(
+            !status.success(),
+            "the process was meant to die, not finish"
+        );
+    }
+}
+
+/// Waits (polling the file, up to 30 s) until `pred` holds for the calls log.
+pub fn wait_for_calls(sandbox: &Sandbox, what: &str, pred: impl Fn(&[String]) -> bool) {
+    for _ in 0..3000 {
+        if pred(&sandbox.calls()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("gave up waiting for {what}; calls: {:#?}", sandbox.calls());
+}

@@ -169,10 +169,7 @@ fn classify(
             Failure::new("timeout", format!("did not finish within {timeout}"))
         }
         Some(trap) => {
-            let said = String::from_utf8_lossy(&stderr.contents())
-                .trim()
-                .to_owned();
-            let said = said.lines().last().unwrap_or("").to_owned();
+            let said = panic_message(&stderr.contents());
             if said.is_empty() {
                 Failure::new("trap", trap.to_string())
             } else {
@@ -181,6 +178,22 @@ fn classify(
         }
         None => Failure::new("trap", format!("{e:#}")),
     }
+}
+
+/// What a guest wrote to stderr before trapping, on one line: for a Rust
+/// guest, where it panicked and why.
+fn panic_message(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let joined = lines.join(" ");
+    joined
+        .strip_prefix("thread '<unnamed>' ")
+        .unwrap_or(&joined)
+        .to_owned()
 }
 
 fn wasi_ctx(grants: &Grants, stderr: &MemoryOutputPipe) -> Result<WasiCtx, Failure> {

@@ -40,7 +40,10 @@ fn reserve(call: &Call) -> Result<Reply, Failure> {
         .and_then(|v| v.as_str())
         .ok_or_else(|| Failure::fatal("reserve_inventory needs a string 'sku' in its input"))?;
     let qty = call.input.get("qty").and_then(|v| v.as_u64()).unwrap_or(1);
-    let stock = call.setting("stock").and_then(|v| v.as_u64()).unwrap_or(100);
+    let stock = call
+        .setting("stock")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(100);
     if qty > stock {
         return Err(Failure::error(
             "out_of_stock",

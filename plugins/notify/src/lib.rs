@@ -20,9 +20,20 @@ impl Adapter for Notify {
         }
         match call.action.as_str() {
             "send_notification" => {
-                let channel = call.setting("channel").and_then(|v| v.as_str()).unwrap_or("email");
-                let to = call.input.get("to").and_then(|v| v.as_str()).unwrap_or("customer");
-                let text = call.input.get("message").and_then(|v| v.as_str()).unwrap_or("");
+                let channel = call
+                    .setting("channel")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("email");
+                let to = call
+                    .input
+                    .get("to")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("customer");
+                let text = call
+                    .input
+                    .get("message")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
                 log(Level::Info, &format!("{channel} to {to}: {text}"));
                 Ok(Reply::done(json!({
                     "message_id": reference("msg", &call.idempotency_key),

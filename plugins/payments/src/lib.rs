@@ -40,15 +40,25 @@ fn charge(call: &Call) -> Result<Reply, Failure> {
         .get("amount")
         .and_then(|v| v.as_f64())
         .ok_or_else(|| Failure::fatal("charge_payment needs a number 'amount' in its input"))?;
-    let card = call.input.get("card").and_then(|v| v.as_str()).unwrap_or("");
+    let card = call
+        .input
+        .get("card")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
     let declined = match call.config.get("declined_cards").and_then(|v| v.as_array()) {
         Some(cards) => cards.iter().any(|c| c.as_str() == Some(card)),
         None => card == "4000000000000002",
     };
     if declined {
-        return Err(Failure::error("card_declined", format!("card ending {} was declined", last4(card))));
+        return Err(Failure::error(
+            "card_declined",
+            format!("card ending {} was declined", last4(card)),
+        ));
     }
-    let limit = call.setting("limit").and_then(|v| v.as_f64()).unwrap_or(10_000.0);
+    let limit = call
+        .setting("limit")
+        .and_then(|v| v.as_f64())
+        .unwrap_or(10_000.0);
     if amount > limit {
         return Err(Failure::error(
             "insufficient_funds",

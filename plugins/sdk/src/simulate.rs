@@ -76,13 +76,15 @@ fn record(path: &str, call: &Call) -> Result<(), Failure> {
         .append(true)
         .open(path)
         .map_err(|e| Failure::fatal(format!("cannot open {path} to record the call: {e}")))?;
-    writeln!(
-        file,
-        "{} {} {}",
+    // One write per line: an append this small lands whole even if the
+    // engine is killed mid-call, so the log can be trusted to count calls.
+    let line = format!(
+        "{} {} {}\n",
         call.action, call.idempotency_key, call.attempt
-    )
-    .and_then(|()| file.flush())
-    .map_err(|e| Failure::fatal(format!("cannot record the call in {path}: {e}")))
+    );
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| Failure::fatal(format!("cannot record the call in {path}: {e}")))
 }
 
 fn sleep(ms: u64, heartbeat: bool) {

@@ -24,11 +24,21 @@ impl Adapter for Shipping {
         }
         match call.action.as_str() {
             "create_shipment" => {
-                let address = call.input.get("address").and_then(|v| v.as_str()).unwrap_or("");
+                let address = call
+                    .input
+                    .get("address")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("");
                 if address.trim().is_empty() {
-                    return Err(Failure::error("address_invalid", "the shipment has no address"));
+                    return Err(Failure::error(
+                        "address_invalid",
+                        "the shipment has no address",
+                    ));
                 }
-                let carrier = call.setting("carrier").and_then(|v| v.as_str()).unwrap_or("post");
+                let carrier = call
+                    .setting("carrier")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("post");
                 Ok(Reply::done(json!({
                     "tracking": reference("trk", &call.idempotency_key),
                     "carrier": carrier,

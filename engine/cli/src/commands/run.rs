@@ -72,6 +72,11 @@ pub async fn follow(
     loop {
         for i in dirty.drain(..) {
             let id = &ids[i];
+            // Snapshot first, history second: a commit writes both at once,
+            // so the history read afterwards holds every record up to it.
+            let inst = store
+                .instance(id)?
+                .with_context(|| format!("instance {id} vanished from the store"))?;
             for r in store.history(id, printed[i])? {
                 if let Some(line) = render::transition(&r) {
                     if prefix {
@@ -82,9 +87,6 @@ pub async fn follow(
                 }
                 printed[i] = r.seq + 1;
             }
-            let inst = store
-                .instance(id)?
-                .with_context(|| format!("instance {id} vanished from the store"))?;
             if inst.status != Status::Running {
                 ended[i] = Some(inst);
             }
