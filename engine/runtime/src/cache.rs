@@ -45,14 +45,17 @@ pub(crate) fn component(
     deserialize(engine, &path).map_err(compile_err)
 }
 
+/// Reads the entry into memory rather than mapping it: a mapped file that is
+/// truncated under a running engine would kill it with SIGBUS.
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    let bytes = std::fs::read(path)?;
     // SAFETY: the file is one this module wrote from `precompile_component`
     // (renamed into place only when complete), named by the source's sha256
     // and this engine's compatibility hash; wasmtime also refuses artifacts
     // from another engine configuration. Whoever can write the data directory
     // can already change what weft runs.
-    unsafe { Component::deserialize_file(engine, path) }
+    unsafe { Component::deserialize(engine, &bytes) }
 }
 
 fn engine_hash(engine: &Engine) -> u64 {
