@@ -24,6 +24,9 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_MAKEFLAGS")
+        // Under `cargo clippy` the outer build runs clippy as its rustc.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .status();
     match status {
         Ok(s) if s.success() => {}

@@ -53,6 +53,11 @@ struct Inner {
     /// One lock per instance with an event in progress: events for one
     /// instance apply strictly one after another.
     locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Latest snapshots of instances with an invocation in flight, so the
+    /// outcome need not read and decode them again. Only touched under the
+    /// instance's lock; dropped when the instance stops running, so idle
+    /// instances cost no memory.
+    active: Mutex<HashMap<InstanceId, Instance>>,
     notices: broadcast::Sender<Notice>,
     ids: IdSource,
     in_flight: AtomicUsize,
@@ -80,6 +85,7 @@ impl Engine {
                 writer,
                 processes: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
+                active: Mutex::new(HashMap::new()),
                 notices,
                 ids: IdSource::default(),
                 in_flight: AtomicUsize::new(0),
@@ -171,7 +177,7 @@ impl Engine {
         let commands = self.inner.store.outbox()?;
         let mut ids: Vec<InstanceId> = commands.iter().map(|c| instance_of(c).clone()).collect();
         ids.dedup();
-        self.dispatch(commands);
+        self.dispatch(commands, true);
         Ok(ids)
     }
 
@@ -219,23 +225,29 @@ impl Engine {
     ) -> Result<()> {
         let slot = self.slot(id);
         let guard = slot.lock().await;
-        let applied: Result<Option<Applied>> = async {
-            let inst = self
-                .inner
-                .store
-                .instance(id)?
-                .ok_or_else(|| Error::NoInstance(id.clone()))?;
+        let dispatched: Result<Option<Vec<Command>>> = async {
+            let cached = lock(&self.inner.active).remove(id);
+            let inst = match cached {
+                Some(i) => i,
+                None => self
+                    .inner
+                    .store
+                    .instance(id)?
+                    .ok_or_else(|| Error::NoInstance(id.clone()))?,
+            };
             let process = self.process(&inst.process, inst.version)?;
             let now = self.inner.clock.now();
             match interpret::apply(&process, &inst, &event, now) {
                 Ok(applied) => {
                     let results = result.map(|r| vec![(event.key().to_owned(), r)]);
-                    self.write(Some(inst.status), &applied, results.unwrap_or_default())
+                    let commands = self
+                        .write(Some(inst.status), applied, results.unwrap_or_default())
                         .await?;
-                    Ok(Some(applied))
+                    Ok(Some(commands))
                 }
                 Err(why) => {
                     tracing::debug!(instance = %id, "dropped an event: {why}");
+                    lock(&self.inner.active).insert(id.clone(), inst);
                     Ok(None)
                 }
             }
@@ -243,8 +255,8 @@ impl Engine {
         .await;
         drop(guard);
         self.release(id, slot);
-        if let Some(applied) = applied? {
-            self.announce_and_dispatch(applied);
+        if let Some(commands) = dispatched? {
+            self.dispatch(commands, false);
         }
         Ok(())
     }
@@ -255,40 +267,52 @@ impl Engine {
         applied: Applied,
         results: Option<Vec<(String, StepResult)>>,
     ) -> Result<()> {
-        self.write(previous, &applied, results.unwrap_or_default())
+        let commands = self
+            .write(previous, applied, results.unwrap_or_default())
             .await?;
-        self.announce_and_dispatch(applied);
+        self.dispatch(commands, false);
         Ok(())
     }
 
+    /// Commits what the interpreter produced, tells observers, and returns
+    /// the commands to carry out. The caller holds the instance's lock (or
+    /// creates the instance).
     async fn write(
         &self,
         previous: Option<Status>,
-        applied: &Applied,
+        applied: Applied,
         results: Vec<(String, StepResult)>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Command>> {
+        let id = applied.instance.id.clone();
+        let status = applied.instance.status;
+        let keep = (status == Status::Running && !applied.commands.is_empty())
+            .then(|| applied.instance.clone());
+        let notice_records =
+            (self.inner.notices.receiver_count() > 0).then(|| applied.records.clone());
         let commit = Commit {
-            instance: applied.instance.clone(),
+            instance: applied.instance,
             previous,
-            records: applied.records.clone(),
+            records: applied.records,
             commands: applied.commands.clone(),
-            settled: applied.settled.clone(),
+            settled: applied.settled,
             results,
         };
         self.inner
             .writer
             .commit(commit)
             .await?
-            .map_err(Error::Conflict)
-    }
-
-    fn announce_and_dispatch(&self, applied: Applied) {
-        let _ = self.inner.notices.send(Notice {
-            instance: applied.instance.id.clone(),
-            status: applied.instance.status,
-            records: applied.records,
-        });
-        self.dispatch(applied.commands);
+            .map_err(Error::Conflict)?;
+        if let Some(inst) = keep {
+            lock(&self.inner.active).insert(id.clone(), inst);
+        }
+        if let Some(records) = notice_records {
+            let _ = self.inner.notices.send(Notice {
+                instance: id,
+                status,
+                records,
+            });
+        }
+        Ok(applied.commands)
     }
 
     fn slot(&self, id: &InstanceId) -> Arc<tokio::sync::Mutex<()>> {
@@ -306,14 +330,17 @@ impl Engine {
         }
     }
 
-    fn dispatch(&self, commands: Vec<Command>) {
+    /// Carries out commands. `recovered` ones come from the outbox after a
+    /// restart and may already have a recorded outcome; fresh ones were just
+    /// committed by this engine and cannot.
+    fn dispatch(&self, commands: Vec<Command>, recovered: bool) {
         for command in commands {
             match command {
                 Command::Invoke(inv) => {
                     self.inner.in_flight.fetch_add(1, Ordering::SeqCst);
                     let engine = self.clone();
                     tokio::spawn(async move {
-                        engine.run_invoke(inv).await;
+                        engine.run_invoke(inv, recovered).await;
                         if engine.inner.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
                             engine.inner.idle.notify_waiters();
                         }
@@ -323,10 +350,13 @@ impl Engine {
         }
     }
 
-    async fn run_invoke(&self, inv: Invoke) {
+    async fn run_invoke(&self, inv: Invoke, recovered: bool) {
         // An outcome recorded before a restart is used, never invoked again.
-        let recorded = match self.inner.store.result(&inv.key) {
-            Ok(r) => r,
+        let recorded = match recovered
+            .then(|| self.inner.store.result(&inv.key))
+            .transpose()
+        {
+            Ok(r) => r.flatten(),
             Err(e) => {
                 tracing::error!(instance = %inv.instance, key = %inv.key, "cannot read the step's recorded result: {e}");
                 return;

@@ -132,6 +132,27 @@ impl Expr {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PathExpr {
     paths: Expr,
+    /// For plain paths (`.`, `.a`, `.a.b_c`), the keys: these are set
+    /// directly, without running jq over the whole instance data.
+    plain: Option<Vec<String>>,
+}
+
+/// The keys of a plain path like `.a.b`, or `None` for anything fancier.
+fn plain_keys(source: &str) -> Option<Vec<String>> {
+    let s = source.trim();
+    if s == "." {
+        return Some(Vec::new());
+    }
+    let ident = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let keys: Vec<&str> = s.strip_prefix('.')?.split('.').collect();
+    keys.iter()
+        .all(|k| ident(k))
+        .then(|| keys.iter().map(|k| (*k).to_owned()).collect())
 }
 
 impl PathExpr {
@@ -139,7 +160,10 @@ impl PathExpr {
         // Compile the path alone first so errors point into the user's text.
         Expr::compile(source)?;
         let paths = Expr::compile(&format!("[path({source})]"))?;
-        let path = PathExpr { paths };
+        let path = PathExpr {
+            paths,
+            plain: plain_keys(source),
+        };
         // A non-path (`.a + 1`) only fails when run: try it once on empty data.
         path.set(&Value::Object(Default::default()), &Value::Null)
             .map_err(|_| CompileError {
@@ -158,10 +182,15 @@ impl PathExpr {
 
     /// `data` with `value` stored at this path.
     pub fn set(&self, data: &Value, value: &Value) -> Result<Value, String> {
-        let paths = self.paths.eval(data)?;
-        let path = match paths.as_array().map(Vec::as_slice) {
-            Some([one]) => one.as_array().cloned().unwrap_or_default(),
-            _ => return Err(format!("`{}` must name exactly one place", self.source())),
+        let path: Vec<Value> = match &self.plain {
+            Some(keys) => keys.iter().map(|k| Value::String(k.clone())).collect(),
+            None => {
+                let paths = self.paths.eval(data)?;
+                match paths.as_array().map(Vec::as_slice) {
+                    Some([one]) => one.as_array().cloned().unwrap_or_default(),
+                    _ => return Err(format!("`{}` must name exactly one place", self.source())),
+                }
+            }
         };
         let mut out = data.clone();
         let mut slot = &mut out;
@@ -421,14 +450,14 @@ mod tests {
 
     #[test]
     fn expr_syntax_error_points_into_the_text() {
-        let e = Expr::compile("{sku: .order.sku,, qty: 1}").unwrap_err();
+        let e = Expr::compile("{sku: .order.sku,, qty: 1}").expect_err("should fail");
         assert!(e.offset >= 16, "{e:?}");
         assert!(e.message.starts_with("expected"), "{e:?}");
     }
 
     #[test]
     fn expr_undefined_filter_is_named() {
-        let e = Expr::compile(".items | mapp(.id)").unwrap_err();
+        let e = Expr::compile(".items | mapp(.id)").expect_err("should fail");
         assert_eq!(e.message, "undefined filter `mapp`");
         assert_eq!(e.offset, 9);
     }
@@ -442,7 +471,7 @@ mod tests {
             ("$ENV.PATH", 0),
             (". | debug", 4),
         ] {
-            let e = Expr::compile(code).unwrap_err();
+            let e = Expr::compile(code).expect_err("should fail");
             assert!(e.message.contains("not available"), "{code}: {e:?}");
             assert_eq!(e.offset, offset, "{code}");
         }
@@ -470,7 +499,9 @@ mod tests {
             json!({"order": 1, "payment": {"result": {"id": "ch-1"}}})
         );
         assert_eq!(p.source(), ".payment.result");
+        assert!(p.plain.is_some(), "plain paths skip jq");
         let items = PathExpr::compile(".items[2]").expect("compiles");
+        assert!(items.plain.is_none());
         assert_eq!(
             items.set(&json!({}), &json!("x")).expect("sets"),
             json!({"items": [null, null, "x"]})

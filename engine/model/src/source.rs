@@ -491,14 +491,14 @@ mod tests {
 
     #[test]
     fn yaml_duplicate_keys_are_an_error_pointing_at_the_second() {
-        let e = load("t.yaml", "a: 1\nb: 2\na: 3\n", Format::Yaml).unwrap_err();
+        let e = load("t.yaml", "a: 1\nb: 2\na: 3\n", Format::Yaml).expect_err("should fail");
         assert_eq!(e.pos, Some(Pos::new(3, 1)));
         assert!(e.message.contains("'a' is written twice"), "{e}");
     }
 
     #[test]
     fn yaml_syntax_error_has_a_position() {
-        let e = load("t.yaml", "a: [1, 2\nb: 3\n", Format::Yaml).unwrap_err();
+        let e = load("t.yaml", "a: [1, 2\nb: 3\n", Format::Yaml).expect_err("should fail");
         assert!(e.pos.is_some(), "{e}");
         assert!(e.message.starts_with("this is not valid YAML"), "{e}");
     }
@@ -517,7 +517,7 @@ mod tests {
 
     #[test]
     fn json_syntax_error_reports_line_and_column() {
-        let e = load("t.json", "{\n  \"a\": 1,\n}", Format::Json).unwrap_err();
+        let e = load("t.json", "{\n  \"a\": 1,\n}", Format::Json).expect_err("should fail");
         assert_eq!(e.pos.map(|p| p.line), Some(3));
         assert!(e.to_string().starts_with("t.json:3:"), "{e}");
     }

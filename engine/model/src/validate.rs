@@ -16,10 +16,7 @@ use crate::source::{Diagnostic, Diagnostics, Document, pointer, pointer_segment}
 /// manifests live in `bindings::check`.
 pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let shell: Shell = match deserialize(doc, "", &doc.value) {
-        Ok(s) => s,
-        Err(d) => return Err(d.into()),
-    };
+    let shell: Shell = deserialize(doc, "", &doc.value)?;
     let mut raw_states = IndexMap::new();
     for (name, value) in &shell.states {
         let at = pointer(["states", name]);
@@ -477,8 +474,8 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {

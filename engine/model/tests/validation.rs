@@ -72,7 +72,7 @@ fn invalid_files_each_report_their_problem_at_line_and_column() {
 #[test]
 fn every_problem_in_a_file_is_reported_not_just_the_first() {
     let text = "process: order\nversion: 1\nstart: a\nstates:\n  a:\n    action: x\n    on: { done: nowhere, error: elsewhere }\n  b:\n    action: y\n    bogus: 1\n    on: { done: a }\n";
-    let diags = weft_model::parse_process("p.yaml", text).unwrap_err();
+    let diags = weft_model::parse_process("p.yaml", text).expect_err("should fail");
     let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
     assert!(

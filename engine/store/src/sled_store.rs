@@ -1,12 +1,14 @@
 //! The sled store: one database per engine, one tree per table (see `keys`).
 //! A batch of commits is one multi-tree transaction followed by one flush.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::ConflictableTransactionError;
 use weft_model::{Command, Instance, InstanceId, Record, Status};
 
 use crate::keys;
@@ -26,6 +28,9 @@ pub struct SledStore {
     history: sled::Tree,
     outbox: sled::Tree,
     results: sled::Tree,
+    /// Journal commits run one at a time: their checks read outside the
+    /// transaction and rely on no other commit writing meanwhile.
+    commit_lock: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -77,6 +82,7 @@ impl SledStore {
             history: tree(keys::HISTORY)?,
             outbox: tree(keys::OUTBOX)?,
             results: tree(keys::RESULTS)?,
+            commit_lock: Arc::new(Mutex::new(())),
             db,
         })
     }
@@ -272,46 +278,80 @@ fn encode_commit(c: &Commit) -> Encoded<'_> {
     }
 }
 
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<()>>;
-
+/// Checks a commit against what is stored and what earlier commits of the
+/// same batch did. Runs before the transaction: the journal has one writer
+/// at a time (see `commit_lock`), so nothing changes these keys meanwhile,
+/// and the transaction itself then only writes.
 fn check_stored(
+    store: &SledStore,
     c: &Commit,
-    instances: &TransactionalTree,
-    history: &TransactionalTree,
-) -> TxResult<std::result::Result<(), Conflict>> {
+    batch: &HashMap<InstanceId, u64>,
+) -> Result<std::result::Result<(), Conflict>> {
     let id = &c.instance.id;
-    let stored = instances.get(id.as_str())?;
-    match (c.previous, &stored) {
-        (None, Some(_)) => return Ok(Err(Conflict::InstanceExists(id.clone()))),
-        (Some(_), None) => return Ok(Err(Conflict::NoInstance(id.clone()))),
+    let read = |e| Error::Sled {
+        op: "check commit",
+        source: e,
+    };
+    let in_batch = batch.get(id).copied();
+    let exists = in_batch.is_some() || store.instances.contains_key(id.as_str()).map_err(read)?;
+    match (c.previous, exists) {
+        (None, true) => return Ok(Err(Conflict::InstanceExists(id.clone()))),
+        (Some(_), false) => return Ok(Err(Conflict::NoInstance(id.clone()))),
         _ => {}
     }
-    if let Some(first) = c.records.first().map(|r| r.seq) {
-        let continues = if first == 0 {
-            c.previous.is_none()
-        } else {
-            history.get(keys::history(id, first - 1))?.is_some()
-        };
-        if !continues || history.get(keys::history(id, first))?.is_some() {
-            // Only on this (rare) path is the stored snapshot decoded.
-            let expected = stored
-                .and_then(|b| serde_json::from_slice::<Instance>(&b).ok())
-                .map_or(0, |i| i.seq);
-            return Ok(Err(Conflict::HistoryGap {
-                instance: id.clone(),
-                expected,
-                got: first,
-            }));
+    let Some(first) = c.records.first().map(|r| r.seq) else {
+        return Ok(Ok(()));
+    };
+    let continues = match in_batch {
+        Some(next) => first == next,
+        None if first == 0 => c.previous.is_none(),
+        None => {
+            store
+                .history
+                .contains_key(keys::history(id, first - 1))
+                .map_err(read)?
+                && !store
+                    .history
+                    .contains_key(keys::history(id, first))
+                    .map_err(read)?
         }
+    };
+    if continues {
+        return Ok(Ok(()));
     }
-    Ok(Ok(()))
+    // Only on this (rare) path is the stored snapshot decoded.
+    let expected = match in_batch {
+        Some(next) => next,
+        None => store.instance(id).ok().flatten().map_or(0, |i| i.seq),
+    };
+    Ok(Err(Conflict::HistoryGap {
+        instance: id.clone(),
+        expected,
+        got: first,
+    }))
 }
 
 impl Journal for SledStore {
     fn commit(&self, batch: &[Commit]) -> Result<Vec<std::result::Result<(), Conflict>>> {
-        let mut outcomes: Vec<std::result::Result<(), Conflict>> =
-            batch.iter().map(check_shape).collect();
-        let encoded: Vec<Encoded<'_>> = batch.iter().map(encode_commit).collect();
+        let _one_writer = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen: HashMap<InstanceId, u64> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for c in batch {
+            let verdict = match check_shape(c) {
+                Ok(()) => check_stored(self, c, &seen)?,
+                Err(conflict) => Err(conflict),
+            };
+            if verdict.is_ok() {
+                seen.insert(c.instance.id.clone(), c.instance.seq);
+            }
+            outcomes.push(verdict);
+        }
+        let encoded: Vec<Encoded<'_>> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, ok)| ok.is_ok())
+            .map(|(c, _)| encode_commit(c))
+            .collect();
         let trees = (
             &self.instances,
             &self.status,
@@ -319,19 +359,10 @@ impl Journal for SledStore {
             &self.outbox,
             &self.results,
         );
-        let applied = trees
+        trees
             .transaction(|(instances, status, history, outbox, results)| {
-                let mut applied = Vec::with_capacity(encoded.len());
-                for (e, shape) in encoded.iter().zip(&outcomes) {
-                    if shape.is_err() {
-                        applied.push(shape.clone());
-                        continue;
-                    }
+                for e in &encoded {
                     let c = e.commit;
-                    if let Err(conflict) = check_stored(c, instances, history)? {
-                        applied.push(Err(conflict));
-                        continue;
-                    }
                     let id = &c.instance.id;
                     instances.insert(id.as_str().as_bytes(), e.instance.as_slice())?;
                     if c.previous != Some(c.instance.status) {
@@ -352,9 +383,8 @@ impl Journal for SledStore {
                     for (k, v) in &e.results {
                         results.insert(k.as_slice(), v.as_slice())?;
                     }
-                    applied.push(Ok(()));
                 }
-                Ok(applied)
+                Ok::<(), ConflictableTransactionError<()>>(())
             })
             .map_err(|e| Error::Sled {
                 op: "commit",
@@ -366,7 +396,6 @@ impl Journal for SledStore {
                     }
                 },
             })?;
-        outcomes = applied;
         self.flush()?;
         Ok(outcomes)
     }

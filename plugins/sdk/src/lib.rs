@@ -33,6 +33,7 @@ pub mod simulate;
 pub use serde_json::{Value, json};
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated code
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",

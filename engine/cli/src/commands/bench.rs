@@ -1,10 +1,277 @@
-//! `weft bench`: durable transitions per second and invocation latency.
+//! `weft bench`: durable transitions per second for many concurrent
+//! instances of a 3-step process on the sled store, and the latency of one
+//! plugin invocation (fresh store + instantiate + call). Prints the machine,
+//! the figures, and a machine-readable last line.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 use clap::Args;
+use serde_json::json;
+use weft_core::{Clock, Engine, EngineOptions, SystemClock};
+use weft_model::{Grants, Span, Status, StepOutcome};
+use weft_runtime::{Call, Runtime};
+
+use crate::invoker::WasmInvoker;
+use crate::{exit, load, render};
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Instances to run through the 3-step process.
+    #[arg(long, default_value_t = 10_000)]
+    pub instances: usize,
+    /// Instances in flight at once.
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Invocations timed for the latency figures.
+    #[arg(long, default_value_t = 20_000)]
+    pub invocations: usize,
+    /// The echo plugin component.
+    #[arg(
+        long,
+        default_value = "plugins/target/wasm32-wasip2/release/weft_echo.wasm"
+    )]
+    pub plugin: PathBuf,
+    /// Where to put the store (default: a fresh temporary directory).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
 
-pub async fn bench(_args: BenchArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("the benchmark is not written yet")
+const PROCESS: &str = r#"
+process: bench
+version: 1
+start: a
+states:
+  a: { action: echo, input: '{n: .n}', output: .a, on: { done: b } }
+  b: { action: echo, input: '{n: .a.n}', output: .b, on: { done: c } }
+  c: { action: echo, input: '{n: .b.n}', output: .c, on: { done: end } }
+  end: { type: succeed }
+"#;
+
+#[allow(clippy::disallowed_methods)] // a benchmark measures wall time
+fn now() -> Instant {
+    Instant::now()
+}
+
+pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
+        render::say("note: RUST_LIB_BACKTRACE is set: every wasmtime error captures a backtrace");
+    }
+    if !args.plugin.exists() {
+        bail!(
+            "{} does not exist: build the plugins first (make plugins)",
+            args.plugin.display()
+        );
+    }
+    let scratch = tempfile_dir()?;
+    let data = args.data.clone().unwrap_or_else(|| scratch.clone());
+    machine();
+
+    let dir = scratch.join("defs");
+    std::fs::create_dir_all(&dir)?;
+    let process = dir.join("bench.yaml");
+    std::fs::write(&process, PROCESS)?;
+    let bindings = dir.join("bindings.yaml");
+    std::fs::write(
+        &bindings,
+        format!(
+            "plugins:\n  echo: {}\nactions:\n  echo: {{ plugin: echo }}\n",
+            std::path::absolute(&args.plugin)?.display()
+        ),
+    )?;
+
+    let runtime = super::runtime(Some(&data))?;
+    let loaded = load::definition(&runtime, &process, &bindings)
+        .await
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+
+    // Latency first, in a quiet process: after the throughput run sled's
+    // background threads are still flushing and would skew it.
+    let echo = &loaded.plugins["echo"].0;
+    let (p50, p99, per_s) = latency(&runtime, echo, args.invocations).await;
+    render::say(format_args!(
+        "invocation (fresh store + instantiate + call): p50 {p50:.1} µs, p99 {p99:.1} µs over {} calls; \
+         {per_s:.0} calls/s on 2 tasks",
+        args.invocations
+    ));
+    let (rate, commits, batches) = transitions(&args, &data, &runtime, &loaded).await?;
+    render::say(format_args!(
+        "durable transitions: {rate:.0}/s ({commits} commits in {batches} write batches, {:.1} per batch) \
+         for {} instances of a 3-step process, {} in flight, sled store",
+        commits as f64 / batches.max(1) as f64,
+        args.instances,
+        args.concurrency
+    ));
+
+    render::say(format_args!(
+        "transitions_per_s={rate:.0} invoke_p50_us={p50:.1} invoke_p99_us={p99:.1}"
+    ));
+    if args.data.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(exit::OK)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    Ok(base)
+}
+
+fn machine() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    render::say(format_args!("machine: {cores} cores, {cpu}"));
+}
+
+/// Runs `instances` instances, `concurrency` at a time, and returns durable
+/// transitions (commits) per second, commits and write batches.
+async fn transitions(
+    args: &BenchArgs,
+    data: &std::path::Path,
+    runtime: &Arc<Runtime>,
+    loaded: &load::Loaded,
+) -> anyhow::Result<(f64, u64, u64)> {
+    let store = super::open_store(data, true)?;
+    let clock = Arc::new(SystemClock);
+    load::deploy(&*store, loaded, clock.now())?;
+    let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
+    invoker.install("bench", loaded.route());
+    let engine = Engine::new(store, invoker, clock, EngineOptions::default());
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+    let mut notices = engine.subscribe();
+    let total = args.instances;
+    let finisher = {
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            let mut done = 0usize;
+            let mut failed = 0usize;
+            while done < total {
+                match notices.recv().await {
+                    Ok(n) if n.status != Status::Running => {
+                        done += 1;
+                        failed += usize::from(n.status != Status::Succeeded);
+                        slots.add_permits(1);
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                        anyhow::bail!("the benchmark fell {k} notices behind; lower --concurrency")
+                    }
+                    Err(e) => anyhow::bail!("notices ended: {e}"),
+                }
+            }
+            Ok(failed)
+        })
+    };
+    let before = engine.writer_stats().commits.load(Ordering::Relaxed);
+    let batches_before = engine.writer_stats().batches.load(Ordering::Relaxed);
+    let started = now();
+    for n in 0..total {
+        slots.acquire().await?.forget();
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.start("bench", Some(1), json!({"n": n})).await {
+                tracing::error!("start failed: {e}");
+            }
+        });
+    }
+    let failed = tokio::time::timeout(Duration::from_secs(600), finisher)
+        .await
+        .context("the benchmark did not finish in 10 minutes")???;
+    let elapsed = started.elapsed().as_secs_f64();
+    if failed > 0 {
+        bail!("{failed} instances did not succeed");
+    }
+    let commits = engine.writer_stats().commits.load(Ordering::Relaxed) - before;
+    let batches = engine.writer_stats().batches.load(Ordering::Relaxed) - batches_before;
+    Ok((commits as f64 / elapsed, commits, batches))
+}
+
+/// p50 and p99 of one invocation, in µs, and calls per second with two
+/// invocations in flight.
+async fn latency(
+    runtime: &Arc<Runtime>,
+    echo: &Arc<weft_runtime::Plugin>,
+    n: usize,
+) -> (f64, f64, f64) {
+    let input = json!({"n": 1});
+    let config = json!({});
+    let grants = Grants::default();
+    let call = || Call {
+        action: "echo",
+        input: &input,
+        config: &config,
+        instance_id: "bench",
+        key: "bench/a/1",
+        attempt: 1,
+        last_heartbeat: None,
+        timeout: Span::from_secs(5),
+        memory: 64 << 20,
+        grants: &grants,
+        heartbeat: None,
+    };
+    // Warm up the pool's slots.
+    for _ in 0..200 {
+        let _ = runtime.invoke(echo, call()).await;
+    }
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = now();
+        let out = runtime.invoke(echo, call()).await;
+        times.push(t.elapsed());
+        debug_assert!(matches!(out, StepOutcome::Done { .. }));
+    }
+    times.sort();
+    let us = |q: f64| {
+        times[((times.len() as f64 * q) as usize).min(times.len() - 1)].as_secs_f64() * 1e6
+    };
+
+    let t = now();
+    let per_task = n / 2;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (rt, echo) = (runtime.clone(), echo.clone());
+        tasks.push(tokio::spawn(async move {
+            let input = json!({"n": 1});
+            let config = json!({});
+            let grants = Grants::default();
+            for _ in 0..per_task {
+                let _ = rt
+                    .invoke(
+                        &echo,
+                        Call {
+                            action: "echo",
+                            input: &input,
+                            config: &config,
+                            instance_id: "bench",
+                            key: "bench/a/1",
+                            attempt: 1,
+                            last_heartbeat: None,
+                            timeout: Span::from_secs(5),
+                            memory: 64 << 20,
+                            grants: &grants,
+                            heartbeat: None,
+                        },
+                    )
+                    .await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let per_s = (per_task * 2) as f64 / t.elapsed().as_secs_f64();
+    (us(0.50), us(0.99), per_s)
 }

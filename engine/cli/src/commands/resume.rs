@@ -39,6 +39,11 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         EngineOptions::default(),
     );
     let mut notices = engine.subscribe();
+    // Where each history stands before anything moves: print only what follows.
+    let mut seqs = std::collections::HashMap::new();
+    for id in &running {
+        seqs.insert(id.clone(), store.instance(id)?.map_or(0, |i| i.seq));
+    }
     let pending = engine.resume()?;
     let (moving, stuck): (Vec<_>, Vec<_>) =
         running.into_iter().partition(|id| pending.contains(id));
@@ -50,7 +55,11 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         moving.len(),
         if moving.len() == 1 { "" } else { "s" }
     ));
-    let ended = super::run::follow(&engine, &moving, &mut notices, true).await?;
+    let from: Vec<u64> = moving
+        .iter()
+        .map(|id| seqs.get(id).copied().unwrap_or(0))
+        .collect();
+    let ended = super::run::follow(&engine, &moving, &from, &mut notices, true).await?;
     let count = |s: Status| ended.iter().filter(|i| i.status == s).count();
     render::say(format_args!(
         "done: {} succeeded, {} failed, {} parked",

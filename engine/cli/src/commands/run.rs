@@ -37,7 +37,14 @@ pub async fn run(def: &Definition, input: &str, data: &Path) -> anyhow::Result<u
     let mut notices = engine.subscribe();
     let id = engine.start(&name, Some(version), input).await?;
     render::say(format_args!("{id}"));
-    let ended = follow(&engine, std::slice::from_ref(&id), &mut notices, false).await?;
+    let ended = follow(
+        &engine,
+        std::slice::from_ref(&id),
+        &[0],
+        &mut notices,
+        false,
+    )
+    .await?;
     let inst = ended.into_iter().next().context("the instance vanished")?;
     render::say(format_args!("{}", render::outcome(&inst)));
     Ok(match inst.status {
@@ -57,16 +64,18 @@ pub fn parse_input(text: &str) -> anyhow::Result<Value> {
     Ok(v)
 }
 
-/// Prints each instance's transitions as they commit (prefixed with the id
-/// when there are several) until none is running; returns them as they ended.
+/// Prints each instance's transitions from history number `from[i]` on, as
+/// they commit (prefixed with the id when there are several), until none is
+/// running; returns them as they ended.
 pub async fn follow(
     engine: &Engine,
     ids: &[InstanceId],
+    from: &[u64],
     notices: &mut tokio::sync::broadcast::Receiver<weft_core::Notice>,
     prefix: bool,
 ) -> anyhow::Result<Vec<weft_model::Instance>> {
     let store = engine.store().clone();
-    let mut printed = vec![0u64; ids.len()];
+    let mut printed = from.to_vec();
     let mut ended: Vec<Option<weft_model::Instance>> = vec![None; ids.len()];
     let mut dirty: Vec<usize> = (0..ids.len()).collect();
     loop {

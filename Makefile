@@ -1,0 +1,34 @@
+# Entry points. `make demo` and `make test` work on a fresh machine: they add
+# the wasm32-wasip2 target when it is missing and build what they need.
+.PHONY: demo test lint plugins setup bench clean-demo
+
+CARGO ?= cargo
+
+setup:
+	@scripts/setup.sh
+
+plugins: setup
+	cd plugins && $(CARGO) build --release --target wasm32-wasip2
+
+# Build the plugins and the engine, then run the order-fulfillment demo:
+# a saga through WASM adapters, a crash mid-step, and the resume.
+demo: plugins
+	$(CARGO) build -p weft
+	scripts/demo.sh
+
+# Every test: model, store (sled and in-memory), runtime, core, and the
+# end-to-end suite (which builds the plugins once and drives the binary).
+test: setup
+	$(CARGO) test --workspace
+
+# Formatting and clippy on both workspaces, warnings as errors.
+lint: setup
+	$(CARGO) fmt --all -- --check
+	cd plugins && $(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd plugins && $(CARGO) clippy --target wasm32-wasip2 --all-targets -- -D warnings
+
+# The benchmark, in release mode (the figures in README.md come from here).
+bench: plugins
+	$(CARGO) build --release -p weft
+	env -u RUST_BACKTRACE target/release/weft bench
