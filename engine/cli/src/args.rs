@@ -71,6 +71,50 @@ pub enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Complete a step waiting on a token (an adapter answered `pending`).
+    Complete {
+        token: String,
+        /// The step's result, as JSON.
+        #[arg(
+            long,
+            value_name = "JSON",
+            conflicts_with = "error",
+            required_unless_present = "error"
+        )]
+        output: Option<String>,
+        /// Fail the step with this error kind instead (routes as `error.<kind>`).
+        #[arg(long, value_name = "KIND")]
+        error: Option<String>,
+        /// With --error: what went wrong.
+        #[arg(long, value_name = "TEXT", default_value = "completed with an error")]
+        message: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Report progress of a step waiting on a token.
+    Heartbeat {
+        token: String,
+        /// Details handed to the next attempt if this one is lost.
+        #[arg(long, default_value = "")]
+        details: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Retry a parked instance from the step it stopped at.
+    Redrive {
+        id: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// End an instance.
+    Cancel {
+        id: String,
+        /// Undo its completed compensable steps first, newest first.
+        #[arg(long)]
+        compensate: bool,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Measure durable transitions per second and invocation latency.
     Bench(crate::commands::bench::BenchArgs),
 }

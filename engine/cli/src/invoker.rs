@@ -12,7 +12,7 @@ use weft_runtime::{Call, Plugin, Runtime};
 /// How one process's actions are carried out.
 #[derive(Debug, Clone)]
 pub struct Route {
-    pub bindings: Bindings,
+    pub bindings: Arc<Bindings>,
     pub plugins: IndexMap<String, Arc<Plugin>>,
 }
 
@@ -82,12 +82,16 @@ impl Invoker for WasmInvoker {
                 key: &cmd.key,
                 attempt: cmd.attempt,
                 last_heartbeat: cmd.last_heartbeat.clone(),
-                timeout: binding.timeout,
+                timeout: cmd.timeout.unwrap_or(binding.timeout),
                 memory: binding.memory,
                 grants: &binding.grants,
                 heartbeat: Some(heartbeat),
             };
             self.runtime.invoke(plugin, call).await
         })
+    }
+
+    fn bindings(&self, process: &str) -> Option<Arc<Bindings>> {
+        self.route(process).map(|r| r.bindings.clone())
     }
 }

@@ -24,7 +24,7 @@ pub struct Loaded {
 impl Loaded {
     pub fn route(&self) -> Route {
         Route {
-            bindings: self.bindings.clone(),
+            bindings: Arc::new(self.bindings.clone()),
             plugins: self
                 .plugins
                 .iter()
@@ -198,7 +198,7 @@ pub async fn route_from_store(
         plugins.insert(name.clone(), Arc::new(plugin));
     }
     Ok(Route {
-        bindings: d.bindings,
+        bindings: Arc::new(d.bindings),
         plugins,
     })
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod inbox;
 mod invoker;
 mod load;
 mod render;

@@ -53,6 +53,37 @@ pub fn record(r: &Record) -> String {
         RecordKind::Parked { state, error } => {
             format!("parked in '{state}': {}: {}", error.kind, error.message)
         }
+        RecordKind::AttemptFailed {
+            state,
+            attempt,
+            failure,
+            retry_at,
+            ..
+        } => format!(
+            "{state}: attempt {attempt} failed ({}: {}); retry at {retry_at}",
+            failure.kind, failure.message
+        ),
+        RecordKind::Pending { state, token } => format!("{state}: waiting on token '{token}'"),
+        RecordKind::Compensated { undone, action, .. } => format!("undid '{undone}' with {action}"),
+        RecordKind::Redriven { state } => format!("redriven from '{state}'"),
+        RecordKind::Cancelling { state } => {
+            format!("cancelling in '{state}': undoing completed steps")
+        }
+        RecordKind::Cancelled { state } => format!("cancelled in '{state}'"),
+    }
+}
+
+/// A line `run` and `resume` print as the record commits, if any.
+pub fn progress(r: &Record) -> Option<String> {
+    match &r.kind {
+        RecordKind::Transition { .. } => transition(r),
+        // How an instance ends is printed once, by the command.
+        RecordKind::Started { .. }
+        | RecordKind::Succeeded { .. }
+        | RecordKind::Failed { .. }
+        | RecordKind::Parked { .. }
+        | RecordKind::Cancelled { .. } => None,
+        _ => Some(record(r)),
     }
 }
 
@@ -69,7 +100,7 @@ pub fn outcome(inst: &Instance) -> String {
                 .unwrap_or_else(|| "null".into());
             let _ = write!(out, "output: {output}");
         }
-        Status::Failed | Status::Parked => {
+        Status::Failed | Status::Parked | Status::Cancelled => {
             let _ = write!(out, "{} in '{}'", inst.status, inst.state);
             if let Some(e) = &inst.error {
                 let _ = write!(out, ": {}: {}", e.kind, e.message);
@@ -80,6 +111,15 @@ pub fn outcome(inst: &Instance) -> String {
         }
     }
     out
+}
+
+/// How an instance ended, on one line.
+pub fn summary(inst: &Instance) -> String {
+    match (&inst.status, &inst.output, &inst.error) {
+        (Status::Succeeded, Some(o), _) => format!("succeeded in '{}' with {o}", inst.state),
+        (s, _, Some(e)) => format!("{s} in '{}': {}: {}", inst.state, e.kind, e.message),
+        (s, _, _) => format!("{s} in '{}'", inst.state),
+    }
 }
 
 pub fn pretty(v: &serde_json::Value) -> String {

@@ -9,6 +9,7 @@
 
 pub mod clock;
 mod engine;
+pub mod guard;
 mod ids;
 pub mod writer;
 
@@ -16,10 +17,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use weft_model::{InstanceId, Invoke, StepOutcome};
+use weft_model::{Bindings, InstanceId, Invoke, StepOutcome};
 
 pub use clock::{Clock, SimClock, SystemClock};
-pub use engine::{Engine, EngineOptions, Notice};
+pub use engine::{Completion, Delivered, Engine, EngineOptions, Notice};
 pub use writer::Writer;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,12 @@ pub enum Error {
     Conflict(weft_store::Conflict),
     #[error("the instance input must be a JSON object")]
     InputNotObject,
+    #[error("no step is waiting on token '{0}'")]
+    NoToken(String),
+    #[error("token '{0}' was already completed, or its step has moved on")]
+    TokenUsed(String),
+    #[error("instance {0}: {1}")]
+    Refused(InstanceId, String),
 }
 
 impl From<weft_store::Error> for Error {
@@ -63,4 +70,10 @@ pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = StepOutcome> + Send + 'a
 /// tests implement it in memory.
 pub trait Invoker: Send + Sync + 'static {
     fn invoke<'a>(&'a self, cmd: &'a Invoke, heartbeat: HeartbeatSink) -> InvokeFuture<'a>;
+
+    /// The bindings of a process's actions: retry defaults and timeouts for
+    /// the interpreter, limits for the engine's guards.
+    fn bindings(&self, _process: &str) -> Option<Arc<Bindings>> {
+        None
+    }
 }

@@ -8,11 +8,12 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::def::{BindingDef, BindingsDef};
+use crate::def::{BindingDef, BindingsDef, RateLimitDef};
 use crate::process::{ENGINE_ERROR_KINDS, Process, StateKind};
+use crate::retry::RetryPolicy;
 use crate::source::{Diagnostics, Document, pointer};
 use crate::time::Span;
-use crate::validate::{deserialize, error_kind_possible, suggest, valid_name};
+use crate::validate::{deserialize, error_kind_possible, retry_policy, suggest, valid_name};
 
 /// Longest an attempt may run when the binding does not say.
 pub const DEFAULT_TIMEOUT: Span = Span(30_000);
@@ -62,6 +63,72 @@ pub struct Binding {
     /// Bytes of linear memory the plugin may grow to.
     pub memory: u64,
     pub grants: Grants,
+    /// Retry policy for steps running this action that set none themselves.
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Protection for the tool behind a binding. Enforced by the engine, never
+/// by adapter code.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Limits {
+    pub rate: Option<Rate>,
+    /// Most invocations running at once.
+    pub concurrency: Option<u32>,
+    pub breaker: Option<BreakerPolicy>,
+}
+
+/// A token bucket: `burst` invocations at once, refilled at `count` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Span,
+    pub burst: u32,
+}
+
+impl Rate {
+    /// Time for one token to come back.
+    pub fn interval(&self) -> Span {
+        Span(self.per.as_millis() / u64::from(self.count.max(1)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerPolicy {
+    /// Consecutive tool failures that open the breaker.
+    pub failures: u32,
+    /// How long it stays open before one trial call is let through.
+    pub cool_down: Span,
+}
+
+/// What the interpreter may ask of the bindings for an action.
+pub trait ActionDefaults {
+    fn retry(&self, action: &str) -> Option<&RetryPolicy>;
+    fn timeout(&self, action: &str) -> Option<Span>;
+}
+
+impl ActionDefaults for Bindings {
+    fn retry(&self, action: &str) -> Option<&RetryPolicy> {
+        self.actions.get(action).and_then(|b| b.retry.as_ref())
+    }
+    fn timeout(&self, action: &str) -> Option<Span> {
+        self.actions.get(action).map(|b| b.timeout)
+    }
+}
+
+/// No bindings: no retry defaults, the default timeout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDefaults;
+
+impl ActionDefaults for NoDefaults {
+    fn retry(&self, _: &str) -> Option<&RetryPolicy> {
+        None
+    }
+    fn timeout(&self, _: &str) -> Option<Span> {
+        None
+    }
 }
 
 /// Ambient authority a plugin is given. Empty by default: no files, no
@@ -178,6 +245,58 @@ fn binding(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let retry = raw
+        .retry
+        .as_ref()
+        .and_then(|r| retry_policy(doc, &format!("{at}/retry"), r, diags));
+    let mut limits = Limits::default();
+    if let Some(rl) = &raw.rate_limit {
+        let (text, burst) = match rl {
+            RateLimitDef::Rate(t) => (t.as_str(), None),
+            RateLimitDef::Full { rate, burst } => (rate.as_str(), *burst),
+        };
+        match parse_rate(text) {
+            Ok((count, per)) => {
+                let burst = burst.unwrap_or(1);
+                if burst == 0 {
+                    diags.push(
+                        doc.diag(&format!("{at}/rate_limit/burst"), "burst must be 1 or more"),
+                    );
+                }
+                limits.rate = Some(Rate { count, per, burst });
+            }
+            Err(e) => diags.push(
+                doc.diag(&format!("{at}/rate_limit"), e)
+                    .hint("write it like 200/min, 10/s or 5/10s"),
+            ),
+        }
+    }
+    if let Some(n) = raw.concurrency {
+        if n == 0 {
+            diags.push(doc.diag(
+                &format!("{at}/concurrency"),
+                "concurrency must be 1 or more",
+            ));
+        }
+        limits.concurrency = Some(n);
+    }
+    if let Some(b) = &raw.circuit_breaker {
+        if b.failures == 0 {
+            diags.push(doc.diag(
+                &format!("{at}/circuit_breaker/failures"),
+                "failures must be 1 or more",
+            ));
+        }
+        match Span::parse(&b.cool_down) {
+            Ok(cool_down) => {
+                limits.breaker = Some(BreakerPolicy {
+                    failures: b.failures,
+                    cool_down,
+                })
+            }
+            Err(e) => diags.push(doc.diag(&format!("{at}/circuit_breaker/cool_down"), e)),
+        }
+    }
     (diags.len() == before).then(|| Binding {
         plugin: raw.plugin.clone(),
         action: raw.action.clone().unwrap_or_else(|| name.to_owned()),
@@ -188,7 +307,34 @@ fn binding(
         timeout,
         memory,
         grants,
+        retry,
+        limits,
     })
+}
+
+/// Parses `200/min`, `10/s`, `3/10s`: a count per period.
+pub fn parse_rate(text: &str) -> Result<(u32, Span), String> {
+    let (count, per) = text
+        .split_once('/')
+        .ok_or_else(|| format!("'{text}' is not a rate"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{count}' in '{text}' is not a count"))?;
+    if count == 0 {
+        return Err(format!("'{text}' allows nothing"));
+    }
+    let per = match per.trim() {
+        "s" | "sec" | "second" => Span::from_secs(1),
+        "m" | "min" | "minute" => Span::from_secs(60),
+        "h" | "hour" => Span::from_secs(3_600),
+        "d" | "day" => Span::from_secs(86_400),
+        other => Span::parse(other)?,
+    };
+    if per.as_millis() < u64::from(count) {
+        return Err(format!("'{text}' is faster than one per millisecond"));
+    }
+    Ok((count, per))
 }
 
 /// Parses `65536`, `512KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB` as binary units).
@@ -250,6 +396,32 @@ pub fn check(
             continue;
         };
         let at = pointer(["states", sname]);
+        if let Some(c) = &task.compensate
+            && !bindings.actions.contains_key(&c.action)
+        {
+            let ptr = if pdoc
+                .value
+                .pointer(&format!("{at}/compensate/action"))
+                .is_some()
+            {
+                format!("{at}/compensate/action")
+            } else {
+                format!("{at}/compensate")
+            };
+            diags.push(
+                pdoc.diag(
+                    &ptr,
+                    format!(
+                        "state '{sname}' is undone by action '{}', which has no binding",
+                        c.action
+                    ),
+                )
+                .hint(format!(
+                    "add `{}:` under `actions:` in {}",
+                    c.action, bdoc.file
+                )),
+            );
+        }
         let Some(b) = bindings.actions.get(&task.action) else {
             diags.push(
                 pdoc.diag(

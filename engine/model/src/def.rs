@@ -26,6 +26,7 @@ pub enum StateType {
     Task,
     Succeed,
     Fail,
+    Compensate,
 }
 
 impl fmt::Display for StateType {
@@ -34,6 +35,7 @@ impl fmt::Display for StateType {
             StateType::Task => "task",
             StateType::Succeed => "succeed",
             StateType::Fail => "fail",
+            StateType::Compensate => "compensate",
         })
     }
 }
@@ -64,6 +66,128 @@ pub struct StateDef {
     /// fail: jq giving a human explanation.
     #[serde(default)]
     pub cause: Option<String>,
+    /// task: how failed attempts are retried (overrides the binding's).
+    #[serde(default)]
+    pub retry: Option<RetryDef>,
+    /// task: longest one attempt may run (overrides the binding's).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// task: longest the whole step may take, retries included.
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// task: longest the adapter may go without a heartbeat.
+    #[serde(default)]
+    pub heartbeat: Option<String>,
+    /// task: the action that undoes this step in a `compensate` state.
+    #[serde(default)]
+    pub compensate: Option<CompensateDef>,
+    /// compensate: where to go once every completed step is undone.
+    #[serde(default)]
+    pub then: Option<String>,
+}
+
+/// A retry policy as written; every field is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDef {
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    #[serde(default)]
+    pub initial: Option<String>,
+    #[serde(default)]
+    pub factor: Option<f64>,
+    #[serde(default)]
+    pub max_delay: Option<String>,
+    #[serde(default)]
+    pub jitter: Option<crate::retry::Jitter>,
+    #[serde(default)]
+    pub non_retryable: Option<Vec<String>>,
+}
+
+/// `compensate: refund_payment`, or the long form with its own input and
+/// retry policy.
+#[derive(Debug, Clone)]
+pub enum CompensateDef {
+    Action(String),
+    Full(CompensateFull),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompensateFull {
+    pub action: String,
+    /// jq over the instance data at compensation time (default: the result
+    /// of the step being undone).
+    #[serde(default)]
+    pub input: Option<String>,
+    #[serde(default)]
+    pub retry: Option<RetryDef>,
+}
+
+impl<'de> Deserialize<'de> for CompensateDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CompensateDef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an action name, or `{ action: <name>, input: <jq>, retry: {...} }`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<CompensateDef, E> {
+                Ok(CompensateDef::Action(s.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<CompensateDef, A::Error> {
+                CompensateFull::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(CompensateDef::Full)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `200/min` (a burst of 1) or `{ rate: 200/min, burst: 20 }`.
+#[derive(Debug, Clone)]
+pub enum RateLimitDef {
+    Rate(String),
+    Full { rate: String, burst: Option<u32> },
+}
+
+impl<'de> Deserialize<'de> for RateLimitDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            rate: String,
+            #[serde(default)]
+            burst: Option<u32>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RateLimitDef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a rate like `200/min`, or `{ rate: 200/min, burst: 20 }`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RateLimitDef, E> {
+                Ok(RateLimitDef::Rate(s.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RateLimitDef, A::Error> {
+                let f = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RateLimitDef::Full {
+                    rate: f.rate,
+                    burst: f.burst,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerDef {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// How long it stays open before letting one trial call through.
+    pub cool_down: String,
 }
 
 /// Where an event leads: one state, or guarded options tried in order.
@@ -136,4 +260,16 @@ pub struct BindingDef {
     /// Environment variables the plugin may see.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Default retry policy for steps running this action.
+    #[serde(default)]
+    pub retry: Option<RetryDef>,
+    /// Most invocations started per period.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitDef>,
+    /// Most invocations running at once.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Stop calling a failing tool for a while.
+    #[serde(default)]
+    pub circuit_breaker: Option<BreakerDef>,
 }

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::retry::RetryPolicy;
 use crate::time::{Millis, Span};
 
 /// An instance's id: 26 characters, sortable by creation time.
@@ -61,11 +62,13 @@ pub enum Status {
     Failed,
     /// Stopped on a failure nothing handles; waits for an operator.
     Parked,
+    /// Ended by an operator (`weft cancel`).
+    Cancelled,
 }
 
 impl Status {
     pub fn is_finished(self) -> bool {
-        matches!(self, Status::Succeeded | Status::Failed)
+        matches!(self, Status::Succeeded | Status::Failed | Status::Cancelled)
     }
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,13 +76,15 @@ impl Status {
             Status::Succeeded => "succeeded",
             Status::Failed => "failed",
             Status::Parked => "parked",
+            Status::Cancelled => "cancelled",
         }
     }
-    pub const ALL: [Status; 4] = [
+    pub const ALL: [Status; 5] = [
         Status::Running,
         Status::Succeeded,
         Status::Failed,
         Status::Parked,
+        Status::Cancelled,
     ];
 }
 
@@ -119,19 +124,105 @@ pub struct InstanceError {
     pub message: String,
 }
 
-/// The task step an instance is carrying out.
+/// The task step (or compensation) an instance is carrying out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveStep {
     pub state: String,
     pub action: String,
-    /// `<instance>/<state>/<visit>`: the same for every attempt of this visit.
+    /// `<instance>/<state>/<visit>` (plus `/undo` for a compensation): the
+    /// same for every attempt, restart and redrive of this visit.
     pub key: String,
+    /// Attempts started for this visit, 1-based; handed to the adapter.
     pub attempt: u32,
-    /// The action's input, evaluated once when the state was entered.
+    /// Attempts in the current round; the retry budget counts these.
+    /// A redrive starts a new round.
+    pub tries: u32,
+    /// The action's input, evaluated once when the step began.
     pub input: Value,
     pub started_at: Millis,
-    #[serde(default)]
+    pub attempt_started_at: Millis,
+    /// When the whole step (retries included) runs out of time.
+    pub deadline_at: Option<Millis>,
+    pub retry: RetryPolicy,
+    /// Per-attempt timeout, when the process or binding sets one.
+    pub timeout: Option<Span>,
+    pub heartbeat: Option<Span>,
     pub last_heartbeat: Option<String>,
+    pub phase: Phase,
+    /// For a compensation: the state whose step it undoes.
+    pub undoes: Option<String>,
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// An attempt is being invoked.
+    Invoking,
+    /// The adapter answered `pending`; the token completes it.
+    Pending { token: String },
+    /// Waiting to retry.
+    Backoff { until: Millis },
+}
+
+/// A completed step that a `compensate` state would undo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compensable {
+    pub state: String,
+    pub key: String,
+    pub result: Value,
+}
+
+/// What a parked instance resumes with when redriven.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "on", rename_all = "snake_case")]
+pub enum ParkedOn {
+    /// Invoke the active step again (same key, a new round of attempts).
+    Step,
+    /// Choose the transition for this event again.
+    Route {
+        event: String,
+        result: Option<Value>,
+        failure: Option<Failure>,
+    },
+    /// Enter the current state again.
+    Enter,
+    /// Carry on undoing completed steps.
+    Undo,
+}
+
+/// Durable timers: stored, so they survive a restart, and found by due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// The backoff before a retry is over.
+    Retry,
+    /// A pending attempt ran out of time.
+    Timeout,
+    /// The whole step ran out of time.
+    Deadline,
+    /// A pending attempt stopped sending heartbeats.
+    Heartbeat,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerKind::Retry => "retry",
+            TimerKind::Timeout => "timeout",
+            TimerKind::Deadline => "deadline",
+            TimerKind::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Timer {
+    pub instance: InstanceId,
+    pub kind: TimerKind,
+    /// The step it belongs to.
+    pub key: String,
+    pub at: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +242,17 @@ pub struct Instance {
     pub visits: IndexMap<String, u32>,
     #[serde(default)]
     pub step: Option<ActiveStep>,
+    /// Completed compensable steps, oldest first.
+    #[serde(default)]
+    pub undo: Vec<Compensable>,
+    /// Set while compensating: where to go when done (`None`: end cancelled).
+    #[serde(default)]
+    pub compensating: Option<Option<String>>,
+    /// Durable timers armed for this instance.
+    #[serde(default)]
+    pub timers: Vec<Timer>,
+    #[serde(default)]
+    pub parked: Option<ParkedOn>,
     /// Number of history records so far; the next one gets this number.
     pub seq: u64,
     pub created_at: Millis,
@@ -163,14 +265,40 @@ pub struct Instance {
 pub enum Event {
     /// The action of the step with this key finished.
     StepDone { key: String, output: Value },
-    /// The action of the step with this key failed.
-    StepFailed { key: String, failure: Failure },
+    /// The action of the step with this key failed; `heartbeat` holds the
+    /// last details the attempt sent.
+    StepFailed {
+        key: String,
+        failure: Failure,
+        #[serde(default)]
+        heartbeat: Option<String>,
+    },
+    /// The adapter answered `pending`: the token will complete the step.
+    StepPending { key: String, token: String },
+    /// A pending step reports progress.
+    Heartbeat { key: String, details: String },
+    /// A durable timer is due.
+    Timer {
+        kind: TimerKind,
+        key: String,
+        at: Millis,
+    },
+    /// An operator retries a parked instance from where it stopped.
+    Redrive,
+    /// An operator ends the instance, undoing completed steps if asked.
+    Cancel { compensate: bool },
 }
 
 impl Event {
-    pub fn key(&self) -> &str {
+    /// The step the event is about, if any.
+    pub fn key(&self) -> Option<&str> {
         match self {
-            Event::StepDone { key, .. } | Event::StepFailed { key, .. } => key,
+            Event::StepDone { key, .. }
+            | Event::StepFailed { key, .. }
+            | Event::StepPending { key, .. }
+            | Event::Heartbeat { key, .. }
+            | Event::Timer { key, .. } => Some(key),
+            Event::Redrive | Event::Cancel { .. } => None,
         }
     }
 }
@@ -191,20 +319,24 @@ pub enum StepOutcome {
     },
 }
 
-/// Work the driver must carry out after committing a transition.
+/// Work the driver must carry out after committing a transition. Timers and
+/// tokens are written in the same commit; invocations go to the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     Invoke(Invoke),
-}
-
-impl Command {
-    /// The idempotency key the command is filed under in the outbox.
-    pub fn key(&self) -> &str {
-        match self {
-            Command::Invoke(i) => &i.key,
-        }
-    }
+    ArmTimer(Timer),
+    CancelTimer(Timer),
+    /// A pending step now waits on this token.
+    OpenToken {
+        token: String,
+        key: String,
+    },
+    /// The token's step is over; completing it again is an error.
+    CloseToken {
+        token: String,
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +351,12 @@ pub struct Invoke {
     pub input: Value,
     #[serde(default)]
     pub last_heartbeat: Option<String>,
+    /// Overrides the binding's timeout for this attempt.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+    /// The attempt is stopped if it goes this long without a heartbeat.
+    #[serde(default)]
+    pub heartbeat: Option<Span>,
 }
 
 /// One entry of an instance's append-only history.
@@ -260,6 +398,39 @@ pub enum RecordKind {
     Parked {
         state: String,
         error: InstanceError,
+    },
+    /// An attempt failed and will be retried at `retry_at`.
+    AttemptFailed {
+        state: String,
+        action: String,
+        attempt: u32,
+        failure: Failure,
+        retry_at: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heartbeat: Option<String>,
+    },
+    /// The adapter answered `pending`; the step waits on `token`.
+    Pending {
+        state: String,
+        token: String,
+    },
+    /// The step of `undone` was undone by `action`.
+    Compensated {
+        state: String,
+        undone: String,
+        action: String,
+        result: Value,
+    },
+    /// An operator redrove the parked instance.
+    Redriven {
+        state: String,
+    },
+    /// An operator asked to cancel, undoing completed steps first.
+    Cancelling {
+        state: String,
+    },
+    Cancelled {
+        state: String,
     },
 }
 

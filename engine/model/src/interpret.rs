@@ -1,15 +1,18 @@
-//! The interpreter: `(process, instance, event, now) -> (instance', records,
-//! commands)`. A pure function — no clock, no I/O, no randomness — so every
-//! rule is tested in microseconds and a history can be replayed exactly.
+//! The interpreter: `(process, defaults, instance, event, now) -> (instance',
+//! records, commands)`. A pure function — no clock, no I/O, no randomness
+//! (retry jitter is seeded by the step key) — so every rule is tested in
+//! microseconds and a history replays exactly.
 
 use serde_json::Value;
 
+use crate::bindings::ActionDefaults;
 use crate::instance::{
-    ActiveStep, Command, Event, Failure, Instance, InstanceError, InstanceId, Invoke, Record,
-    RecordKind, Status,
+    ActiveStep, Command, Compensable, Event, Failure, Instance, InstanceError, InstanceId, Invoke,
+    ParkedOn, Phase, Record, RecordKind, Status, Timer, TimerKind,
 };
 use crate::process::{Arm, Process, StateKind};
-use crate::time::Millis;
+use crate::retry::{RetryPolicy, seed};
+use crate::time::{Millis, Span};
 
 /// More transitions than this in one step means a cycle that never waits
 /// (say, a mapping error routed back to the same state).
@@ -22,34 +25,44 @@ pub struct Applied {
     pub instance: Instance,
     pub records: Vec<Record>,
     pub commands: Vec<Command>,
-    /// Outbox commands this event settles (filed under these keys).
+    /// Outbox invocations (by step key) this event settles. One still
+    /// running is no longer wanted and may be stopped.
     pub settled: Vec<String>,
 }
 
-/// Why an event does not apply to an instance. Not an error: outcomes can
-/// arrive late or twice, and are then dropped.
+/// Why an event does not apply to an instance. Not an error: outcomes and
+/// timers can arrive late or twice, and are then dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejected {
     /// The instance has already ended.
     Finished(Status),
-    /// The event is for a step the instance is not carrying out.
+    /// The event is for a step or timer the instance no longer has.
     Stale { key: String },
     /// The instance is parked; only an operator moves it on.
     Parked,
+    /// Redrive asked of an instance that is not parked.
+    NotParked(Status),
 }
 
 impl std::fmt::Display for Rejected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rejected::Finished(s) => write!(f, "the instance has already {s}"),
-            Rejected::Stale { key } => write!(f, "no step with key '{key}' is in flight"),
+            Rejected::Stale { key } => write!(f, "nothing is waiting for '{key}'"),
             Rejected::Parked => f.write_str("the instance is parked"),
+            Rejected::NotParked(s) => write!(f, "the instance is {s}, not parked"),
         }
     }
 }
 
 /// Creates an instance of `process` and enters its start state.
-pub fn start(process: &Process, id: InstanceId, input: Value, now: Millis) -> Applied {
+pub fn start(
+    process: &Process,
+    defaults: &dyn ActionDefaults,
+    id: InstanceId,
+    input: Value,
+    now: Millis,
+) -> Applied {
     let instance = Instance {
         id,
         process: process.name.clone(),
@@ -61,11 +74,15 @@ pub fn start(process: &Process, id: InstanceId, input: Value, now: Millis) -> Ap
         error: None,
         visits: Default::default(),
         step: None,
+        undo: Vec::new(),
+        compensating: None,
+        timers: Vec::new(),
+        parked: None,
         seq: 0,
         created_at: now,
         updated_at: now,
     };
-    let mut m = Machine::new(process, instance, now);
+    let mut m = Machine::new(process, defaults, instance, now);
     m.record(RecordKind::Started {
         process: process.name.clone(),
         version: process.version,
@@ -73,67 +90,115 @@ pub fn start(process: &Process, id: InstanceId, input: Value, now: Millis) -> Ap
     });
     m.next = Some(process.start.clone());
     m.drive();
-    m.finish(Vec::new())
+    m.finish()
 }
 
 /// Applies one event to an instance.
 pub fn apply(
     process: &Process,
+    defaults: &dyn ActionDefaults,
     instance: &Instance,
     event: &Event,
     now: Millis,
 ) -> Result<Applied, Rejected> {
-    match instance.status {
-        s if s.is_finished() => return Err(Rejected::Finished(s)),
-        Status::Parked => return Err(Rejected::Parked),
-        _ => {}
+    if instance.status.is_finished() {
+        return Err(Rejected::Finished(instance.status));
     }
-    let key = event.key();
-    let Some(step) = instance.step.clone().filter(|s| s.key == key) else {
-        return Err(Rejected::Stale {
-            key: key.to_owned(),
-        });
-    };
-    let mut m = Machine::new(process, instance.clone(), now);
+    let mut m = Machine::new(process, defaults, instance.clone(), now);
     match event {
-        Event::StepDone { output, .. } => m.step_done(&step, output),
-        Event::StepFailed { failure, .. } => m.step_failed(&step, failure.clone()),
+        Event::Cancel { compensate } => m.cancel(*compensate),
+        Event::Redrive => {
+            if instance.status != Status::Parked {
+                return Err(Rejected::NotParked(instance.status));
+            }
+            m.redrive();
+        }
+        _ if instance.status == Status::Parked => return Err(Rejected::Parked),
+        Event::Timer { kind, key, at } => {
+            let timer = Timer {
+                instance: instance.id.clone(),
+                kind: *kind,
+                key: key.clone(),
+                at: *at,
+            };
+            let step = m.step_for(key)?;
+            if !m.inst.timers.contains(&timer) {
+                return Err(Rejected::Stale { key: key.clone() });
+            }
+            m.unarm(&timer);
+            m.timer_fired(step, *kind);
+        }
+        Event::StepDone { key, output } => {
+            let step = m.waiting_step(key)?;
+            m.step_done(step, output);
+        }
+        Event::StepFailed {
+            key,
+            failure,
+            heartbeat,
+        } => {
+            let step = m.waiting_step(key)?;
+            m.attempt_failed(step, failure.clone(), heartbeat.clone());
+        }
+        Event::StepPending { key, token } => {
+            let step = m.step_for(key)?;
+            if step.phase != Phase::Invoking {
+                return Err(Rejected::Stale { key: key.clone() });
+            }
+            m.pending(step, token);
+        }
+        Event::Heartbeat { key, details } => {
+            let step = m.step_for(key)?;
+            if !matches!(step.phase, Phase::Pending { .. }) {
+                return Err(Rejected::Stale { key: key.clone() });
+            }
+            m.heartbeat(step, details);
+        }
     }
     m.drive();
-    Ok(m.finish(vec![key.to_owned()]))
+    Ok(m.finish())
 }
 
 struct Machine<'p> {
     process: &'p Process,
+    defaults: &'p dyn ActionDefaults,
     inst: Instance,
     now: Millis,
     records: Vec<Record>,
     commands: Vec<Command>,
+    settled: Vec<String>,
     /// The state to enter next: transitions set it, `drive` follows it.
     next: Option<String>,
     chain: usize,
 }
 
 impl<'p> Machine<'p> {
-    fn new(process: &'p Process, mut inst: Instance, now: Millis) -> Self {
+    fn new(
+        process: &'p Process,
+        defaults: &'p dyn ActionDefaults,
+        mut inst: Instance,
+        now: Millis,
+    ) -> Self {
         inst.updated_at = now;
         Machine {
             process,
+            defaults,
             inst,
             now,
             records: Vec::new(),
             commands: Vec::new(),
+            settled: Vec::new(),
             next: None,
             chain: 0,
         }
     }
 
-    fn finish(self, settled: Vec<String>) -> Applied {
+    fn finish(self) -> Applied {
         Applied {
             instance: self.inst,
             records: self.records,
             commands: self.commands,
-            settled,
+            settled: self.settled,
         }
     }
 
@@ -146,23 +211,117 @@ impl<'p> Machine<'p> {
         self.inst.seq += 1;
     }
 
-    /// Enters states until one waits for something (an action) or ends.
+    // ---- finding the step an event is about -------------------------------
+
+    fn step_for(&self, key: &str) -> Result<ActiveStep, Rejected> {
+        self.inst
+            .step
+            .clone()
+            .filter(|s| s.key == key)
+            .ok_or_else(|| Rejected::Stale {
+                key: key.to_owned(),
+            })
+    }
+
+    /// The step, if it is waiting for an outcome (invoking or pending).
+    fn waiting_step(&self, key: &str) -> Result<ActiveStep, Rejected> {
+        let step = self.step_for(key)?;
+        match step.phase {
+            Phase::Invoking | Phase::Pending { .. } => Ok(step),
+            Phase::Backoff { .. } => Err(Rejected::Stale {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    // ---- timers and tokens ----------------------------------------------------
+
+    fn arm(&mut self, kind: TimerKind, key: &str, at: Millis) {
+        let t = Timer {
+            instance: self.inst.id.clone(),
+            kind,
+            key: key.to_owned(),
+            at,
+        };
+        self.inst.timers.push(t.clone());
+        self.commands.push(Command::ArmTimer(t));
+    }
+
+    fn unarm(&mut self, timer: &Timer) {
+        self.inst.timers.retain(|t| t != timer);
+        self.commands.push(Command::CancelTimer(timer.clone()));
+    }
+
+    /// Cancels this step's timers of the given kinds (all when `kinds` is empty).
+    fn unarm_step(&mut self, key: &str, kinds: &[TimerKind]) {
+        let gone: Vec<Timer> = self
+            .inst
+            .timers
+            .iter()
+            .filter(|t| t.key == key && (kinds.is_empty() || kinds.contains(&t.kind)))
+            .cloned()
+            .collect();
+        for t in gone {
+            self.unarm(&t);
+        }
+    }
+
+    /// Ends whatever the current attempt is waiting on: the invocation is
+    /// settled, a token closed, attempt timers cancelled.
+    fn end_attempt(&mut self, step: &ActiveStep) {
+        match &step.phase {
+            Phase::Invoking => self.settled.push(step.key.clone()),
+            Phase::Pending { token } => {
+                self.commands.push(Command::CloseToken {
+                    token: token.clone(),
+                    key: step.key.clone(),
+                });
+            }
+            Phase::Backoff { .. } => {}
+        }
+        self.unarm_step(
+            &step.key,
+            &[TimerKind::Timeout, TimerKind::Heartbeat, TimerKind::Retry],
+        );
+    }
+
+    /// Ends the step for good.
+    fn end_step(&mut self, step: &ActiveStep) {
+        self.end_attempt(step);
+        self.unarm_step(&step.key, &[]);
+        self.inst.step = None;
+    }
+
+    // ---- entering states ------------------------------------------------------
+
+    /// Enters states until one waits for something or ends.
     fn drive(&mut self) {
         while let Some(name) = self.next.take() {
             self.chain += 1;
             if self.chain > MAX_CHAIN {
                 self.inst.state = name;
-                self.inst.step = None;
                 let f = Failure::new(
                     "mapping",
                     format!(
                         "stopped after {MAX_CHAIN} transitions that never waited for an action"
                     ),
                 );
-                return self.park(f);
+                return self.park(f, ParkedOn::Enter);
             }
             self.enter(&name);
         }
+    }
+
+    fn visit(&mut self, name: &str) -> u32 {
+        let v = self.inst.visits.entry(name.to_owned()).or_insert(0);
+        *v += 1;
+        *v
+    }
+
+    fn policy(&self, own: Option<&RetryPolicy>, action: &str) -> RetryPolicy {
+        own.or_else(|| self.defaults.retry(action))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Enters a state and does what entering it means.
@@ -173,38 +332,46 @@ impl<'p> Machine<'p> {
             // Validation makes this impossible for a process's own states;
             // it can only come from a stored instance and a changed process.
             let f = Failure::new("mapping", format!("the process has no state '{name}'"));
-            return self.park(f);
-        };
-        let visit = {
-            let v = self.inst.visits.entry(name.to_owned()).or_insert(0);
-            *v += 1;
-            *v
+            return self.park(f, ParkedOn::Enter);
         };
         match &state.kind {
             StateKind::Task(task) => {
+                let visit = self.visit(name);
                 let key = format!("{}/{name}/{visit}", self.inst.id);
                 let input = match &task.input {
                     None => Ok(self.inst.data.clone()),
                     Some(e) => e.eval(&self.inst.data),
                 };
-                let step = ActiveStep {
+                let mut step = ActiveStep {
                     state: name.to_owned(),
                     action: task.action.clone(),
                     key,
                     attempt: 1,
-                    input: input.clone().unwrap_or(Value::Null),
+                    tries: 1,
+                    input: Value::Null,
                     started_at: self.now,
+                    attempt_started_at: self.now,
+                    deadline_at: task.deadline.map(|d| self.now.plus(d)),
+                    retry: self.policy(task.retry.as_ref(), &task.action),
+                    timeout: task.timeout.or_else(|| self.defaults.timeout(&task.action)),
+                    heartbeat: task.heartbeat,
                     last_heartbeat: None,
+                    phase: Phase::Invoking,
+                    undoes: None,
                 };
                 match input {
-                    Ok(_) => {
+                    Ok(input) => {
+                        step.input = input;
                         self.inst.status = Status::Running;
+                        if let Some(at) = step.deadline_at {
+                            self.arm(TimerKind::Deadline, &step.key.clone(), at);
+                        }
                         self.invoke(&step);
                         self.inst.step = Some(step);
                     }
                     Err(e) => {
                         let f = Failure::new("mapping", format!("input of '{name}': {e}"));
-                        self.step_failed(&step, f);
+                        self.route_failure(&step, f, ParkedOn::Enter);
                     }
                 }
             }
@@ -222,36 +389,14 @@ impl<'p> Machine<'p> {
                             output: out,
                         });
                     }
-                    Err(e) => {
-                        self.park(Failure::new("mapping", format!("output of '{name}': {e}")))
-                    }
+                    Err(e) => self.park(
+                        Failure::new("mapping", format!("output of '{name}': {e}")),
+                        ParkedOn::Enter,
+                    ),
                 }
             }
             StateKind::Fail { error, cause } => {
-                let last = self.inst.data.get("error");
-                let message = match cause {
-                    Some(e) => match e.eval(&self.inst.data) {
-                        Ok(Value::String(s)) => s,
-                        Ok(other) => other.to_string(),
-                        Err(e) => format!("(cause could not be computed: {e})"),
-                    },
-                    None => last
-                        .and_then(|e| e.get("message"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("the process reached a fail state")
-                        .to_owned(),
-                };
-                let kind = error.clone().unwrap_or_else(|| {
-                    last.and_then(|e| e.get("kind"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("failed")
-                        .to_owned()
-                });
-                let err = InstanceError {
-                    state: name.to_owned(),
-                    kind,
-                    message,
-                };
+                let err = self.fail_error(name, error.as_deref(), cause.as_ref());
                 self.inst.status = Status::Failed;
                 self.inst.error = Some(err.clone());
                 self.record(RecordKind::Failed {
@@ -259,6 +404,44 @@ impl<'p> Machine<'p> {
                     error: err,
                 });
             }
+            StateKind::Compensate { then } => {
+                self.visit(name);
+                self.inst.status = Status::Running;
+                self.inst.compensating = Some(Some(then.clone()));
+                self.next_undo();
+            }
+        }
+    }
+
+    fn fail_error(
+        &self,
+        state: &str,
+        error: Option<&str>,
+        cause: Option<&crate::Expr>,
+    ) -> InstanceError {
+        let last = self.inst.data.get("error");
+        let message = match cause {
+            Some(e) => match e.eval(&self.inst.data) {
+                Ok(Value::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => format!("(cause could not be computed: {e})"),
+            },
+            None => last
+                .and_then(|e| e.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("the process reached a fail state")
+                .to_owned(),
+        };
+        let kind = error.map(str::to_owned).unwrap_or_else(|| {
+            last.and_then(|e| e.get("kind"))
+                .and_then(Value::as_str)
+                .unwrap_or("failed")
+                .to_owned()
+        });
+        InstanceError {
+            state: state.to_owned(),
+            kind,
+            message,
         }
     }
 
@@ -273,29 +456,180 @@ impl<'p> Machine<'p> {
             attempt: step.attempt,
             input: step.input.clone(),
             last_heartbeat: step.last_heartbeat.clone(),
+            timeout: step.timeout,
+            heartbeat: step.heartbeat,
         }));
     }
 
-    fn step_done(&mut self, step: &ActiveStep, result: &Value) {
+    // ---- outcomes ---------------------------------------------------------------
+
+    fn step_done(&mut self, step: ActiveStep, result: &Value) {
+        self.end_step(&step);
+        if let Some(undone) = &step.undoes {
+            return self.undone(&step, undone, result);
+        }
         let Some(StateKind::Task(task)) = self.process.state(&step.state).map(|s| &s.kind) else {
-            return self.park(Failure::new(
-                "mapping",
-                format!("'{}' is not a task state", step.state),
-            ));
+            return self.park(
+                Failure::new("mapping", format!("'{}' is not a task state", step.state)),
+                ParkedOn::Enter,
+            );
         };
         if let Some(path) = &task.output {
             match path.set(&self.inst.data, result) {
                 Ok(data) => self.inst.data = data,
                 Err(e) => {
                     let f = Failure::new("mapping", format!("output of '{}': {e}", step.state));
-                    return self.step_failed(step, f);
+                    return self.route_failure(&step, f, ParkedOn::Step);
                 }
             }
         }
-        self.take("done", step, Some(result.clone()), None);
+        if task.compensate.is_some() {
+            self.inst.undo.push(Compensable {
+                state: step.state.clone(),
+                key: step.key.clone(),
+                result: result.clone(),
+            });
+        }
+        self.take(
+            "done",
+            &step.state,
+            step.started_at,
+            Some(result.clone()),
+            None,
+        );
     }
 
-    fn step_failed(&mut self, step: &ActiveStep, failure: Failure) {
+    /// An attempt failed: retry it if the policy allows and time is left,
+    /// else the step fails.
+    fn attempt_failed(
+        &mut self,
+        mut step: ActiveStep,
+        failure: Failure,
+        heartbeat: Option<String>,
+    ) {
+        self.end_attempt(&step);
+        if heartbeat.is_some() {
+            step.last_heartbeat = heartbeat.clone();
+        }
+        let retry_at = self.now.plus(step.retry.delay(step.tries, seed(&step.key)));
+        let in_time = step.deadline_at.is_none_or(|d| retry_at < d);
+        if step.retry.retries(&failure.kind) && step.tries < step.retry.max_attempts && in_time {
+            self.record(RecordKind::AttemptFailed {
+                state: step.state.clone(),
+                action: step.action.clone(),
+                attempt: step.attempt,
+                failure,
+                retry_at,
+                heartbeat,
+            });
+            step.phase = Phase::Backoff { until: retry_at };
+            self.arm(TimerKind::Retry, &step.key.clone(), retry_at);
+            self.inst.step = Some(step);
+            return;
+        }
+        self.unarm_step(&step.key, &[]);
+        self.inst.step = None;
+        if let Some(undone) = &step.undoes {
+            // A compensation that still fails waits for an operator.
+            self.inst.step = Some(ActiveStep {
+                phase: Phase::Backoff { until: self.now },
+                ..step.clone()
+            });
+            let f = Failure::new(
+                failure.kind,
+                format!(
+                    "undoing '{undone}' with {} failed: {}",
+                    step.action, failure.message
+                ),
+            );
+            return self.park(f, ParkedOn::Step);
+        }
+        self.route_failure(&step, failure, ParkedOn::Step);
+    }
+
+    fn pending(&mut self, mut step: ActiveStep, token: &str) {
+        // The invocation is over; the token now stands for the attempt.
+        self.settled.push(step.key.clone());
+        step.phase = Phase::Pending {
+            token: token.to_owned(),
+        };
+        self.commands.push(Command::OpenToken {
+            token: token.to_owned(),
+            key: step.key.clone(),
+        });
+        if let Some(t) = step.timeout {
+            self.arm(
+                TimerKind::Timeout,
+                &step.key.clone(),
+                step.attempt_started_at.plus(t),
+            );
+        }
+        if let Some(h) = step.heartbeat {
+            self.arm(TimerKind::Heartbeat, &step.key.clone(), self.now.plus(h));
+        }
+        self.record(RecordKind::Pending {
+            state: step.state.clone(),
+            token: token.to_owned(),
+        });
+        self.inst.step = Some(step);
+    }
+
+    fn heartbeat(&mut self, mut step: ActiveStep, details: &str) {
+        step.last_heartbeat = Some(details.to_owned());
+        if let Some(h) = step.heartbeat {
+            self.unarm_step(&step.key, &[TimerKind::Heartbeat]);
+            self.arm(TimerKind::Heartbeat, &step.key.clone(), self.now.plus(h));
+        }
+        self.inst.step = Some(step);
+    }
+
+    fn timer_fired(&mut self, mut step: ActiveStep, kind: TimerKind) {
+        match kind {
+            TimerKind::Retry => {
+                step.attempt += 1;
+                step.tries += 1;
+                step.attempt_started_at = self.now;
+                step.phase = Phase::Invoking;
+                self.invoke(&step);
+                self.inst.step = Some(step);
+            }
+            TimerKind::Timeout => {
+                let within = step.timeout.unwrap_or_default();
+                let f = Failure::new("timeout", format!("no outcome within {within}"));
+                self.attempt_failed(step, f, None);
+            }
+            TimerKind::Heartbeat => {
+                let every = step.heartbeat.unwrap_or_default();
+                let f = Failure::new("heartbeat", format!("no heartbeat for {every}"));
+                let last = step.last_heartbeat.clone();
+                self.attempt_failed(step, f, last);
+            }
+            TimerKind::Deadline => {
+                // Out of time for good: no retry, whatever is in flight is dropped.
+                self.end_step(&step);
+                let at = step
+                    .deadline_at
+                    .map(|d| d.since(step.started_at))
+                    .unwrap_or_default();
+                let f = Failure::new(
+                    "timeout",
+                    format!("the step did not finish within its deadline of {at}"),
+                );
+                if step.undoes.is_some() {
+                    self.inst.step = Some(ActiveStep {
+                        phase: Phase::Backoff { until: self.now },
+                        ..step
+                    });
+                    return self.park(f, ParkedOn::Step);
+                }
+                self.route_failure(&step, f, ParkedOn::Step);
+            }
+        }
+    }
+
+    /// Routes a step's final failure as `error.<kind>`, after storing it at
+    /// `.error`; parks when nothing routes it.
+    fn route_failure(&mut self, step: &ActiveStep, failure: Failure, parked: ParkedOn) {
         if let Value::Object(map) = &mut self.inst.data {
             map.insert(
                 "error".to_owned(),
@@ -307,7 +641,24 @@ impl<'p> Machine<'p> {
             );
         }
         let event = format!("error.{}", failure.kind);
-        self.take(&event, step, None, Some(failure));
+        if !self.has_route(&step.state, &event) {
+            if parked == ParkedOn::Step {
+                // Keep the step so a redrive can invoke it again.
+                self.inst.step = Some(ActiveStep {
+                    phase: Phase::Backoff { until: self.now },
+                    ..step.clone()
+                });
+            }
+            return self.park(failure, parked);
+        }
+        self.take(&event, &step.state, step.started_at, None, Some(failure));
+    }
+
+    fn has_route(&self, state: &str, event: &str) -> bool {
+        self.process
+            .state(state)
+            .and_then(|s| s.route(event))
+            .is_some()
     }
 
     /// Follows the transition `event` leads to from the step's state, or
@@ -315,61 +666,242 @@ impl<'p> Machine<'p> {
     fn take(
         &mut self,
         event: &str,
-        step: &ActiveStep,
+        from: &str,
+        started_at: Millis,
         result: Option<Value>,
         failure: Option<Failure>,
     ) {
-        let from = step.state.clone();
+        let from = from.to_owned();
         let arms: &[Arm] = self
             .process
             .state(&from)
             .and_then(|s| s.route(event))
             .map(|t| t.arms.as_slice())
             .unwrap_or(&[]);
-        let target = choose(arms, &self.inst.data);
-        let to = match target {
+        let to = match choose(arms, &self.inst.data) {
             Ok(Some(to)) => to,
             Ok(None) => {
-                let f = match failure {
-                    Some(f) => f,
-                    None => Failure::new(
+                let f = failure.clone().unwrap_or_else(|| {
+                    Failure::new(
                         "mapping",
                         format!("no transition of '{from}' on '{event}' matched the data"),
-                    ),
+                    )
+                });
+                let on = ParkedOn::Route {
+                    event: event.to_owned(),
+                    result,
+                    failure,
                 };
-                self.inst.step = Some(step.clone());
-                return self.park(f);
+                return self.park(f, on);
             }
             Err(e) => {
-                self.inst.step = Some(step.clone());
-                return self.park(Failure::new(
-                    "mapping",
-                    format!("a guard of '{from}' on '{event}': {e}"),
-                ));
+                let f = Failure::new("mapping", format!("a guard of '{from}' on '{event}': {e}"));
+                let on = ParkedOn::Route {
+                    event: event.to_owned(),
+                    result,
+                    failure,
+                };
+                return self.park(f, on);
             }
         };
         self.record(RecordKind::Transition {
             from,
             event: event.to_owned(),
             to: to.clone(),
-            took: self.now.since(step.started_at),
+            took: self.now.since(started_at),
             result,
             failure,
         });
         self.next = Some(to);
     }
 
-    fn park(&mut self, failure: Failure) {
+    fn park(&mut self, failure: Failure, on: ParkedOn) {
         let err = InstanceError {
             state: self.inst.state.clone(),
             kind: failure.kind,
             message: failure.message,
         };
+        // A parked instance keeps no timers: nothing moves it but an operator.
+        let all: Vec<Timer> = self.inst.timers.clone();
+        for t in &all {
+            self.unarm(t);
+        }
         self.inst.status = Status::Parked;
         self.inst.error = Some(err.clone());
+        self.inst.parked = Some(on);
         self.record(RecordKind::Parked {
             state: self.inst.state.clone(),
             error: err,
+        });
+    }
+
+    // ---- compensation -------------------------------------------------------------
+
+    /// Starts undoing the newest completed compensable step, or moves on when
+    /// there is none left.
+    fn next_undo(&mut self) {
+        let Some(c) = self.inst.undo.last().cloned() else {
+            match self.inst.compensating.take() {
+                Some(Some(then)) => {
+                    self.record(RecordKind::Transition {
+                        from: self.inst.state.clone(),
+                        event: "compensated".into(),
+                        to: then.clone(),
+                        took: Span::ZERO,
+                        result: None,
+                        failure: None,
+                    });
+                    self.next = Some(then);
+                }
+                _ => self.cancelled(),
+            }
+            return;
+        };
+        let comp = match self.process.state(&c.state).map(|s| &s.kind) {
+            Some(StateKind::Task(t)) => t.compensate.clone(),
+            _ => None,
+        };
+        let Some(comp) = comp else {
+            // The step was compensable when it completed; only a changed
+            // process can make this so. Drop it rather than stall.
+            self.inst.undo.pop();
+            return self.next_undo();
+        };
+        let input = match &comp.input {
+            None => Ok(c.result.clone()),
+            Some(e) => e.eval(&self.inst.data),
+        };
+        let input = match input {
+            Ok(v) => v,
+            Err(e) => {
+                let f = Failure::new("mapping", format!("input for undoing '{}': {e}", c.state));
+                return self.park(f, ParkedOn::Undo);
+            }
+        };
+        let step = ActiveStep {
+            state: self.inst.state.clone(),
+            action: comp.action.clone(),
+            key: format!("{}/undo", c.key),
+            attempt: 1,
+            tries: 1,
+            input,
+            started_at: self.now,
+            attempt_started_at: self.now,
+            deadline_at: None,
+            retry: self.policy(comp.retry.as_ref(), &comp.action),
+            timeout: self.defaults.timeout(&comp.action),
+            heartbeat: None,
+            last_heartbeat: None,
+            phase: Phase::Invoking,
+            undoes: Some(c.state.clone()),
+        };
+        self.invoke(&step);
+        self.inst.step = Some(step);
+    }
+
+    fn undone(&mut self, step: &ActiveStep, undone: &str, result: &Value) {
+        if let Some(i) = self.inst.undo.iter().rposition(|c| c.state == undone) {
+            self.inst.undo.remove(i);
+        }
+        self.record(RecordKind::Compensated {
+            state: self.inst.state.clone(),
+            undone: undone.to_owned(),
+            action: step.action.clone(),
+            result: result.clone(),
+        });
+        self.next_undo();
+    }
+
+    // ---- operators ------------------------------------------------------------------
+
+    fn redrive(&mut self) {
+        let on = self.inst.parked.take().unwrap_or(ParkedOn::Enter);
+        self.inst.status = Status::Running;
+        self.inst.error = None;
+        self.record(RecordKind::Redriven {
+            state: self.inst.state.clone(),
+        });
+        match on {
+            ParkedOn::Step => match self.inst.step.take() {
+                Some(mut step) => {
+                    step.attempt += 1;
+                    step.tries = 1;
+                    step.attempt_started_at = self.now;
+                    step.phase = Phase::Invoking;
+                    if let Some(d) = self.deadline_of(&step) {
+                        step.started_at = self.now;
+                        step.deadline_at = Some(self.now.plus(d));
+                        self.arm(TimerKind::Deadline, &step.key.clone(), self.now.plus(d));
+                    }
+                    self.invoke(&step);
+                    self.inst.step = Some(step);
+                }
+                None => self.next = Some(self.inst.state.clone()),
+            },
+            ParkedOn::Route {
+                event,
+                result,
+                failure,
+            } => {
+                let state = self.inst.state.clone();
+                self.take(&event, &state, self.now, result, failure);
+            }
+            ParkedOn::Enter => self.next = Some(self.inst.state.clone()),
+            ParkedOn::Undo => self.next_undo(),
+        }
+    }
+
+    fn deadline_of(&self, step: &ActiveStep) -> Option<Span> {
+        if step.undoes.is_some() {
+            return None;
+        }
+        match self.process.state(&step.state).map(|s| &s.kind) {
+            Some(StateKind::Task(t)) => t.deadline,
+            _ => None,
+        }
+    }
+
+    fn cancel(&mut self, compensate: bool) {
+        let parked = self.inst.status == Status::Parked;
+        self.inst.parked = None;
+        self.inst.error = None;
+        self.inst.status = Status::Running;
+        let undoing = self.inst.compensating.is_some();
+        if compensate && (undoing || !self.inst.undo.is_empty()) {
+            self.record(RecordKind::Cancelling {
+                state: self.inst.state.clone(),
+            });
+            self.inst.compensating = Some(None);
+            // An undo already under way carries on; otherwise start one.
+            let running_undo = self
+                .inst
+                .step
+                .as_ref()
+                .is_some_and(|s| s.undoes.is_some() && !parked);
+            if !running_undo {
+                if let Some(step) = self.inst.step.take() {
+                    self.end_step(&step);
+                }
+                self.next_undo();
+            }
+            return;
+        }
+        if let Some(step) = self.inst.step.take() {
+            self.end_step(&step);
+        }
+        self.cancelled();
+    }
+
+    fn cancelled(&mut self) {
+        let all: Vec<Timer> = self.inst.timers.clone();
+        for t in &all {
+            self.unarm(t);
+        }
+        self.inst.compensating = None;
+        self.inst.step = None;
+        self.inst.status = Status::Cancelled;
+        self.record(RecordKind::Cancelled {
+            state: self.inst.state.clone(),
         });
     }
 }

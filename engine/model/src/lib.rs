@@ -14,18 +14,23 @@ pub mod expr;
 pub mod instance;
 pub mod interpret;
 pub mod process;
+pub mod retry;
 pub mod source;
 pub mod time;
 pub mod validate;
 
-pub use bindings::{ActionInfo, Binding, Bindings, Grants, Manifest};
+pub use bindings::{
+    ActionDefaults, ActionInfo, Binding, Bindings, BreakerPolicy, Grants, Limits, Manifest,
+    NoDefaults, Rate,
+};
 pub use expr::{Expr, PathExpr};
 pub use instance::{
-    ActiveStep, Command, Event, Failure, Instance, InstanceError, InstanceId, Invoke, Record,
-    RecordKind, Status, StepOutcome,
+    ActiveStep, Command, Compensable, Event, Failure, Instance, InstanceError, InstanceId, Invoke,
+    ParkedOn, Phase, Record, RecordKind, Status, StepOutcome, Timer, TimerKind,
 };
 pub use interpret::{Applied, Rejected};
 pub use process::{Process, State, StateKind};
+pub use retry::{Jitter, RetryPolicy};
 pub use source::{Diagnostic, Diagnostics, Document, Format, Pos};
 pub use time::{Millis, Span};
 

@@ -5,6 +5,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::expr::{Expr, PathExpr};
+use crate::retry::RetryPolicy;
+use crate::time::Span;
 
 /// Failure kinds the engine itself produces, beside the kinds an action's
 /// manifest declares. A process routes on them as `error.<kind>`.
@@ -47,14 +49,18 @@ impl Process {
         self.states.get(name)
     }
 
-    /// Every action the process may run (tasks), deduplicated, in file order.
+    /// Every action the process may run (tasks and their compensations),
+    /// deduplicated, in file order.
     pub fn actions(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
         for s in self.states.values() {
-            if let StateKind::Task(t) = &s.kind
-                && !out.contains(&t.action.as_str())
-            {
-                out.push(&t.action);
+            if let StateKind::Task(t) = &s.kind {
+                for a in std::iter::once(&t.action).chain(t.compensate.as_ref().map(|c| &c.action))
+                {
+                    if !out.contains(&a.as_str()) {
+                        out.push(a);
+                    }
+                }
             }
         }
         out
@@ -79,6 +85,18 @@ impl State {
         })
     }
 
+    /// States this one can lead to.
+    pub fn targets(&self) -> impl Iterator<Item = &str> {
+        let then = match &self.kind {
+            StateKind::Compensate { then } => Some(then.as_str()),
+            _ => None,
+        };
+        self.on
+            .iter()
+            .flat_map(|t| t.arms.iter().map(|a| a.to.as_str()))
+            .chain(then)
+    }
+
     pub fn is_terminal(&self) -> bool {
         matches!(
             self.kind,
@@ -97,6 +115,10 @@ pub enum StateKind {
         error: Option<String>,
         cause: Option<Expr>,
     },
+    /// Undoes every completed compensable step, newest first, then goes on.
+    Compensate {
+        then: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +126,24 @@ pub struct Task {
     pub action: String,
     pub input: Option<Expr>,
     pub output: Option<PathExpr>,
+    /// Overrides the binding's default policy.
+    pub retry: Option<RetryPolicy>,
+    /// Per attempt; overrides the binding's.
+    pub timeout: Option<Span>,
+    /// For the whole step, retries included.
+    pub deadline: Option<Span>,
+    pub heartbeat: Option<Span>,
+    pub compensate: Option<Compensation>,
+}
+
+/// How a completed step is undone.
+#[derive(Debug, Clone)]
+pub struct Compensation {
+    pub action: String,
+    /// jq over the instance data when compensating; default: the step's result.
+    pub input: Option<Expr>,
+    /// Overrides the binding's default policy.
+    pub retry: Option<RetryPolicy>,
 }
 
 #[derive(Debug, Clone)]

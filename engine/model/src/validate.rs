@@ -7,16 +7,23 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::def::{ProcessDef, StateDef, StateType, TargetDef};
+use crate::def::{CompensateDef, ProcessDef, RetryDef, StateDef, StateType, TargetDef};
 use crate::expr::{CompileError, Expr, PathExpr};
-use crate::process::{Arm, Process, State, StateKind, Task, Transition, is_engine_error_kind};
+use crate::process::{
+    Arm, Compensation, Process, State, StateKind, Task, Transition, is_engine_error_kind,
+};
+use crate::retry::{RETRYABLE_KINDS, RetryPolicy};
 use crate::source::{Diagnostic, Diagnostics, Document, pointer, pointer_segment};
+use crate::time::Span;
 
 /// Validates a process document. Checks that need the bindings and plugin
 /// manifests live in `bindings::check`.
 pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
     let mut diags = Diagnostics::default();
     let shell: Shell = deserialize(doc, "", &doc.value)?;
+    // Every declared name, even of states whose fields do not parse, so one
+    // bad field does not also make them "unknown".
+    let shell_names: Vec<String> = shell.states.keys().cloned().collect();
     let mut raw_states = IndexMap::new();
     for (name, value) in &shell.states {
         let at = pointer(["states", name]);
@@ -35,7 +42,7 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
         states: raw_states,
     };
 
-    check_header(doc, &def, &mut diags);
+    check_header(doc, &def, &shell_names, &mut diags);
     let names: Vec<&str> = shell.states.keys().map(String::as_str).collect();
     let mut states = IndexMap::new();
     for (name, raw) in &def.states {
@@ -144,7 +151,7 @@ fn unescape(seg: &str) -> String {
     seg.replace("~1", "/").replace("~0", "~")
 }
 
-fn check_header(doc: &Document, def: &ProcessDef, diags: &mut Diagnostics) {
+fn check_header(doc: &Document, def: &ProcessDef, names: &[String], diags: &mut Diagnostics) {
     if !valid_name(&def.process) {
         diags.push(
             doc.diag(
@@ -157,11 +164,11 @@ fn check_header(doc: &Document, def: &ProcessDef, diags: &mut Diagnostics) {
     if def.version == 0 {
         diags.push(doc.diag("/version", "version must be 1 or more"));
     }
-    if def.states.is_empty() {
+    if names.is_empty() {
         diags.push(doc.key_diag("/states", "a process needs at least one state"));
     }
-    if !def.states.contains_key(&def.start) {
-        diags.push(unknown_state(doc, "/start", &def.start, def.states.keys()));
+    if !names.contains(&def.start) {
+        diags.push(unknown_state(doc, "/start", &def.start, names.iter()));
     }
 }
 
@@ -212,25 +219,44 @@ fn state(
     };
 
     // Fields that make no sense for this type of state.
-    let present: [(&str, bool); 6] = [
+    let present: [(&str, bool); 12] = [
         ("action", raw.action.is_some()),
         ("input", raw.input.is_some()),
         ("output", raw.output.is_some()),
         ("on", raw.on.is_some()),
         ("error", raw.error.is_some()),
         ("cause", raw.cause.is_some()),
+        ("retry", raw.retry.is_some()),
+        ("timeout", raw.timeout.is_some()),
+        ("deadline", raw.deadline.is_some()),
+        ("heartbeat", raw.heartbeat.is_some()),
+        ("compensate", raw.compensate.is_some()),
+        ("then", raw.then.is_some()),
     ];
     let allowed: &[&str] = match kind {
-        StateType::Task => &["action", "input", "output", "on"],
+        StateType::Task => &[
+            "action",
+            "input",
+            "output",
+            "on",
+            "retry",
+            "timeout",
+            "deadline",
+            "heartbeat",
+            "compensate",
+        ],
         StateType::Succeed => &["output"],
         StateType::Fail => &["error", "cause"],
+        StateType::Compensate => &["then"],
     };
     for (field, is_set) in present {
         if is_set && !allowed.contains(&field) {
-            let why = if field == "on" {
-                format!("a {kind} state ends the instance, so it has no transitions")
-            } else {
-                format!("'{field}' is not used by a {kind} state")
+            let why = match (field, kind) {
+                ("on", StateType::Compensate) => {
+                    "a compensate state moves on with `then`, not `on`".to_owned()
+                }
+                ("on", _) => format!("a {kind} state ends the instance, so it has no transitions"),
+                _ => format!("'{field}' is not used by a {kind} state"),
             };
             diags.push(
                 doc.key_diag(&format!("{at}/{field}"), why)
@@ -271,10 +297,24 @@ fn state(
                     .hint("add `on: { done: <next state> }`"),
                 );
             }
+            let span = |field: &str, value: &Option<String>, diags: &mut Diagnostics| {
+                duration(doc, &format!("{at}/{field}"), value.as_deref(), diags)
+            };
             StateKind::Task(Task {
                 action,
                 input,
                 output,
+                retry: raw
+                    .retry
+                    .as_ref()
+                    .and_then(|r| retry_policy(doc, &format!("{at}/retry"), r, diags)),
+                timeout: span("timeout", &raw.timeout, diags),
+                deadline: span("deadline", &raw.deadline, diags),
+                heartbeat: span("heartbeat", &raw.heartbeat, diags),
+                compensate: raw
+                    .compensate
+                    .as_ref()
+                    .and_then(|c| compensation(doc, &format!("{at}/compensate"), c, diags)),
             })
         }
         StateType::Succeed => StateKind::Succeed {
@@ -290,6 +330,31 @@ fn state(
                 .as_deref()
                 .and_then(|src| expr(doc, &format!("{at}/cause"), src, Expr::compile, diags)),
         },
+        StateType::Compensate => {
+            let then = raw.then.clone().unwrap_or_default();
+            match &raw.then {
+                None => diags.push(
+                    doc.key_diag(&at, format!("compensate state '{name}' has no `then`"))
+                        .hint(
+                            "add `then: <state>`: where to go once every completed step is undone",
+                        ),
+                ),
+                Some(t) if !names.contains(&t.as_str()) => {
+                    let d = doc.diag(
+                        &format!("{at}/then"),
+                        format!(
+                            "state '{name}' goes to '{t}' when done, but no state has that name"
+                        ),
+                    );
+                    diags.push(match suggest(t, names.iter().copied()) {
+                        Some(s) => d.hint(format!("did you mean '{s}'?")),
+                        None => d.hint(format!("states are: {}", names.join(", "))),
+                    });
+                }
+                Some(_) => {}
+            }
+            StateKind::Compensate { then }
+        }
     };
     (diags.len() == before).then(|| State {
         name: name.to_owned(),
@@ -366,6 +431,116 @@ fn transitions(
     out
 }
 
+fn duration(doc: &Document, at: &str, text: Option<&str>, diags: &mut Diagnostics) -> Option<Span> {
+    match Span::parse(text?) {
+        Ok(d) if d.as_millis() > 0 => Some(d),
+        Ok(_) => {
+            diags.push(doc.diag(at, "a duration here must be longer than 0s"));
+            None
+        }
+        Err(e) => {
+            diags.push(
+                doc.diag(at, e)
+                    .hint("write it like 500ms, 30s, 5m or 1h30m"),
+            );
+            None
+        }
+    }
+}
+
+/// A retry policy from its raw form. Unset fields default to: 3 attempts,
+/// 1s initial delay, factor 2, at most 60s between attempts, no jitter.
+pub(crate) fn retry_policy(
+    doc: &Document,
+    at: &str,
+    raw: &RetryDef,
+    diags: &mut Diagnostics,
+) -> Option<RetryPolicy> {
+    let before = diags.len();
+    let mut p = RetryPolicy {
+        max_attempts: raw.max_attempts.unwrap_or(3),
+        ..RetryPolicy::default()
+    };
+    if p.max_attempts == 0 {
+        diags.push(doc.diag(
+            &format!("{at}/max_attempts"),
+            "max_attempts counts the first attempt too, so it must be 1 or more",
+        ));
+    }
+    if let Some(d) = duration(doc, &format!("{at}/initial"), raw.initial.as_deref(), diags) {
+        p.initial = d;
+    }
+    if let Some(d) = duration(
+        doc,
+        &format!("{at}/max_delay"),
+        raw.max_delay.as_deref(),
+        diags,
+    ) {
+        p.max_delay = d;
+    }
+    if raw.max_delay.is_none() {
+        p.max_delay = p.max_delay.max(p.initial);
+    }
+    if p.initial > p.max_delay {
+        diags.push(doc.diag(
+            &format!("{at}/max_delay"),
+            format!(
+                "max_delay ({}) is shorter than initial ({})",
+                p.max_delay, p.initial
+            ),
+        ));
+    }
+    if let Some(f) = raw.factor {
+        if !(1.0..=100.0).contains(&f) {
+            diags.push(doc.diag(&format!("{at}/factor"), "factor must be between 1 and 100"));
+        }
+        p.factor = f;
+    }
+    p.jitter = raw.jitter.unwrap_or_default();
+    for (i, kind) in raw.non_retryable.iter().flatten().enumerate() {
+        if !RETRYABLE_KINDS.contains(&kind.as_str()) {
+            diags.push(
+                doc.diag(
+                    &format!("{at}/non_retryable/{i}"),
+                    format!("'{kind}' failures are never retried anyway"),
+                )
+                .hint(format!(
+                    "only these kinds are retried: {}",
+                    RETRYABLE_KINDS.join(", ")
+                )),
+            );
+        }
+        p.non_retryable.push(kind.clone());
+    }
+    (diags.len() == before).then_some(p)
+}
+
+fn compensation(
+    doc: &Document,
+    at: &str,
+    raw: &CompensateDef,
+    diags: &mut Diagnostics,
+) -> Option<Compensation> {
+    let (action, input, retry, action_at) = match raw {
+        CompensateDef::Action(a) => (a.clone(), None, None, at.to_owned()),
+        CompensateDef::Full(f) => (
+            f.action.clone(),
+            f.input.clone(),
+            f.retry.clone(),
+            format!("{at}/action"),
+        ),
+    };
+    if !valid_name(&action) {
+        diags.push(doc.diag(&action_at, format!("'{action}' is not a valid action name")));
+        return None;
+    }
+    Some(Compensation {
+        action,
+        input: input.and_then(|src| expr(doc, &format!("{at}/input"), &src, Expr::compile, diags)),
+        retry: retry.and_then(|r| retry_policy(doc, &format!("{at}/retry"), &r, diags)),
+    })
+}
+
 fn last(ptr: &str) -> String {
     unescape(ptr.rsplit('/').next().unwrap_or(""))
 }
@@ -435,11 +610,7 @@ fn check_reachable(
             continue;
         }
         if let Some(s) = states.get(&name) {
-            for t in &s.on {
-                for arm in &t.arms {
-                    queue.push_back(arm.to.clone());
-                }
-            }
+            queue.extend(s.targets().map(str::to_owned));
         }
     }
     for name in states.keys() {

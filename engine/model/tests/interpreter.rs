@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use weft_model::interpret::{self, Rejected};
 use weft_model::{
-    Command, Event, Failure, Instance, InstanceId, Millis, Process, RecordKind, Status,
+    Command, Event, Failure, Instance, InstanceId, Millis, NoDefaults, Process, RecordKind, Status,
 };
 
 const ORDER: &str = r#"
@@ -68,7 +68,7 @@ struct Case {
 
 fn run(p: &Process, input: Value, script: Vec<Step>) -> (Instance, Vec<RecordKind>, Vec<Command>) {
     let mut now = Millis(10_000);
-    let a = interpret::start(p, id(), input, now);
+    let a = interpret::start(p, &NoDefaults, id(), input, now);
     let mut inst = a.instance;
     let mut records: Vec<RecordKind> = a.records.into_iter().map(|r| r.kind).collect();
     let mut commands = a.commands;
@@ -84,10 +84,11 @@ fn run(p: &Process, input: Value, script: Vec<Step>) -> (Instance, Vec<RecordKin
             Step::Fail(kind) => Event::StepFailed {
                 key,
                 failure: Failure::new(kind, format!("simulated {kind}")),
+                heartbeat: None,
             },
         };
-        let a = interpret::apply(p, &inst, &event, now).expect("event applies");
-        assert_eq!(a.settled, vec![event.key().to_owned()]);
+        let a = interpret::apply(p, &NoDefaults, &inst, &event, now).expect("event applies");
+        assert_eq!(a.settled, vec![event.key().unwrap_or_default().to_owned()]);
         records.extend(a.records.into_iter().map(|r| r.kind));
         commands.extend(a.commands);
         inst = a.instance;
@@ -165,6 +166,7 @@ fn start_maps_input_and_invokes_with_a_visit_key() {
     let p = process(ORDER);
     let a = interpret::start(
         &p,
+        &NoDefaults,
         id(),
         json!({"order": {"sku": "A-1", "qty": 2}}),
         Millis(5),
@@ -235,6 +237,7 @@ fn events_for_other_steps_or_ended_instances_are_rejected() {
     let p = process(ORDER);
     let a = interpret::start(
         &p,
+        &NoDefaults,
         id(),
         json!({"order": {"sku": "A", "qty": 1}}),
         Millis(1),
@@ -244,7 +247,7 @@ fn events_for_other_steps_or_ended_instances_are_rejected() {
         output: json!(null),
     };
     assert_eq!(
-        interpret::apply(&p, &a.instance, &stale, Millis(2)),
+        interpret::apply(&p, &NoDefaults, &a.instance, &stale, Millis(2)),
         Err(Rejected::Stale {
             key: "someone/else/1".into()
         })
@@ -258,13 +261,14 @@ fn events_for_other_steps_or_ended_instances_are_rejected() {
     let fail = Event::StepFailed {
         key,
         failure: Failure::new("out_of_stock", "none left"),
+        heartbeat: None,
     };
-    let ended = interpret::apply(&p, &a.instance, &fail, Millis(3))
+    let ended = interpret::apply(&p, &NoDefaults, &a.instance, &fail, Millis(3))
         .expect("applies")
         .instance;
     assert_eq!(ended.status, Status::Failed);
     assert_eq!(
-        interpret::apply(&p, &ended, &fail, Millis(4)),
+        interpret::apply(&p, &NoDefaults, &ended, &fail, Millis(4)),
         Err(Rejected::Finished(Status::Failed))
     );
 }
@@ -285,7 +289,10 @@ fn each_visit_of_a_state_gets_its_own_key() {
     );
     let keys: Vec<String> = commands
         .iter()
-        .map(|c| c.key().rsplit('/').next().unwrap_or("").to_owned())
+        .filter_map(|c| match c {
+            Command::Invoke(i) => Some(i.key.rsplit('/').next().unwrap_or("").to_owned()),
+            _ => None,
+        })
         .collect();
     assert_eq!(keys, ["1", "2", "3"]);
     assert_eq!(inst.status, Status::Succeeded);
@@ -296,7 +303,7 @@ fn a_cycle_that_never_waits_is_parked_not_looped_forever() {
     let p = process(
         "process: spin\nversion: 1\nstart: a\nstates:\n  a:\n    action: x\n    input: 'error(\"no\")'\n    on: { done: end, error: a }\n  end: { type: succeed }\n",
     );
-    let a = interpret::start(&p, id(), json!({}), Millis(1));
+    let a = interpret::start(&p, &NoDefaults, id(), json!({}), Millis(1));
     assert_eq!(a.instance.status, Status::Parked);
     assert!(a.commands.is_empty());
     let err = a.instance.error.expect("parked with a reason");

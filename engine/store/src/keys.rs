@@ -2,7 +2,7 @@
 //! in numeric order; `\0` separates an id from what follows, and ids never
 //! contain it.
 
-use weft_model::{InstanceId, Status};
+use weft_model::{InstanceId, Status, Timer, TimerKind};
 
 pub const PROCESSES: &str = "processes";
 pub const DEPLOYMENTS: &str = "deployments";
@@ -12,6 +12,8 @@ pub const STATUS: &str = "status";
 pub const HISTORY: &str = "history";
 pub const OUTBOX: &str = "outbox";
 pub const RESULTS: &str = "results";
+pub const TIMERS: &str = "timers";
+pub const TOKENS: &str = "tokens";
 
 /// `name \0 version(u32 BE)`
 pub fn process(name: &str, version: u32) -> Vec<u8> {
@@ -55,7 +57,23 @@ pub fn status_byte(s: Status) -> u8 {
         Status::Succeeded => b's',
         Status::Failed => b'f',
         Status::Parked => b'p',
+        Status::Cancelled => b'c',
     }
+}
+
+/// `due(u64 BE) id \0 kind-byte step-key`: the first key is the next timer due.
+pub fn timer(t: &Timer) -> Vec<u8> {
+    let mut k = t.at.0.to_be_bytes().to_vec();
+    k.extend_from_slice(t.instance.as_str().as_bytes());
+    k.push(0);
+    k.push(match t.kind {
+        TimerKind::Retry => b'r',
+        TimerKind::Timeout => b't',
+        TimerKind::Deadline => b'd',
+        TimerKind::Heartbeat => b'h',
+    });
+    k.extend_from_slice(t.key.as_bytes());
+    k
 }
 
 /// `status-byte id`

@@ -17,7 +17,7 @@ mod sled_store;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use weft_model::{Bindings, Command, Failure, Instance, InstanceId, Millis, Record, Status};
+use weft_model::{Bindings, Failure, Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
 pub use mem::MemStore;
 pub use sled_store::SledStore;
@@ -110,6 +110,17 @@ pub enum StepResult {
     Failed { failure: Failure },
 }
 
+/// A completion token handed out by an adapter that answered `pending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub instance: InstanceId,
+    /// The step it completes.
+    pub key: String,
+    pub opened_at: Millis,
+    /// When the step stopped waiting on it; completing it again is refused.
+    pub closed_at: Option<Millis>,
+}
+
 /// One atomic change to one instance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Commit {
@@ -119,12 +130,33 @@ pub struct Commit {
     pub previous: Option<Status>,
     /// History to append, numbered from where the stored history ends.
     pub records: Vec<Record>,
-    /// Outbox commands to add.
-    pub commands: Vec<Command>,
-    /// Outbox commands (by key) this change settles.
+    /// Invocations to add to the outbox.
+    pub outbox: Vec<Invoke>,
+    /// Outbox invocations (by step key) this change settles.
     pub settled: Vec<String>,
     /// Step outcomes to record under their idempotency keys.
     pub results: Vec<(String, StepResult)>,
+    pub timers_armed: Vec<Timer>,
+    pub timers_cancelled: Vec<Timer>,
+    /// Tokens opened or closed by this change.
+    pub tokens: Vec<(String, TokenRecord)>,
+}
+
+impl Commit {
+    /// A commit that only stores the instance; fill in the rest.
+    pub fn new(instance: Instance, previous: Option<Status>) -> Self {
+        Commit {
+            instance,
+            previous,
+            records: Vec::new(),
+            outbox: Vec::new(),
+            settled: Vec::new(),
+            results: Vec::new(),
+            timers_armed: Vec::new(),
+            timers_cancelled: Vec::new(),
+            tokens: Vec::new(),
+        }
+    }
 }
 
 /// Process definitions, deployments and plugin components.
@@ -148,10 +180,16 @@ pub trait Instances: Send + Sync {
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>>;
     /// Ids of instances with this status, oldest first.
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>>;
-    /// Every pending outbox command of every instance.
-    fn outbox(&self) -> Result<Vec<Command>>;
-    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Command>>;
+    /// Every pending outbox invocation of every instance.
+    fn outbox(&self) -> Result<Vec<Invoke>>;
+    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>>;
     fn result(&self, key: &str) -> Result<Option<StepResult>>;
+    /// The earliest armed timer's due time, without scanning: timers are
+    /// kept in due-time order.
+    fn next_timer(&self) -> Result<Option<Millis>>;
+    /// Timers due at or before `until`, earliest first, at most `limit`.
+    fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>>;
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>>;
 }
 
 /// Applying commits.
@@ -160,6 +198,8 @@ pub trait Journal: Send + Sync {
     /// commit that conflicts with what is stored is skipped (its slot says
     /// why); the others are applied.
     fn commit(&self, batch: &[Commit]) -> Result<Vec<Result<(), Conflict>>>;
+    /// Drops a timer that fired for nothing (its instance had moved on).
+    fn remove_timer(&self, timer: &Timer) -> Result<()>;
 }
 
 /// Everything the engine needs from a store.

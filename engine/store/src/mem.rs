@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use weft_model::{Command, Instance, InstanceId, Record, Status};
+use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
 use crate::{
     Commit, Conflict, Definitions, Deployment, Instances, Journal, ProcessRecord, Result,
-    StepResult, check_shape,
+    StepResult, TokenRecord, check_shape,
 };
 
 #[derive(Debug, Default)]
@@ -23,8 +23,11 @@ struct Inner {
     plugins: BTreeMap<String, Vec<u8>>,
     instances: BTreeMap<InstanceId, Instance>,
     history: BTreeMap<(InstanceId, u64), Record>,
-    outbox: BTreeMap<(InstanceId, String), Command>,
+    outbox: BTreeMap<(InstanceId, String), Invoke>,
     results: BTreeMap<String, StepResult>,
+    /// Keyed like sled's: due time first.
+    timers: BTreeMap<Vec<u8>, Timer>,
+    tokens: BTreeMap<String, TokenRecord>,
 }
 
 impl MemStore {
@@ -123,11 +126,11 @@ impl Instances for MemStore {
             .collect())
     }
 
-    fn outbox(&self) -> Result<Vec<Command>> {
+    fn outbox(&self) -> Result<Vec<Invoke>> {
         Ok(self.lock().outbox.values().cloned().collect())
     }
 
-    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Command>> {
+    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>> {
         Ok(self
             .lock()
             .outbox
@@ -139,6 +142,25 @@ impl Instances for MemStore {
 
     fn result(&self, key: &str) -> Result<Option<StepResult>> {
         Ok(self.lock().results.get(key).cloned())
+    }
+
+    fn next_timer(&self) -> Result<Option<Millis>> {
+        Ok(self.lock().timers.values().next().map(|t| t.at))
+    }
+
+    fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>> {
+        Ok(self
+            .lock()
+            .timers
+            .values()
+            .take_while(|t| t.at <= until)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.lock().tokens.get(token).cloned())
     }
 }
 
@@ -176,16 +198,29 @@ impl Journal for MemStore {
                 for key in &c.settled {
                     g.outbox.remove(&(id.clone(), key.clone()));
                 }
-                for cmd in &c.commands {
-                    g.outbox
-                        .insert((id.clone(), cmd.key().to_owned()), cmd.clone());
+                for inv in &c.outbox {
+                    g.outbox.insert((id.clone(), inv.key.clone()), inv.clone());
                 }
                 for (k, r) in &c.results {
                     g.results.insert(k.clone(), r.clone());
+                }
+                for t in &c.timers_cancelled {
+                    g.timers.remove(&crate::keys::timer(t));
+                }
+                for t in &c.timers_armed {
+                    g.timers.insert(crate::keys::timer(t), t.clone());
+                }
+                for (k, r) in &c.tokens {
+                    g.tokens.insert(k.clone(), r.clone());
                 }
             }
             out.push(verdict);
         }
         Ok(out)
+    }
+
+    fn remove_timer(&self, timer: &Timer) -> Result<()> {
+        self.lock().timers.remove(&crate::keys::timer(timer));
+        Ok(())
     }
 }

@@ -9,12 +9,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::ConflictableTransactionError;
-use weft_model::{Command, Instance, InstanceId, Record, Status};
+use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
 use crate::keys;
 use crate::{
     Commit, Conflict, Definitions, Deployment, Error, Instances, Journal, ProcessRecord, Result,
-    StepResult, check_shape,
+    StepResult, TokenRecord, check_shape,
 };
 
 #[derive(Clone)]
@@ -28,6 +28,8 @@ pub struct SledStore {
     history: sled::Tree,
     outbox: sled::Tree,
     results: sled::Tree,
+    timers: sled::Tree,
+    tokens: sled::Tree,
     /// Journal commits run one at a time: their checks read outside the
     /// transaction and rely on no other commit writing meanwhile.
     commit_lock: Arc<Mutex<()>>,
@@ -82,6 +84,8 @@ impl SledStore {
             history: tree(keys::HISTORY)?,
             outbox: tree(keys::OUTBOX)?,
             results: tree(keys::RESULTS)?,
+            timers: tree(keys::TIMERS)?,
+            tokens: tree(keys::TOKENS)?,
             commit_lock: Arc::new(Mutex::new(())),
             db,
         })
@@ -216,7 +220,7 @@ impl Instances for SledStore {
             .collect()
     }
 
-    fn outbox(&self) -> Result<Vec<Command>> {
+    fn outbox(&self) -> Result<Vec<Invoke>> {
         self.outbox
             .iter()
             .map(|kv| {
@@ -226,7 +230,7 @@ impl Instances for SledStore {
             .collect()
     }
 
-    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Command>> {
+    fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>> {
         self.outbox
             .scan_prefix(keys::instance_prefix(id))
             .map(|kv| {
@@ -243,6 +247,34 @@ impl Instances for SledStore {
             .map(|v| decode(|| format!("result {key}"), &v))
             .transpose()
     }
+
+    fn next_timer(&self) -> Result<Option<Millis>> {
+        let first = self.timers.first().map_err(sled_err("read timers"))?;
+        Ok(first.and_then(|(k, _)| {
+            let due: [u8; 8] = k.get(..8)?.try_into().ok()?;
+            Some(Millis(u64::from_be_bytes(due)))
+        }))
+    }
+
+    fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>> {
+        let end = until.0.saturating_add(1).to_be_bytes();
+        self.timers
+            .range(..end.as_slice())
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv.map_err(sled_err("read timers"))?;
+                decode(|| "timer".to_owned(), &v)
+            })
+            .collect()
+    }
+
+    fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
+        self.tokens
+            .get(token.as_bytes())
+            .map_err(sled_err("read token"))?
+            .map(|v| decode(|| format!("token {token}"), &v))
+            .transpose()
+    }
 }
 
 /// A commit with its values already encoded, so the transaction closure
@@ -251,8 +283,10 @@ struct Encoded<'c> {
     commit: &'c Commit,
     instance: Vec<u8>,
     records: Vec<(Vec<u8>, Vec<u8>)>,
-    commands: Vec<(Vec<u8>, Vec<u8>)>,
+    outbox: Vec<(Vec<u8>, Vec<u8>)>,
     results: Vec<(Vec<u8>, Vec<u8>)>,
+    timers: Vec<(Vec<u8>, Vec<u8>)>,
+    tokens: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 fn encode_commit(c: &Commit) -> Encoded<'_> {
@@ -265,10 +299,20 @@ fn encode_commit(c: &Commit) -> Encoded<'_> {
             .iter()
             .map(|r| (keys::history(id, r.seq), encode(r)))
             .collect(),
-        commands: c
-            .commands
+        outbox: c
+            .outbox
             .iter()
-            .map(|cmd| (keys::outbox(id, cmd.key()), encode(cmd)))
+            .map(|inv| (keys::outbox(id, &inv.key), encode(inv)))
+            .collect(),
+        timers: c
+            .timers_armed
+            .iter()
+            .map(|t| (keys::timer(t), encode(t)))
+            .collect(),
+        tokens: c
+            .tokens
+            .iter()
+            .map(|(t, r)| (t.as_bytes().to_vec(), encode(r)))
             .collect(),
         results: c
             .results
@@ -358,34 +402,47 @@ impl Journal for SledStore {
             &self.history,
             &self.outbox,
             &self.results,
+            &self.timers,
+            &self.tokens,
         );
         trees
-            .transaction(|(instances, status, history, outbox, results)| {
-                for e in &encoded {
-                    let c = e.commit;
-                    let id = &c.instance.id;
-                    instances.insert(id.as_str().as_bytes(), e.instance.as_slice())?;
-                    if c.previous != Some(c.instance.status) {
-                        if let Some(prev) = c.previous {
-                            status.remove(keys::status(prev, id))?;
+            .transaction(
+                |(instances, status, history, outbox, results, timers, tokens)| {
+                    for e in &encoded {
+                        let c = e.commit;
+                        let id = &c.instance.id;
+                        instances.insert(id.as_str().as_bytes(), e.instance.as_slice())?;
+                        if c.previous != Some(c.instance.status) {
+                            if let Some(prev) = c.previous {
+                                status.remove(keys::status(prev, id))?;
+                            }
+                            status.insert(keys::status(c.instance.status, id), &[] as &[u8])?;
                         }
-                        status.insert(keys::status(c.instance.status, id), &[] as &[u8])?;
+                        for (k, v) in &e.records {
+                            history.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        for key in &c.settled {
+                            outbox.remove(keys::outbox(id, key))?;
+                        }
+                        for (k, v) in &e.outbox {
+                            outbox.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        for (k, v) in &e.results {
+                            results.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        for t in &c.timers_cancelled {
+                            timers.remove(keys::timer(t))?;
+                        }
+                        for (k, v) in &e.timers {
+                            timers.insert(k.as_slice(), v.as_slice())?;
+                        }
+                        for (k, v) in &e.tokens {
+                            tokens.insert(k.as_slice(), v.as_slice())?;
+                        }
                     }
-                    for (k, v) in &e.records {
-                        history.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    for key in &c.settled {
-                        outbox.remove(keys::outbox(id, key))?;
-                    }
-                    for (k, v) in &e.commands {
-                        outbox.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    for (k, v) in &e.results {
-                        results.insert(k.as_slice(), v.as_slice())?;
-                    }
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(|e| Error::Sled {
                 op: "commit",
                 source: match e {
@@ -398,5 +455,12 @@ impl Journal for SledStore {
             })?;
         self.flush()?;
         Ok(outcomes)
+    }
+
+    fn remove_timer(&self, timer: &Timer) -> Result<()> {
+        self.timers
+            .remove(keys::timer(timer))
+            .map_err(sled_err("remove timer"))?;
+        Ok(())
     }
 }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use indexmap::IndexMap;
 use serde_json::json;
 use weft_model::{
-    Bindings, Command, Failure, Instance, InstanceId, Invoke, Millis, Record, RecordKind, Status,
+    Bindings, Failure, Instance, InstanceId, Invoke, Millis, Record, RecordKind, Status, Timer,
+    TimerKind,
 };
 use weft_store::{
     Commit, Conflict, Deployment, MemStore, ProcessRecord, SledStore, StepResult, Store,
+    TokenRecord,
 };
 
 /// Makes stores and, where the store is durable, reopens them.
@@ -63,6 +65,10 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
         error: None,
         visits: Default::default(),
         step: None,
+        undo: vec![],
+        compensating: None,
+        timers: vec![],
+        parked: None,
         seq,
         created_at: Millis(1),
         updated_at: Millis(seq),
@@ -81,8 +87,8 @@ fn record(seq: u64) -> Record {
     }
 }
 
-fn invoke(id: &InstanceId, state: &str) -> Command {
-    Command::Invoke(Invoke {
+fn invoke(id: &InstanceId, state: &str) -> Invoke {
+    Invoke {
         instance: id.clone(),
         process: "order".into(),
         version: 1,
@@ -92,19 +98,16 @@ fn invoke(id: &InstanceId, state: &str) -> Command {
         attempt: 1,
         input: json!({}),
         last_heartbeat: None,
-    })
+        timeout: None,
+        heartbeat: None,
+    }
 }
 
 /// A commit taking `id` from `from` records to `to` records.
 fn commit(id: &InstanceId, from: u64, to: u64, previous: Option<Status>, status: Status) -> Commit {
-    Commit {
-        instance: instance(id, to, status),
-        previous,
-        records: (from..to).map(record).collect(),
-        commands: vec![],
-        settled: vec![],
-        results: vec![],
-    }
+    let mut c = Commit::new(instance(id, to, status), previous);
+    c.records = (from..to).map(record).collect();
+    c
 }
 
 fn all_ok(v: Vec<Result<(), Conflict>>) {
@@ -280,9 +283,9 @@ fn outbox_results_and_status_index_move_with_the_instance(h: &mut dyn Harness) {
     let a = id(200);
     let b = id(201);
     let mut c1 = commit(&a, 0, 1, None, Status::Running);
-    c1.commands = vec![invoke(&a, "reserve")];
+    c1.outbox = vec![invoke(&a, "reserve")];
     let mut c2 = commit(&b, 0, 1, None, Status::Running);
-    c2.commands = vec![invoke(&b, "reserve")];
+    c2.outbox = vec![invoke(&b, "reserve")];
     all_ok(s.commit(&[c1, c2]).expect("io"));
     assert_eq!(s.outbox().expect("io").len(), 2);
     assert_eq!(
@@ -333,6 +336,83 @@ fn outbox_results_and_status_index_move_with_the_instance(h: &mut dyn Harness) {
     assert_eq!(s.ids_with_status(Status::Parked).expect("io"), vec![b]);
 }
 
+fn timer(id: &InstanceId, kind: TimerKind, at: u64) -> Timer {
+    Timer {
+        instance: id.clone(),
+        kind,
+        key: format!("{id}/s/1"),
+        at: Millis(at),
+    }
+}
+
+fn timers_come_back_in_due_order_and_go_with_their_commit(h: &mut dyn Harness) {
+    let s = h.store();
+    let a = id(300);
+    let b = id(301);
+    assert_eq!(s.next_timer().expect("io"), None);
+    let mut c1 = commit(&a, 0, 1, None, Status::Running);
+    c1.timers_armed = vec![
+        timer(&a, TimerKind::Retry, 5_000),
+        timer(&a, TimerKind::Deadline, 90_000),
+    ];
+    let mut c2 = commit(&b, 0, 1, None, Status::Running);
+    c2.timers_armed = vec![timer(&b, TimerKind::Timeout, 2_000)];
+    all_ok(s.commit(&[c1, c2]).expect("io"));
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(
+        s.next_timer().expect("io"),
+        Some(Millis(2_000)),
+        "the earliest, not the first armed"
+    );
+    let due: Vec<u64> = s
+        .due_timers(Millis(5_000), 10)
+        .expect("io")
+        .iter()
+        .map(|t| t.at.0)
+        .collect();
+    assert_eq!(due, [2_000, 5_000], "due at or before, in order");
+    assert_eq!(s.due_timers(Millis(5_000), 1).expect("io").len(), 1);
+    // A commit cancels one; a spent one is removed directly.
+    let mut c3 = commit(&a, 1, 2, Some(Status::Running), Status::Running);
+    c3.timers_cancelled = vec![timer(&a, TimerKind::Retry, 5_000)];
+    all_ok(s.commit(&[c3]).expect("io"));
+    s.remove_timer(&timer(&b, TimerKind::Timeout, 2_000))
+        .expect("io");
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(s.next_timer().expect("io"), Some(Millis(90_000)));
+}
+
+fn tokens_open_and_close_with_their_commit(h: &mut dyn Harness) {
+    let s = h.store();
+    let a = id(400);
+    let open = TokenRecord {
+        instance: a.clone(),
+        key: format!("{a}/s/1"),
+        opened_at: Millis(1),
+        closed_at: None,
+    };
+    let mut c = commit(&a, 0, 1, None, Status::Running);
+    c.tokens = vec![("tok-1".into(), open.clone())];
+    all_ok(s.commit(&[c]).expect("io"));
+    assert_eq!(s.token("tok-1").expect("io"), Some(open.clone()));
+    let closed = TokenRecord {
+        closed_at: Some(Millis(9)),
+        ..open
+    };
+    let mut c = commit(&a, 1, 2, Some(Status::Running), Status::Running);
+    c.tokens = vec![("tok-1".into(), closed.clone())];
+    all_ok(s.commit(&[c]).expect("io"));
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(s.token("tok-1").expect("io"), Some(closed));
+    assert_eq!(s.token("tok-2").expect("io"), None);
+}
+
 type Check = fn(&mut dyn Harness);
 const SUITE: &[(&str, Check)] = &[
     (
@@ -354,6 +434,14 @@ const SUITE: &[(&str, Check)] = &[
     (
         "outbox_results_and_status_index_move_with_the_instance",
         outbox_results_and_status_index_move_with_the_instance,
+    ),
+    (
+        "timers_come_back_in_due_order_and_go_with_their_commit",
+        timers_come_back_in_due_order_and_go_with_their_commit,
+    ),
+    (
+        "tokens_open_and_close_with_their_commit",
+        tokens_open_and_close_with_their_commit,
     ),
 ];
 

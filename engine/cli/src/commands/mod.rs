@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 pub mod bench;
+mod operate;
 mod resume;
 mod run;
 mod show;
@@ -14,6 +15,7 @@ use weft_runtime::{Runtime, RuntimeOptions};
 use weft_store::SledStore;
 
 use crate::args::Command;
+use crate::inbox::Request;
 
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
@@ -22,6 +24,38 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
         Command::Status { id, data, json } => show::status(&id, &data.dir, json),
         Command::History { id, data, json } => show::history(&id, &data.dir, json),
         Command::Resume { data } => resume::resume(&data.dir).await,
+        Command::Complete {
+            token,
+            output,
+            error,
+            message,
+            data,
+        } => {
+            let req = match (output, error) {
+                (Some(o), _) => Request::Complete {
+                    token,
+                    output: operate::parse_output(&o)?,
+                },
+                (None, Some(kind)) => Request::Fail {
+                    token,
+                    kind,
+                    message,
+                },
+                (None, None) => anyhow::bail!("give --output '<json>' or --error <kind>"),
+            };
+            operate::operate(&data.dir, req).await
+        }
+        Command::Heartbeat {
+            token,
+            details,
+            data,
+        } => operate::operate(&data.dir, Request::Heartbeat { token, details }).await,
+        Command::Redrive { id, data } => operate::operate(&data.dir, Request::Redrive { id }).await,
+        Command::Cancel {
+            id,
+            compensate,
+            data,
+        } => operate::operate(&data.dir, Request::Cancel { id, compensate }).await,
         Command::Bench(args) => bench::bench(args).await,
     }
 }

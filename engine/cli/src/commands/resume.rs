@@ -38,17 +38,29 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         Arc::new(SystemClock),
         EngineOptions::default(),
     );
+    crate::inbox::serve(&engine, data);
     let mut notices = engine.subscribe();
     // Where each history stands before anything moves: print only what follows.
     let mut seqs = std::collections::HashMap::new();
     for id in &running {
         seqs.insert(id.clone(), store.instance(id)?.map_or(0, |i| i.seq));
     }
+    // Instances with an invocation to carry out get it now; those waiting
+    // on a retry timer or a completion token wait on.
     let pending = engine.resume()?;
-    let (moving, stuck): (Vec<_>, Vec<_>) =
-        running.into_iter().partition(|id| pending.contains(id));
-    for id in &stuck {
-        eprintln!("warning: instance {id} is running but has no pending work; leaving it alone");
+    let mut moving = Vec::new();
+    for id in running {
+        let waits = store
+            .instance(&id)?
+            .and_then(|i| i.step)
+            .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking));
+        if pending.contains(&id) || waits {
+            moving.push(id);
+        } else {
+            eprintln!(
+                "warning: instance {id} is running but has no pending work; leaving it alone"
+            );
+        }
     }
     render::say(format_args!(
         "resuming {} instance{}",
@@ -60,6 +72,9 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         .map(|id| seqs.get(id).copied().unwrap_or(0))
         .collect();
     let ended = super::run::follow(&engine, &moving, &from, &mut notices, true).await?;
+    for inst in &ended {
+        render::say(format_args!("{}  {}", inst.id, render::summary(inst)));
+    }
     let count = |s: Status| ended.iter().filter(|i| i.status == s).count();
     render::say(format_args!(
         "done: {} succeeded, {} failed, {} parked",

@@ -33,6 +33,7 @@ pub async fn run(def: &Definition, input: &str, data: &Path) -> anyhow::Result<u
     let invoker = Arc::new(WasmInvoker::new(runtime));
     invoker.install(&name, loaded.route());
     let engine = Engine::new(store, invoker, clock, EngineOptions::default());
+    crate::inbox::serve(&engine, data);
 
     let mut notices = engine.subscribe();
     let id = engine.start(&name, Some(version), input).await?;
@@ -49,7 +50,7 @@ pub async fn run(def: &Definition, input: &str, data: &Path) -> anyhow::Result<u
     render::say(format_args!("{}", render::outcome(&inst)));
     Ok(match inst.status {
         Status::Succeeded => exit::OK,
-        Status::Failed => exit::FAILED,
+        Status::Failed | Status::Cancelled => exit::FAILED,
         Status::Parked | Status::Running => exit::PARKED,
     })
 }
@@ -87,7 +88,7 @@ pub async fn follow(
                 .instance(id)?
                 .with_context(|| format!("instance {id} vanished from the store"))?;
             for r in store.history(id, printed[i])? {
-                if let Some(line) = render::transition(&r) {
+                if let Some(line) = render::progress(&r) {
                     if prefix {
                         render::say(format_args!("{id}  {line}"));
                     } else {
