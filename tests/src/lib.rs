@@ -165,10 +165,11 @@ impl Sandbox {
     }
 }
 
-/// The order-fulfillment example's process file.
+/// A 3-step order process (reserve → charge → ship), no retries or
+/// compensation: the fixture most end-to-end tests run.
 pub fn order_process() -> String {
     root()
-        .join("examples/order-fulfillment/process.yaml")
+        .join("tests/fixtures/order.yaml")
         .display()
         .to_string()
 }

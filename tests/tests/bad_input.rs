@@ -205,7 +205,7 @@ fn bindings_must_match_the_process_and_the_manifests() {
     let bindings = s.write("b.yaml", &text);
     let out = run(&["validate", &order_process(), "--bindings", &bindings]);
     assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("process.yaml:20:13: state 'charge' runs action 'charge_payment', which has no binding (add `charge_payment:` under `actions:`"), "{}", out.stderr);
+    assert!(out.stderr.contains("order.yaml:20:13: state 'charge' runs action 'charge_payment', which has no binding (add `charge_payment:` under `actions:`"), "{}", out.stderr);
     assert!(out.stderr.contains("b.yaml:24:13: action 'create_shipment' is bound to plugin 'shipping', whose manifest has no action 'book_shipment' (it has: create_shipment, cancel_shipment)"), "{}", out.stderr);
     assert!(out.stderr.contains("2 problems found"), "{}", out.stderr);
 }

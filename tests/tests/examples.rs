@@ -1,6 +1,14 @@
 //! Every example is validated and run through the real binary and plugins.
 
-use weft_tests::{Sandbox, json, order_input, order_process, root, run};
+use weft_tests::{Sandbox, json, order_input, root, run};
+
+fn example(name: &str) -> (String, String) {
+    let dir = root().join("examples").join(name);
+    (
+        dir.join("process.yaml").display().to_string(),
+        dir.join("bindings.yaml").display().to_string(),
+    )
+}
 
 #[test]
 fn every_example_validates_and_its_input_runs_to_succeed() {
@@ -63,14 +71,11 @@ fn every_example_validates_and_its_input_runs_to_succeed() {
 #[test]
 fn order_fulfillment_prints_each_transition_and_the_output() {
     let sandbox = Sandbox::new();
-    let bindings = root()
-        .join("examples/order-fulfillment/bindings.yaml")
-        .display()
-        .to_string();
+    let (process, bindings) = example("order-fulfillment");
     let data = sandbox.data();
     let out = run(&[
         "run",
-        &order_process(),
+        &process,
         "--bindings",
         &bindings,
         "--input",
@@ -90,7 +95,8 @@ fn order_fulfillment_prints_each_transition_and_the_output() {
         [
             "reserve --done--> charge",
             "charge --done--> ship",
-            "ship --done--> shipped"
+            "ship --done--> notify",
+            "notify --done--> shipped"
         ]
     );
     assert!(
@@ -123,24 +129,40 @@ fn order_fulfillment_prints_each_transition_and_the_output() {
 }
 
 #[test]
-fn order_fulfillment_failure_paths_end_in_fail_states_with_exit_1() {
-    let bindings = root()
-        .join("examples/order-fulfillment/bindings.yaml")
-        .display()
-        .to_string();
-    for (input, state, kind) in [
-        (order_input(100, "4242"), "out_of_stock", "out_of_stock"),
+fn order_fulfillment_failures_undo_exactly_the_completed_steps() {
+    let (process, bindings) = example("order-fulfillment");
+    let no_address = serde_json::json!({"order": {"id": "o", "sku": "T", "qty": 1, "amount": 3,
+        "card": "4242", "address": "", "email": "a@b"}})
+    .to_string();
+    let cases: [(String, &str, &str, &[&str]); 3] = [
+        // Nothing completed yet: nothing to undo.
+        (
+            order_input(100, "4242"),
+            "out_of_stock",
+            "out_of_stock",
+            &[],
+        ),
+        // Reserved, then declined: the reservation is released.
         (
             order_input(1, "4000000000000002"),
-            "payment_declined",
-            "payment_declined",
+            "cancelled",
+            "card_declined",
+            &["release_inventory"],
         ),
-    ] {
+        // Reserved and charged, then shipping fails: refund, then release.
+        (
+            no_address,
+            "cancelled",
+            "address_invalid",
+            &["refund_payment", "release_inventory"],
+        ),
+    ];
+    for (input, state, kind, undone) in cases {
         let sandbox = Sandbox::new();
         let data = sandbox.data();
         let out = run(&[
             "run",
-            &order_process(),
+            &process,
             "--bindings",
             &bindings,
             "--input",
@@ -154,23 +176,30 @@ fn order_fulfillment_failure_paths_end_in_fail_states_with_exit_1() {
             "{}",
             out.stdout
         );
-        let status = json(&["status", out.lines()[0], "--data", &data, "--json"]);
+        let id = out.lines()[0];
+        let status = json(&["status", id, "--data", &data, "--json"]);
         assert_eq!(status["status"], "failed");
         assert_eq!(status["error"]["kind"], kind);
+        let history = json(&["history", id, "--data", &data, "--json"]);
+        let compensated: Vec<&str> = history
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|r| r["type"] == "compensated")
+            .map(|r| r["action"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(compensated, undone, "{kind}: newest first");
     }
 }
 
 #[test]
 fn status_and_history_print_readable_tables() {
     let sandbox = Sandbox::new();
-    let bindings = root()
-        .join("examples/order-fulfillment/bindings.yaml")
-        .display()
-        .to_string();
+    let (process, bindings) = example("order-fulfillment");
     let data = sandbox.data();
     let out = run(&[
         "run",
-        &order_process(),
+        &process,
         "--bindings",
         &bindings,
         "--input",
@@ -187,7 +216,7 @@ fn status_and_history_print_readable_tables() {
         status.stdout
     );
     assert!(
-        status.stdout.contains("process   order-fulfillment v1"),
+        status.stdout.contains("process   order-fulfillment v2"),
         "{}",
         status.stdout
     );

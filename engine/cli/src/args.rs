@@ -38,6 +38,14 @@ pub enum Command {
         #[command(flatten)]
         def: Definition,
     },
+    /// Check a process and its bindings, then store them (and the plugins)
+    /// for instances to use: new ones, and running ones from their next step.
+    Deploy {
+        #[command(flatten)]
+        def: Definition,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// Deploy a process, start one instance and follow it to the end.
     Run {
         #[command(flatten)]

@@ -148,6 +148,7 @@ pub struct ActiveStep {
     pub timeout: Option<Span>,
     pub heartbeat: Option<Span>,
     pub last_heartbeat: Option<String>,
+    #[serde(flatten)]
     pub phase: Phase,
     /// For a compensation: the state whose step it undoes.
     pub undoes: Option<String>,
@@ -376,12 +377,15 @@ pub enum RecordKind {
         version: u32,
         input: Value,
     },
-    /// Left `from` on `event` for `to`; `took` is how long the step ran.
+    /// Left `from` on `event` for `to`; `took` is how long the step ran;
+    /// `key` is the step visit whose outcome this is.
     Transition {
         from: String,
         event: String,
         to: String,
         took: Span,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         result: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,11 +418,13 @@ pub enum RecordKind {
         state: String,
         token: String,
     },
-    /// The step of `undone` was undone by `action`.
+    /// The step of `undone` was undone by `action` (step key `key`).
     Compensated {
         state: String,
         undone: String,
         action: String,
+        #[serde(default)]
+        key: String,
         result: Value,
     },
     /// An operator redrove the parked instance.

@@ -492,6 +492,7 @@ impl<'p> Machine<'p> {
         }
         self.take(
             "done",
+            Some(&step.key),
             &step.state,
             step.started_at,
             Some(result.clone()),
@@ -651,7 +652,14 @@ impl<'p> Machine<'p> {
             }
             return self.park(failure, parked);
         }
-        self.take(&event, &step.state, step.started_at, None, Some(failure));
+        self.take(
+            &event,
+            Some(&step.key),
+            &step.state,
+            step.started_at,
+            None,
+            Some(failure),
+        );
     }
 
     fn has_route(&self, state: &str, event: &str) -> bool {
@@ -666,6 +674,7 @@ impl<'p> Machine<'p> {
     fn take(
         &mut self,
         event: &str,
+        key: Option<&str>,
         from: &str,
         started_at: Millis,
         result: Option<Value>,
@@ -709,6 +718,7 @@ impl<'p> Machine<'p> {
             event: event.to_owned(),
             to: to.clone(),
             took: self.now.since(started_at),
+            key: key.map(str::to_owned),
             result,
             failure,
         });
@@ -748,6 +758,7 @@ impl<'p> Machine<'p> {
                         event: "compensated".into(),
                         to: then.clone(),
                         took: Span::ZERO,
+                        key: None,
                         result: None,
                         failure: None,
                     });
@@ -807,6 +818,7 @@ impl<'p> Machine<'p> {
             state: self.inst.state.clone(),
             undone: undone.to_owned(),
             action: step.action.clone(),
+            key: step.key.clone(),
             result: result.clone(),
         });
         self.next_undo();
@@ -844,7 +856,7 @@ impl<'p> Machine<'p> {
                 failure,
             } => {
                 let state = self.inst.state.clone();
-                self.take(&event, &state, self.now, result, failure);
+                self.take(&event, None, &state, self.now, result, failure);
             }
             ParkedOn::Enter => self.next = Some(self.inst.state.clone()),
             ParkedOn::Undo => self.next_undo(),

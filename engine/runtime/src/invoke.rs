@@ -190,10 +190,11 @@ fn panic_message(stderr: &[u8]) -> String {
         .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
         .collect();
     let joined = lines.join(" ");
-    joined
-        .strip_prefix("thread '<unnamed>' ")
-        .unwrap_or(&joined)
-        .to_owned()
+    // "thread '<unnamed>' (1) panicked at src/lib.rs:5:9: why" → from "panicked".
+    match (joined.starts_with("thread '"), joined.find("panicked at ")) {
+        (true, Some(i)) => joined[i..].to_owned(),
+        _ => joined,
+    }
 }
 
 fn wasi_ctx(grants: &Grants, stderr: &MemoryOutputPipe) -> Result<WasiCtx, Failure> {

@@ -10,7 +10,8 @@
 //!   retryable_times: 2      # attempts 1 and 2 fail retryably
 //!   fail: card_declined     # fail with this error kind
 //!   fatal: "no such card"   # fail fatally
-//!   pending: tok-1          # answer pending with this completion token
+//!   pending: true           # answer pending; the token is derived from the key
+//!                           # (or give the token itself: `pending: tok-1`)
 //!   trap: true              # panic (the engine sees a trap)
 //!   spin: true              # loop forever (the engine's deadline stops it)
 //!   alloc_mb: 512           # grow memory until the engine's cap stops it
@@ -64,8 +65,13 @@ pub fn apply(call: &Call) -> Result<Option<Reply>, Failure> {
         }
         std::hint::black_box(&held);
     }
-    if let Some(token) = knob("pending").and_then(Value::as_str) {
-        return Ok(Some(Reply::Pending(token.to_owned())));
+    match knob("pending") {
+        Some(Value::String(token)) => return Ok(Some(Reply::Pending(token.clone()))),
+        Some(Value::Bool(true)) => {
+            let token = crate::reference("tok", &call.idempotency_key);
+            return Ok(Some(Reply::Pending(token)));
+        }
+        _ => {}
     }
     Ok(None)
 }

@@ -20,6 +20,7 @@ use crate::inbox::Request;
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { def } => validate::validate(&def).await,
+        Command::Deploy { def, data } => validate::deploy(&def, &data.dir).await,
         Command::Run { def, input, data } => run::run(&def, &input, &data.dir).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json),
         Command::History { id, data, json } => show::history(&id, &data.dir, json),

@@ -1,5 +1,9 @@
 //! `weft validate`: every problem with a process and its bindings, or "valid".
 
+use std::path::Path;
+
+use weft_core::{Clock, SystemClock};
+
 use crate::args::Definition;
 use crate::{exit, load, render};
 
@@ -28,4 +32,31 @@ pub async fn validate(def: &Definition) -> anyhow::Result<u8> {
             Ok(exit::ERROR)
         }
     }
+}
+
+/// `weft deploy`: validate, then store the process version, the bindings and
+/// the plugin components.
+pub async fn deploy(def: &Definition, data: &Path) -> anyhow::Result<u8> {
+    let runtime = super::runtime(Some(data))?;
+    let loaded = match load::definition(&runtime, &def.process, &def.bindings).await {
+        Ok(l) => l,
+        Err(diags) => {
+            for d in diags.iter() {
+                eprintln!("{d}");
+            }
+            return Ok(exit::ERROR);
+        }
+    };
+    let store = super::open_store(data, true)?;
+    load::deploy(&*store, &loaded, SystemClock.now())?;
+    let p = &loaded.process;
+    render::say(format_args!(
+        "deployed process '{}' v{} with bindings for {} actions ({} plugins) to {}",
+        p.name,
+        p.version,
+        loaded.bindings.actions.len(),
+        loaded.plugins.len(),
+        data.display()
+    ));
+    Ok(exit::OK)
 }
