@@ -10,7 +10,7 @@ use tokio::sync::{Notify, broadcast};
 use weft_model::interpret::{self, Applied, Rejected};
 use weft_model::{
     ActionDefaults, Bindings, Command, Event, Failure, Instance, InstanceId, Invoke, Millis,
-    NoDefaults, Process, Record, Status, StepOutcome, Timer,
+    NoDefaults, Process, Record, Span, Status, StepOutcome, Timer,
 };
 use weft_store::{Commit, StepResult, Store, TokenRecord};
 
@@ -18,6 +18,10 @@ use crate::guard::Guard;
 use crate::ids::IdSource;
 use crate::writer::{Stats, Writer};
 use crate::{Clock, Error, HeartbeatSink, Invoker, Result};
+
+/// How long after an attempt's timeout the engine stops waiting for it,
+/// leaving the runtime's own (tick-precise) deadline to answer first.
+const TIMEOUT_GRACE: Span = Span(50);
 
 /// What the engine tells observers after each committed change.
 #[derive(Debug, Clone)]
@@ -163,15 +167,24 @@ impl Engine {
         self.inner.notices.subscribe()
     }
 
-    /// Stops every task of this engine (as a crash would, minus the
-    /// process): used by simulations to reboot onto the same store.
-    pub fn shutdown(&self) {
+    /// Stops every task of this engine, as a crash would, then waits until
+    /// the commits it had already handed to its writer have landed (as those
+    /// flushed before a crash would have). Simulations use it to reboot onto
+    /// the same store.
+    pub async fn shutdown(&self) {
         for t in lock(&self.inner.tasks).drain(..) {
             t.abort();
         }
         for (_, t) in lock(&self.inner.running).drain() {
             t.abort();
         }
+        for _ in 0..1_000_000 {
+            tokio::task::yield_now().await;
+            if self.inner.writer.stats().queued.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+        }
+        panic!("the writer did not drain");
     }
 
     pub(crate) fn work(&self) -> Work {
@@ -683,6 +696,24 @@ impl Engine {
             })
         };
         let call = self.inner.invoker.invoke(inv, sink);
+        // The runtime stops a guest at its timeout (an epoch deadline); the
+        // engine also bounds the attempt on its own clock, a little later, so
+        // no invoker can hold a step forever.
+        let started = clock.now();
+        let call = async {
+            match inv.timeout {
+                None => call.await,
+                Some(t) => {
+                    let backstop = started.plus(t).plus(TIMEOUT_GRACE);
+                    tokio::select! {
+                        outcome = call => outcome,
+                        () = clock.sleep_until(backstop) => StepOutcome::Failed {
+                            failure: Failure::new("timeout", format!("did not finish within {t}")),
+                        },
+                    }
+                }
+            }
+        };
         let outcome = match inv.heartbeat {
             None => self.doze(call).await,
             Some(every) => {

@@ -29,6 +29,8 @@ pub struct Writer {
 pub struct Stats {
     pub batches: AtomicU64,
     pub commits: AtomicU64,
+    /// Commits handed to the writer and not yet written.
+    pub queued: AtomicU64,
 }
 
 impl Writer {
@@ -50,9 +52,11 @@ impl Writer {
     /// is durable.
     pub async fn commit(&self, commit: Commit) -> Result<std::result::Result<(), Conflict>> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send((commit, reply))
-            .map_err(|_| Error::WriterGone)?;
+        self.stats.queued.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send((commit, reply)).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::WriterGone);
+        }
         rx.await.map_err(|_| Error::WriterGone)?
     }
 
@@ -76,7 +80,11 @@ fn run(journal: &dyn Journal, rx: &mpsc::Receiver<(Commit, Reply)>, stats: &Stat
         stats
             .commits
             .fetch_add(commits.len() as u64, Ordering::Relaxed);
-        match journal.commit(&commits) {
+        let written = journal.commit(&commits);
+        stats
+            .queued
+            .fetch_sub(commits.len() as u64, Ordering::SeqCst);
+        match written {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));

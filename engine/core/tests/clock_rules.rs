@@ -346,10 +346,10 @@ async fn a_restart_while_a_retry_is_pending_fires_it_on_time_once() {
     );
     let id = sim.start(json!({})).await;
     sim.advance(4_000).await;
-    sim.reboot();
+    sim.reboot().await;
     sim.advance(4_000).await;
     assert_eq!(sim.invoker.calls_of("call_api").len(), 1, "not early");
-    sim.reboot();
+    sim.reboot().await;
     sim.advance(2_000).await;
     sim.advance(5_000).await;
     assert_eq!(

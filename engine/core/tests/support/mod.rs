@@ -257,8 +257,8 @@ impl Sim {
 
     /// Drops this engine (as a crash would) and starts a new one on the same
     /// store, which then resumes.
-    pub fn reboot(&mut self) {
-        self.engine.shutdown();
+    pub async fn reboot(&mut self) {
+        self.engine.shutdown().await;
         self.engine = Engine::new(
             self.store.clone(),
             self.invoker.clone(),
