@@ -20,7 +20,7 @@ step "2. run an order: reserve -> charge -> ship, each step a WASM adapter"
 $weft run $ex/process.yaml --bindings $ex/bindings.yaml \
     --input "$(cat $ex/input.json)" --data "$demo/data"
 
-step "3. a declined card takes the failure path (exit code 1)"
+step "3. a declined card: the reservation is undone, the order fails (exit code 1)"
 $weft run $ex/process.yaml --bindings $ex/bindings.yaml --data "$demo/data" \
     --input '{"order": {"id": "ord-1002", "sku": "TEA-GREEN-250", "qty": 1, "amount": 9.5, "card": "4000000000000002", "address": "2 Loom Street"}}' \
     || echo "(exit code $?)"
@@ -54,3 +54,7 @@ echo "calls made (action, idempotency key, attempt):"
 sed 's/^/  /' "$demo/log/calls.log"
 echo "reserve and ship ran once: their outcomes were recorded. charge was cut off"
 echo "before its outcome was recorded, so it ran again with the same idempotency key."
+
+step "7. a flaky payment gateway: retries with backoff, and a circuit breaker"
+$weft run examples/payment-retry/process.yaml --bindings examples/payment-retry/bindings.yaml \
+    --input "$(cat examples/payment-retry/input.json)" --data "$demo/data"

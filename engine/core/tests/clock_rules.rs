@@ -359,3 +359,41 @@ async fn a_restart_while_a_retry_is_pending_fires_it_on_time_once() {
     );
     assert_eq!(sim.instance(&id).status, Status::Succeeded);
 }
+
+#[tokio::test]
+async fn an_attempt_that_outlives_its_timeout_fails_with_error_timeout_and_is_retried() {
+    let sim = Sim::new(
+        &one_step("timeout: 5s\n    retry: { max_attempts: 2, initial: 1s }"),
+        "",
+    );
+    sim.on(
+        "call_api",
+        Arc::new(|ctx: Ctx| {
+            Box::pin(async move {
+                if ctx.nth == 0 {
+                    std::future::pending::<()>().await;
+                }
+                done(json!("fine"))
+            })
+        }),
+    );
+    let id = sim.start(json!({})).await;
+    sim.run_for(4_900, 100).await;
+    assert_eq!(sim.invoker.calls_of("call_api").len(), 1);
+    sim.run_for(1_300, 100).await;
+    let t = times(&sim, "call_api");
+    assert_eq!(
+        t.len(),
+        2,
+        "timed out at 5s (+50ms grace), retried 1s later"
+    );
+    assert!((6_000..=6_100).contains(&t[1]), "{t:?}");
+    assert_eq!(
+        sim.invoker.dropped.load(Ordering::SeqCst),
+        1,
+        "the hung call was dropped"
+    );
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+    let history = sim.store.history(&id, 0).expect("io");
+    assert!(history.iter().any(|r| matches!(&r.kind, RecordKind::AttemptFailed { failure, .. } if failure.kind == "timeout")));
+}

@@ -107,7 +107,7 @@ impl State {
 
 #[derive(Debug, Clone)]
 pub enum StateKind {
-    Task(Task),
+    Task(Box<Task>),
     Succeed {
         output: Option<Expr>,
     },

@@ -300,7 +300,7 @@ fn state(
             let span = |field: &str, value: &Option<String>, diags: &mut Diagnostics| {
                 duration(doc, &format!("{at}/{field}"), value.as_deref(), diags)
             };
-            StateKind::Task(Task {
+            StateKind::Task(Box::new(Task {
                 action,
                 input,
                 output,
@@ -315,7 +315,7 @@ fn state(
                     .compensate
                     .as_ref()
                     .and_then(|c| compensation(doc, &format!("{at}/compensate"), c, diags)),
-            })
+            }))
         }
         StateType::Succeed => StateKind::Succeed {
             output: raw

@@ -1,19 +1,24 @@
-//! Key layout (see ARCHITECTURE.md). Fixed-width big-endian numbers keep keys
-//! in numeric order; `\0` separates an id from what follows, and ids never
-//! contain it.
+//! Key layout (see ARCHITECTURE.md). Everything a commit writes lives in one
+//! tree, `journal`, each table under a one-byte prefix, so a whole batch of
+//! commits is one atomic `apply_batch`. Fixed-width big-endian numbers keep
+//! keys in numeric order; `\0` separates an id from what follows, and ids
+//! never contain it.
 
 use weft_model::{InstanceId, Status, Timer, TimerKind};
 
 pub const PROCESSES: &str = "processes";
 pub const DEPLOYMENTS: &str = "deployments";
 pub const PLUGINS: &str = "plugins";
-pub const INSTANCES: &str = "instances";
-pub const STATUS: &str = "status";
-pub const HISTORY: &str = "history";
-pub const OUTBOX: &str = "outbox";
-pub const RESULTS: &str = "results";
-pub const TIMERS: &str = "timers";
-pub const TOKENS: &str = "tokens";
+pub const JOURNAL: &str = "journal";
+
+/// Journal table prefixes.
+pub const INSTANCE: u8 = b'i';
+pub const STATUS: u8 = b's';
+pub const HISTORY: u8 = b'h';
+pub const OUTBOX: u8 = b'o';
+pub const RESULT: u8 = b'r';
+pub const TIMER: u8 = b't';
+pub const TOKEN: u8 = b'k';
 
 /// `name \0 version(u32 BE)`
 pub fn process(name: &str, version: u32) -> Vec<u8> {
@@ -30,25 +35,47 @@ pub fn process_prefix(name: &str) -> Vec<u8> {
     k
 }
 
-/// `id \0`
-pub fn instance_prefix(id: &InstanceId) -> Vec<u8> {
-    let mut k = id.as_str().as_bytes().to_vec();
+fn with(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rest.len() + 1);
+    k.push(prefix);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// `i id`
+pub fn instance(id: &InstanceId) -> Vec<u8> {
+    with(INSTANCE, id.as_str().as_bytes())
+}
+
+/// `<table> id \0`: every entry of one instance in a table.
+pub fn of_instance(table: u8, id: &InstanceId) -> Vec<u8> {
+    let mut k = with(table, id.as_str().as_bytes());
     k.push(0);
     k
 }
 
-/// `id \0 seq(u64 BE)`
+/// `h id \0 seq(u64 BE)`
 pub fn history(id: &InstanceId, seq: u64) -> Vec<u8> {
-    let mut k = instance_prefix(id);
+    let mut k = of_instance(HISTORY, id);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 
-/// `id \0 step-key`
+/// `o id \0 step-key`
 pub fn outbox(id: &InstanceId, key: &str) -> Vec<u8> {
-    let mut k = instance_prefix(id);
+    let mut k = of_instance(OUTBOX, id);
     k.extend_from_slice(key.as_bytes());
     k
+}
+
+/// `r step-key`
+pub fn result(key: &str) -> Vec<u8> {
+    with(RESULT, key.as_bytes())
+}
+
+/// `k token`
+pub fn token(token: &str) -> Vec<u8> {
+    with(TOKEN, token.as_bytes())
 }
 
 pub fn status_byte(s: Status) -> u8 {
@@ -61,9 +88,17 @@ pub fn status_byte(s: Status) -> u8 {
     }
 }
 
-/// `due(u64 BE) id \0 kind-byte step-key`: the first key is the next timer due.
+/// `s status-byte id`
+pub fn status(s: Status, id: &InstanceId) -> Vec<u8> {
+    let mut k = vec![STATUS, status_byte(s)];
+    k.extend_from_slice(id.as_str().as_bytes());
+    k
+}
+
+/// `t due(u64 BE) id \0 kind-byte step-key`: the first timer key is the next
+/// timer due.
 pub fn timer(t: &Timer) -> Vec<u8> {
-    let mut k = t.at.0.to_be_bytes().to_vec();
+    let mut k = timers_until(t.at.0);
     k.extend_from_slice(t.instance.as_str().as_bytes());
     k.push(0);
     k.push(match t.kind {
@@ -76,9 +111,7 @@ pub fn timer(t: &Timer) -> Vec<u8> {
     k
 }
 
-/// `status-byte id`
-pub fn status(s: Status, id: &InstanceId) -> Vec<u8> {
-    let mut k = vec![status_byte(s)];
-    k.extend_from_slice(id.as_str().as_bytes());
-    k
+/// `t due(u64 BE)`: timers due before this key are due before `due`.
+pub fn timers_until(due: u64) -> Vec<u8> {
+    with(TIMER, &due.to_be_bytes())
 }

@@ -5,7 +5,7 @@
 //! tests ([`MemStore`]); one conformance suite (`tests/conformance.rs`) runs
 //! against both. A [`Commit`] — history append, instance snapshot, outbox
 //! changes, recorded step results — is applied atomically and is durable when
-//! [`Journal::commit`] returns; a batch of commits shares one transaction and
+//! [`Journal::commit`] returns; a batch of commits shares one atomic write and
 //! one flush (group commit).
 //!
 //! Depends on `weft-model` and sled only: no tokio, no wasmtime.

@@ -1,5 +1,6 @@
-//! The sled store: one database per engine, one tree per table (see `keys`).
-//! A batch of commits is one multi-tree transaction followed by one flush.
+//! The sled store: one database per engine; definitions in trees of their
+//! own, every journal table in one tree (see `keys`), so a batch of commits
+//! is one atomic `apply_batch`, then one flush.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,8 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sled::Transactional;
-use sled::transaction::ConflictableTransactionError;
 use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
 use crate::keys;
@@ -23,15 +22,11 @@ pub struct SledStore {
     processes: sled::Tree,
     deployments: sled::Tree,
     plugins: sled::Tree,
-    instances: sled::Tree,
-    status: sled::Tree,
-    history: sled::Tree,
-    outbox: sled::Tree,
-    results: sled::Tree,
-    timers: sled::Tree,
-    tokens: sled::Tree,
+    /// Instances, status index, history, outbox, results, timers and tokens,
+    /// each under its key prefix (see `keys`): one tree, so one batch.
+    journal: sled::Tree,
     /// Journal commits run one at a time: their checks read outside the
-    /// transaction and rely on no other commit writing meanwhile.
+    /// batch and rely on no other commit writing meanwhile.
     commit_lock: Arc<Mutex<()>>,
 }
 
@@ -79,16 +74,32 @@ impl SledStore {
             processes: tree(keys::PROCESSES)?,
             deployments: tree(keys::DEPLOYMENTS)?,
             plugins: tree(keys::PLUGINS)?,
-            instances: tree(keys::INSTANCES)?,
-            status: tree(keys::STATUS)?,
-            history: tree(keys::HISTORY)?,
-            outbox: tree(keys::OUTBOX)?,
-            results: tree(keys::RESULTS)?,
-            timers: tree(keys::TIMERS)?,
-            tokens: tree(keys::TOKENS)?,
+            journal: tree(keys::JOURNAL)?,
             commit_lock: Arc::new(Mutex::new(())),
             db,
         })
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8], what: &str) -> Result<Vec<T>> {
+        self.journal
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (_, v) = kv.map_err(sled_err("read journal"))?;
+                decode(|| what.to_owned(), &v)
+            })
+            .collect()
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        key: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>> {
+        self.journal
+            .get(key)
+            .map_err(sled_err("read journal"))?
+            .map(|v| decode(what, &v))
+            .transpose()
     }
 
     /// Makes everything written so far durable.
@@ -193,15 +204,11 @@ impl Definitions for SledStore {
 
 impl Instances for SledStore {
     fn instance(&self, id: &InstanceId) -> Result<Option<Instance>> {
-        self.instances
-            .get(id.as_str())
-            .map_err(sled_err("read instance"))?
-            .map(|v| decode(|| format!("instance {id}"), &v))
-            .transpose()
+        self.get(&keys::instance(id), || format!("instance {id}"))
     }
 
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>> {
-        self.history
+        self.journal
             .range(keys::history(id, from)..keys::history(id, u64::MAX))
             .map(|kv| {
                 let (_, v) = kv.map_err(sled_err("read history"))?;
@@ -211,55 +218,44 @@ impl Instances for SledStore {
     }
 
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>> {
-        self.status
-            .scan_prefix([keys::status_byte(status)])
+        self.journal
+            .scan_prefix([keys::STATUS, keys::status_byte(status)])
             .map(|kv| {
                 let (k, _) = kv.map_err(sled_err("read status index"))?;
-                Ok(InstanceId(String::from_utf8_lossy(&k[1..]).into_owned()))
+                Ok(InstanceId(String::from_utf8_lossy(&k[2..]).into_owned()))
             })
             .collect()
     }
 
     fn outbox(&self) -> Result<Vec<Invoke>> {
-        self.outbox
-            .iter()
-            .map(|kv| {
-                let (_, v) = kv.map_err(sled_err("read outbox"))?;
-                decode(|| "outbox entry".to_owned(), &v)
-            })
-            .collect()
+        self.scan(&[keys::OUTBOX], "outbox entry")
     }
 
     fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>> {
-        self.outbox
-            .scan_prefix(keys::instance_prefix(id))
-            .map(|kv| {
-                let (_, v) = kv.map_err(sled_err("read outbox"))?;
-                decode(|| format!("outbox of {id}"), &v)
-            })
-            .collect()
+        self.scan(&keys::of_instance(keys::OUTBOX, id), "outbox entry")
     }
 
     fn result(&self, key: &str) -> Result<Option<StepResult>> {
-        self.results
-            .get(key.as_bytes())
-            .map_err(sled_err("read result"))?
-            .map(|v| decode(|| format!("result {key}"), &v))
-            .transpose()
+        self.get(&keys::result(key), || format!("result {key}"))
     }
 
     fn next_timer(&self) -> Result<Option<Millis>> {
-        let first = self.timers.first().map_err(sled_err("read timers"))?;
+        let first = self
+            .journal
+            .scan_prefix([keys::TIMER])
+            .next()
+            .transpose()
+            .map_err(sled_err("read timers"))?;
         Ok(first.and_then(|(k, _)| {
-            let due: [u8; 8] = k.get(..8)?.try_into().ok()?;
+            let due: [u8; 8] = k.get(1..9)?.try_into().ok()?;
             Some(Millis(u64::from_be_bytes(due)))
         }))
     }
 
     fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>> {
-        let end = until.0.saturating_add(1).to_be_bytes();
-        self.timers
-            .range(..end.as_slice())
+        let end = keys::timers_until(until.0.saturating_add(1));
+        self.journal
+            .range(vec![keys::TIMER]..end)
             .take(limit)
             .map(|kv| {
                 let (_, v) = kv.map_err(sled_err("read timers"))?;
@@ -269,63 +265,13 @@ impl Instances for SledStore {
     }
 
     fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
-        self.tokens
-            .get(token.as_bytes())
-            .map_err(sled_err("read token"))?
-            .map(|v| decode(|| format!("token {token}"), &v))
-            .transpose()
-    }
-}
-
-/// A commit with its values already encoded, so the transaction closure
-/// (which sled may run more than once) only moves bytes.
-struct Encoded<'c> {
-    commit: &'c Commit,
-    instance: Vec<u8>,
-    records: Vec<(Vec<u8>, Vec<u8>)>,
-    outbox: Vec<(Vec<u8>, Vec<u8>)>,
-    results: Vec<(Vec<u8>, Vec<u8>)>,
-    timers: Vec<(Vec<u8>, Vec<u8>)>,
-    tokens: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-fn encode_commit(c: &Commit) -> Encoded<'_> {
-    let id = &c.instance.id;
-    Encoded {
-        commit: c,
-        instance: encode(&c.instance),
-        records: c
-            .records
-            .iter()
-            .map(|r| (keys::history(id, r.seq), encode(r)))
-            .collect(),
-        outbox: c
-            .outbox
-            .iter()
-            .map(|inv| (keys::outbox(id, &inv.key), encode(inv)))
-            .collect(),
-        timers: c
-            .timers_armed
-            .iter()
-            .map(|t| (keys::timer(t), encode(t)))
-            .collect(),
-        tokens: c
-            .tokens
-            .iter()
-            .map(|(t, r)| (t.as_bytes().to_vec(), encode(r)))
-            .collect(),
-        results: c
-            .results
-            .iter()
-            .map(|(k, r)| (k.as_bytes().to_vec(), encode(r)))
-            .collect(),
+        self.get(&keys::token(token), || format!("token {token}"))
     }
 }
 
 /// Checks a commit against what is stored and what earlier commits of the
-/// same batch did. Runs before the transaction: the journal has one writer
-/// at a time (see `commit_lock`), so nothing changes these keys meanwhile,
-/// and the transaction itself then only writes.
+/// same batch did. Runs before the batch is written: the journal has one
+/// writer at a time (see `commit_lock`), so nothing changes meanwhile.
 fn check_stored(
     store: &SledStore,
     c: &Commit,
@@ -337,7 +283,11 @@ fn check_stored(
         source: e,
     };
     let in_batch = batch.get(id).copied();
-    let exists = in_batch.is_some() || store.instances.contains_key(id.as_str()).map_err(read)?;
+    let exists = in_batch.is_some()
+        || store
+            .journal
+            .contains_key(keys::instance(id))
+            .map_err(read)?;
     match (c.previous, exists) {
         (None, true) => return Ok(Err(Conflict::InstanceExists(id.clone()))),
         (Some(_), false) => return Ok(Err(Conflict::NoInstance(id.clone()))),
@@ -351,11 +301,11 @@ fn check_stored(
         None if first == 0 => c.previous.is_none(),
         None => {
             store
-                .history
+                .journal
                 .contains_key(keys::history(id, first - 1))
                 .map_err(read)?
                 && !store
-                    .history
+                    .journal
                     .contains_key(keys::history(id, first))
                     .map_err(read)?
         }
@@ -375,11 +325,46 @@ fn check_stored(
     }))
 }
 
+/// Adds one commit's writes to the batch. Removals come first, so a key
+/// both settled and re-added (a retry of the same step) ends up present.
+fn add_to_batch(b: &mut sled::Batch, c: &Commit) {
+    let id = &c.instance.id;
+    b.insert(keys::instance(id), encode(&c.instance));
+    if c.previous != Some(c.instance.status) {
+        if let Some(prev) = c.previous {
+            b.remove(keys::status(prev, id));
+        }
+        b.insert(keys::status(c.instance.status, id), &[] as &[u8]);
+    }
+    for r in &c.records {
+        b.insert(keys::history(id, r.seq), encode(r));
+    }
+    for key in &c.settled {
+        b.remove(keys::outbox(id, key));
+    }
+    for t in &c.timers_cancelled {
+        b.remove(keys::timer(t));
+    }
+    for inv in &c.outbox {
+        b.insert(keys::outbox(id, &inv.key), encode(inv));
+    }
+    for (k, r) in &c.results {
+        b.insert(keys::result(k), encode(r));
+    }
+    for t in &c.timers_armed {
+        b.insert(keys::timer(t), encode(t));
+    }
+    for (t, r) in &c.tokens {
+        b.insert(keys::token(t), encode(r));
+    }
+}
+
 impl Journal for SledStore {
     fn commit(&self, batch: &[Commit]) -> Result<Vec<std::result::Result<(), Conflict>>> {
         let _one_writer = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen: HashMap<InstanceId, u64> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
+        let mut writes = sled::Batch::default();
         for c in batch {
             let verdict = match check_shape(c) {
                 Ok(()) => check_stored(self, c, &seen)?,
@@ -387,78 +372,20 @@ impl Journal for SledStore {
             };
             if verdict.is_ok() {
                 seen.insert(c.instance.id.clone(), c.instance.seq);
+                add_to_batch(&mut writes, c);
             }
             outcomes.push(verdict);
         }
-        let encoded: Vec<Encoded<'_>> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, ok)| ok.is_ok())
-            .map(|(c, _)| encode_commit(c))
-            .collect();
-        let trees = (
-            &self.instances,
-            &self.status,
-            &self.history,
-            &self.outbox,
-            &self.results,
-            &self.timers,
-            &self.tokens,
-        );
-        trees
-            .transaction(
-                |(instances, status, history, outbox, results, timers, tokens)| {
-                    for e in &encoded {
-                        let c = e.commit;
-                        let id = &c.instance.id;
-                        instances.insert(id.as_str().as_bytes(), e.instance.as_slice())?;
-                        if c.previous != Some(c.instance.status) {
-                            if let Some(prev) = c.previous {
-                                status.remove(keys::status(prev, id))?;
-                            }
-                            status.insert(keys::status(c.instance.status, id), &[] as &[u8])?;
-                        }
-                        for (k, v) in &e.records {
-                            history.insert(k.as_slice(), v.as_slice())?;
-                        }
-                        for key in &c.settled {
-                            outbox.remove(keys::outbox(id, key))?;
-                        }
-                        for (k, v) in &e.outbox {
-                            outbox.insert(k.as_slice(), v.as_slice())?;
-                        }
-                        for (k, v) in &e.results {
-                            results.insert(k.as_slice(), v.as_slice())?;
-                        }
-                        for t in &c.timers_cancelled {
-                            timers.remove(keys::timer(t))?;
-                        }
-                        for (k, v) in &e.timers {
-                            timers.insert(k.as_slice(), v.as_slice())?;
-                        }
-                        for (k, v) in &e.tokens {
-                            tokens.insert(k.as_slice(), v.as_slice())?;
-                        }
-                    }
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                },
-            )
-            .map_err(|e| Error::Sled {
-                op: "commit",
-                source: match e {
-                    sled::transaction::TransactionError::Storage(s) => s,
-                    // The closure never aborts; keep the type honest anyway.
-                    sled::transaction::TransactionError::Abort(()) => {
-                        sled::Error::Unsupported("commit aborted".into())
-                    }
-                },
-            })?;
+        // One batch: sled recovers it whole or not at all.
+        self.journal
+            .apply_batch(writes)
+            .map_err(sled_err("commit"))?;
         self.flush()?;
         Ok(outcomes)
     }
 
     fn remove_timer(&self, timer: &Timer) -> Result<()> {
-        self.timers
+        self.journal
             .remove(keys::timer(timer))
             .map_err(sled_err("remove timer"))?;
         Ok(())
