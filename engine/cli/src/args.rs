@@ -18,7 +18,12 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct DataDir {
     /// Where instances, history and deployed plugins are kept.
-    #[arg(long = "data", value_name = "DIR", default_value = "weft-data")]
+    #[arg(
+        long = "data",
+        alias = "data-dir",
+        value_name = "DIR",
+        default_value = "weft-data"
+    )]
     pub dir: PathBuf,
 }
 
@@ -46,13 +51,63 @@ pub enum Command {
         #[command(flatten)]
         data: DataDir,
     },
-    /// Deploy a process, start one instance and follow it to the end.
+    /// Deploy a process, start one instance and follow it until it ends or
+    /// waits.
     Run {
         #[command(flatten)]
         def: Definition,
         /// The instance's input: a JSON object.
         #[arg(long, value_name = "JSON", default_value = "{}")]
         input: String,
+        /// A business key, unique per process: if an instance was already
+        /// started with it, that one is followed instead of starting another.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Start an instance of a deployed process (the newest version unless
+    /// --version pins one) and follow it until it ends or waits.
+    Start {
+        /// The process name.
+        process: String,
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        input: String,
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Start this deployed version instead of the newest.
+        #[arg(long, value_name = "N")]
+        version: Option<u32>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Send an event to a waiting instance (by id, or by business key).
+    Signal {
+        /// An instance id, or the business key it was started with.
+        target: String,
+        /// The event, one of those its wait state accepts.
+        event: String,
+        /// The event's payload, a JSON value stored as the wait state says.
+        #[arg(long = "data", value_name = "JSON", default_value = "{}")]
+        payload: String,
+        /// Where instances are kept (`--data` is the payload here).
+        #[arg(long = "data-dir", value_name = "DIR", default_value = "weft-data")]
+        dir: PathBuf,
+    },
+    /// Move an instance to another deployed version of its process.
+    Migrate {
+        /// An instance id, or the business key it was started with.
+        target: String,
+        /// The version to move it to.
+        #[arg(long = "to", value_name = "VERSION")]
+        to: u32,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Run the engine until stopped: resume unfinished instances, fire
+    /// timers and cron schedules, take operator requests from other weft
+    /// commands.
+    Serve {
         #[command(flatten)]
         data: DataDir,
     },

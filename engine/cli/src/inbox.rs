@@ -1,4 +1,5 @@
-//! Operator requests — complete a token, heartbeat, redrive, cancel — from a
+//! Operator requests — complete a token, heartbeat, redrive, cancel, signal,
+//! migrate, start — from a
 //! process that cannot open the store because a running engine holds it.
 //!
 //! sled lets one process open a data directory. So a request is spooled as a
@@ -40,6 +41,60 @@ pub enum Request {
         id: String,
         compensate: bool,
     },
+    Signal {
+        target: String,
+        event: String,
+        data: Value,
+    },
+    Migrate {
+        target: String,
+        version: u32,
+    },
+    Start {
+        process: String,
+        version: Option<u32>,
+        input: Value,
+        key: Option<String>,
+    },
+}
+
+/// An instance named by its id or by the business key it was started with
+/// (looked up in every deployed process).
+pub fn resolve(engine: &Engine, text: &str) -> anyhow::Result<InstanceId> {
+    resolve_in(&**engine.store(), text)
+}
+
+/// `resolve` on a store.
+pub fn resolve_in(store: &dyn weft_store::Store, text: &str) -> anyhow::Result<InstanceId> {
+    if let Some(id) = InstanceId::parse(text)
+        && store.instance(&id)?.is_some()
+    {
+        return Ok(id);
+    }
+    let mut names: Vec<String> = store.processes()?.into_iter().map(|p| p.name).collect();
+    names.dedup();
+    let mut found = Vec::new();
+    for name in names {
+        if let Some(id) = store.by_key(&name, text)? {
+            found.push((name, id));
+        }
+    }
+    match found.len() {
+        0 if InstanceId::parse(text).is_some() => bail!("there is no instance {text}"),
+        0 => bail!(
+            "'{text}' is neither an instance id (26 letters and digits, as `weft run` prints on \
+             its first line) nor the business key of an instance"
+        ),
+        1 => Ok(found.remove(0).1),
+        _ => bail!(
+            "the business key '{text}' names instances of several processes ({}); use the instance id",
+            found
+                .iter()
+                .map(|(p, id)| format!("{p}: {id}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,9 +106,7 @@ pub struct Reply {
 /// Applies a request to an engine.
 pub async fn apply(engine: &Engine, req: &Request) -> Reply {
     let done = |ok: bool, message: String| Reply { ok, message };
-    let id = |text: &str| {
-        InstanceId::parse(text).with_context(|| format!("'{text}' is not an instance id"))
-    };
+    let id = |text: &str| resolve(engine, text);
     let result: anyhow::Result<String> = async {
         Ok(match req {
             Request::Complete { token, output } => {
@@ -90,6 +143,35 @@ pub async fn apply(engine: &Engine, req: &Request) -> Reply {
                     format!("cancelling instance {i}, undoing its completed steps first")
                 } else {
                     format!("cancelled instance {i}")
+                }
+            }
+            Request::Signal {
+                target,
+                event,
+                data,
+            } => {
+                let i = resolve(engine, target)?;
+                engine.signal(&i, event, data.clone()).await?;
+                format!("delivered '{event}' to instance {i}")
+            }
+            Request::Migrate { target, version } => {
+                let i = resolve(engine, target)?;
+                engine.migrate(&i, *version).await?;
+                format!("instance {i} now runs version {version}")
+            }
+            Request::Start {
+                process,
+                version,
+                input,
+                key,
+            } => {
+                let s = engine
+                    .start_keyed(process, *version, input.clone(), key.clone())
+                    .await?;
+                if s.existing {
+                    format!("{}\nan instance with this key already exists", s.id)
+                } else {
+                    format!("{}", s.id)
                 }
             }
         })

@@ -27,6 +27,8 @@ pub mod exit {
     pub const ERROR: u8 = 2;
     /// The instance is parked, waiting for an operator.
     pub const PARKED: u8 = 3;
+    /// The instance waits in a wait state for a signal or a timer.
+    pub const WAITING: u8 = 4;
 }
 
 fn main() -> ExitCode {

@@ -70,6 +70,25 @@ pub fn record(r: &Record) -> String {
             format!("cancelling in '{state}': undoing completed steps")
         }
         RecordKind::Cancelled { state } => format!("cancelled in '{state}'"),
+        RecordKind::Waiting {
+            state,
+            events,
+            until,
+        } => {
+            let mut s = format!("{state}: waiting");
+            if !events.is_empty() {
+                let _ = write!(s, " for {}", events.join(" | "));
+            }
+            if let Some(at) = until {
+                let _ = write!(s, " until {at}");
+            }
+            s
+        }
+        RecordKind::Migrated {
+            state,
+            from_version,
+            to_version,
+        } => format!("migrated in '{state}' from v{from_version} to v{to_version}"),
     }
 }
 
@@ -88,7 +107,7 @@ pub fn progress(r: &Record) -> Option<String> {
 }
 
 /// The end of `run`: how the instance finished and with what.
-pub fn outcome(inst: &Instance) -> String {
+pub fn outcome(inst: &Instance, data: &std::path::Path) -> String {
     let mut out = String::new();
     match inst.status {
         Status::Succeeded => {
@@ -109,8 +128,38 @@ pub fn outcome(inst: &Instance) -> String {
         Status::Running => {
             let _ = write!(out, "still running in '{}'", inst.state);
         }
+        Status::Waiting => {
+            let _ = write!(out, "{}", waiting(inst));
+            let target = inst.key.clone().unwrap_or_else(|| inst.id.to_string());
+            if let Some(event) = inst.waiting.as_ref().and_then(|w| w.events.first()) {
+                let _ = write!(
+                    out,
+                    "\nsend it with: weft signal {target} {event} --data '{{}}' --data-dir {}",
+                    data.display()
+                );
+            }
+            let _ = write!(
+                out,
+                "\ntimers fire and signals are taken while `weft serve --data {}` runs",
+                data.display()
+            );
+        }
     }
     out
+}
+
+/// `waiting in 'review' for approve | reject until <time>`.
+pub fn waiting(inst: &Instance) -> String {
+    let mut s = format!("waiting in '{}'", inst.state);
+    if let Some(w) = &inst.waiting {
+        if !w.events.is_empty() {
+            let _ = write!(s, " for {}", w.events.join(" | "));
+        }
+        if let Some(at) = w.until {
+            let _ = write!(s, " until {at}");
+        }
+    }
+    s
 }
 
 /// How an instance ended, on one line.
@@ -132,6 +181,7 @@ pub fn status_table(inst: &Instance) -> String {
         ("process", format!("{} v{}", inst.process, inst.version)),
         ("status", inst.status.to_string()),
         ("state", inst.state.clone()),
+        ("key", inst.key.clone().unwrap_or_else(|| "-".into())),
         ("started", inst.created_at.to_string()),
         ("updated", inst.updated_at.to_string()),
     ];
@@ -143,6 +193,9 @@ pub fn status_table(inst: &Instance) -> String {
                 step.action, step.attempt, step.key
             ),
         ));
+    }
+    if inst.waiting.is_some() {
+        rows.push(("waiting", waiting(inst)));
     }
     if let Some(e) = &inst.error {
         rows.push((

@@ -50,6 +50,14 @@ impl Default for EngineOptions {
     }
 }
 
+/// What `start_keyed` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub id: InstanceId,
+    /// An instance with the business key already existed; nothing started.
+    pub existing: bool,
+}
+
 /// Whether an event moved the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
@@ -290,6 +298,24 @@ impl Engine {
         version: Option<u32>,
         input: Value,
     ) -> Result<InstanceId> {
+        Ok(self.start_keyed(name, version, input, None).await?.id)
+    }
+
+    /// Starts an instance with a business key, unique per process: when one
+    /// was already started with the key, returns it instead of starting a
+    /// duplicate (checked in the same commit, so racing starts make one).
+    pub async fn start_keyed(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        input: Value,
+        key: Option<String>,
+    ) -> Result<Started> {
+        if let Some(k) = &key
+            && let Some(id) = self.inner.store.by_key(name, k)?
+        {
+            return Ok(Started { id, existing: true });
+        }
         if !input.is_object() {
             return Err(Error::InputNotObject);
         }
@@ -305,10 +331,71 @@ impl Engine {
             Some(b) => b.as_ref(),
             None => &NoDefaults,
         };
-        let applied = interpret::start(&process, defaults, id.clone(), input, now);
-        let invokes = self.write(None, applied, None).await?;
-        self.dispatch(invokes, false);
-        Ok(id)
+        let mut applied = interpret::start(&process, defaults, id.clone(), input, now);
+        applied.instance.key = key;
+        match self.write(None, applied, None).await {
+            Ok(invokes) => {
+                self.dispatch(invokes, false);
+                Ok(Started {
+                    id,
+                    existing: false,
+                })
+            }
+            Err(Error::Conflict(weft_store::Conflict::KeyTaken { instance, .. })) => Ok(Started {
+                id: instance,
+                existing: true,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The instance of `process` started with a business key.
+    pub fn by_key(&self, process: &str, key: &str) -> Result<Option<InstanceId>> {
+        Ok(self.inner.store.by_key(process, key)?)
+    }
+
+    /// Delivers an external event to a waiting instance. Refused, with the
+    /// events the instance does accept, when its state does not accept it.
+    pub async fn signal(&self, id: &InstanceId, name: &str, data: Value) -> Result<()> {
+        let event = Event::Signal {
+            name: name.to_owned(),
+            data,
+        };
+        match self.deliver(id, event, None).await? {
+            Delivered::Applied => Ok(()),
+            Delivered::Rejected(why) => Err(Error::Refused(id.clone(), why.to_string())),
+        }
+    }
+
+    /// Moves an instance to another deployed version of its process, or
+    /// refuses when its state or data does not fit that version.
+    pub async fn migrate(&self, id: &InstanceId, version: u32) -> Result<()> {
+        let _work = self.work();
+        let slot = self.slot(id);
+        let guard = slot.lock().await;
+        let outcome: Result<()> = async {
+            let inst = match lock(&self.inner.active).get(id).cloned() {
+                Some(i) => i,
+                None => self
+                    .inner
+                    .store
+                    .instance(id)?
+                    .ok_or_else(|| Error::NoInstance(id.clone()))?,
+            };
+            let to = self.process(&inst.process, version)?;
+            let applied = interpret::migrate(&to, &inst, self.inner.clock.now())
+                .map_err(|why| Error::Refused(id.clone(), why))?;
+            let keep = applied.instance.clone();
+            self.write(Some(inst.status), applied, None).await?;
+            if let Some(cached) = lock(&self.inner.active).get_mut(id) {
+                *cached = keep;
+            }
+            Ok(())
+        }
+        .await;
+        drop(guard);
+        self.release(id, slot);
+        outcome
     }
 
     /// Picks up every unfinished piece of work in the store after a restart:

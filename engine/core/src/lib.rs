@@ -11,6 +11,7 @@ pub mod clock;
 mod engine;
 pub mod guard;
 mod ids;
+pub mod schedule;
 pub mod writer;
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use weft_model::{Bindings, InstanceId, Invoke, StepOutcome};
 
 pub use clock::{Clock, SimClock, SystemClock};
-pub use engine::{Completion, Delivered, Engine, EngineOptions, Notice};
+pub use engine::{Completion, Delivered, Engine, EngineOptions, Notice, Started};
 pub use writer::Writer;
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,7 @@ pub enum StateType {
     Succeed,
     Fail,
     Compensate,
+    Wait,
 }
 
 impl fmt::Display for StateType {
@@ -36,6 +37,7 @@ impl fmt::Display for StateType {
             StateType::Succeed => "succeed",
             StateType::Fail => "fail",
             StateType::Compensate => "compensate",
+            StateType::Wait => "wait",
         })
     }
 }
@@ -84,6 +86,33 @@ pub struct StateDef {
     /// compensate: where to go once every completed step is undone.
     #[serde(default)]
     pub then: Option<String>,
+    /// wait: a durable timer, `{ for: 10m }` or `{ until: <jq> }`, that
+    /// leads on with the `elapsed` event.
+    #[serde(default)]
+    pub wait: Option<WaitDef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitDef {
+    #[serde(rename = "for", default)]
+    pub for_: Option<String>,
+    /// jq over the instance data giving an RFC 3339 time.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// `schedule: { cron: "0 */5 * * * *" }`, or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleDef {
+    pub cron: String,
+    /// The input of each instance it starts (default `{}`).
+    #[serde(default)]
+    pub input: Option<Value>,
+    /// What to do about firings missed while no engine ran.
+    #[serde(default)]
+    pub missed: Option<crate::schedule::Missed>,
 }
 
 /// A retry policy as written; every field is optional.

@@ -64,6 +64,9 @@ pub enum Status {
     Parked,
     /// Ended by an operator (`weft cancel`).
     Cancelled,
+    /// In a wait state: stored, costing no memory, until a signal or its
+    /// timer moves it on.
+    Waiting,
 }
 
 impl Status {
@@ -77,14 +80,16 @@ impl Status {
             Status::Failed => "failed",
             Status::Parked => "parked",
             Status::Cancelled => "cancelled",
+            Status::Waiting => "waiting",
         }
     }
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Running,
         Status::Succeeded,
         Status::Failed,
         Status::Parked,
         Status::Cancelled,
+        Status::Waiting,
     ];
 }
 
@@ -204,6 +209,8 @@ pub enum TimerKind {
     Deadline,
     /// A pending attempt stopped sending heartbeats.
     Heartbeat,
+    /// A wait state's timer (`timeout`, or `wait: { for | until }`).
+    Wait,
 }
 
 impl TimerKind {
@@ -213,6 +220,7 @@ impl TimerKind {
             TimerKind::Timeout => "timeout",
             TimerKind::Deadline => "deadline",
             TimerKind::Heartbeat => "heartbeat",
+            TimerKind::Wait => "wait",
         }
     }
 }
@@ -231,6 +239,9 @@ pub struct Instance {
     pub id: InstanceId,
     pub process: String,
     pub version: u32,
+    /// The business key it was started with: unique per process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     pub status: Status,
     pub state: String,
     pub data: Value,
@@ -254,10 +265,26 @@ pub struct Instance {
     pub timers: Vec<Timer>,
     #[serde(default)]
     pub parked: Option<ParkedOn>,
+    /// Set while in a wait state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
     /// Number of history records so far; the next one gets this number.
     pub seq: u64,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+/// What a waiting instance waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Waiting {
+    /// `<instance>/<state>/<visit>`: names this visit of the wait state.
+    pub key: String,
+    /// The signals that move it on.
+    pub events: Vec<String>,
+    pub since: Millis,
+    /// When its timer fires, if it has one.
+    #[serde(default)]
+    pub until: Option<Millis>,
 }
 
 /// Something that moves an instance.
@@ -288,6 +315,8 @@ pub enum Event {
     Redrive,
     /// An operator ends the instance, undoing completed steps if asked.
     Cancel { compensate: bool },
+    /// An external event for a waiting instance, with its payload.
+    Signal { name: String, data: Value },
 }
 
 impl Event {
@@ -299,7 +328,7 @@ impl Event {
             | Event::StepPending { key, .. }
             | Event::Heartbeat { key, .. }
             | Event::Timer { key, .. } => Some(key),
-            Event::Redrive | Event::Cancel { .. } => None,
+            Event::Redrive | Event::Cancel { .. } | Event::Signal { .. } => None,
         }
     }
 }
@@ -437,6 +466,19 @@ pub enum RecordKind {
     },
     Cancelled {
         state: String,
+    },
+    /// Entered a wait state: waits for one of `events`, or until `until`.
+    Waiting {
+        state: String,
+        events: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<Millis>,
+    },
+    /// An operator moved the instance to another version of its process.
+    Migrated {
+        state: String,
+        from_version: u32,
+        to_version: u32,
     },
 }
 

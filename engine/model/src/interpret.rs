@@ -8,9 +8,9 @@ use serde_json::Value;
 use crate::bindings::ActionDefaults;
 use crate::instance::{
     ActiveStep, Command, Compensable, Event, Failure, Instance, InstanceError, InstanceId, Invoke,
-    ParkedOn, Phase, Record, RecordKind, Status, Timer, TimerKind,
+    ParkedOn, Phase, Record, RecordKind, Status, Timer, TimerKind, Waiting,
 };
-use crate::process::{Arm, Process, StateKind};
+use crate::process::{Arm, Process, StateKind, WaitTimer};
 use crate::retry::{RetryPolicy, seed};
 use crate::time::{Millis, Span};
 
@@ -42,6 +42,15 @@ pub enum Rejected {
     Parked,
     /// Redrive asked of an instance that is not parked.
     NotParked(Status),
+    /// A signal's payload cannot be stored in the instance data.
+    BadPayload { event: String, why: String },
+    /// A signal the instance's current state does not accept.
+    NotAccepted {
+        state: String,
+        event: String,
+        /// The signals it does accept (none when it is not waiting).
+        accepted: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for Rejected {
@@ -51,6 +60,25 @@ impl std::fmt::Display for Rejected {
             Rejected::Stale { key } => write!(f, "nothing is waiting for '{key}'"),
             Rejected::Parked => f.write_str("the instance is parked"),
             Rejected::NotParked(s) => write!(f, "the instance is {s}, not parked"),
+            Rejected::BadPayload { event, why } => write!(f, "the payload of '{event}': {why}"),
+            Rejected::NotAccepted {
+                state,
+                event,
+                accepted,
+            } if accepted.is_empty() => write!(
+                f,
+                "state '{state}' does not accept '{event}': it is not waiting for signals now \
+                 (only wait states accept them)"
+            ),
+            Rejected::NotAccepted {
+                state,
+                event,
+                accepted,
+            } => write!(
+                f,
+                "state '{state}' does not accept '{event}'; it accepts: {}",
+                accepted.join(", ")
+            ),
         }
     }
 }
@@ -67,6 +95,7 @@ pub fn start(
         id,
         process: process.name.clone(),
         version: process.version,
+        key: None,
         status: Status::Running,
         state: process.start.clone(),
         data: input.clone(),
@@ -78,6 +107,7 @@ pub fn start(
         compensating: None,
         timers: Vec::new(),
         parked: None,
+        waiting: None,
         seq: 0,
         created_at: now,
         updated_at: now,
@@ -114,6 +144,39 @@ pub fn apply(
             m.redrive();
         }
         _ if instance.status == Status::Parked => return Err(Rejected::Parked),
+        Event::Signal { name, data } => {
+            let accepted = instance
+                .waiting
+                .as_ref()
+                .map(|w| w.events.clone())
+                .unwrap_or_default();
+            if !accepted.contains(name) {
+                return Err(Rejected::NotAccepted {
+                    state: instance.state.clone(),
+                    event: name.clone(),
+                    accepted,
+                });
+            }
+            m.signalled(name, data)?;
+        }
+        Event::Timer {
+            kind: TimerKind::Wait,
+            key,
+            at,
+        } => {
+            let timer = Timer {
+                instance: instance.id.clone(),
+                kind: TimerKind::Wait,
+                key: key.clone(),
+                at: *at,
+            };
+            let waits = instance.waiting.as_ref().is_some_and(|w| &w.key == key);
+            if !waits || !instance.timers.contains(&timer) {
+                return Err(Rejected::Stale { key: key.clone() });
+            }
+            m.unarm(&timer);
+            m.wait_over();
+        }
         Event::Timer { kind, key, at } => {
             let timer = Timer {
                 instance: instance.id.clone(),
@@ -328,6 +391,7 @@ impl<'p> Machine<'p> {
     fn enter(&mut self, name: &str) {
         self.inst.state = name.to_owned();
         self.inst.step = None;
+        self.inst.waiting = None;
         let Some(state) = self.process.state(name) else {
             // Validation makes this impossible for a process's own states;
             // it can only come from a stored instance and a changed process.
@@ -410,7 +474,126 @@ impl<'p> Machine<'p> {
                 self.inst.compensating = Some(Some(then.clone()));
                 self.next_undo();
             }
+            StateKind::Wait(wait) => {
+                let visit = self.visit(name);
+                let key = format!("{}/{name}/{visit}", self.inst.id);
+                let until = match &wait.timer {
+                    None => Ok(wait.timeout.map(|t| self.now.plus(t))),
+                    Some(WaitTimer::For(d)) => Ok(Some(self.now.plus(*d))),
+                    Some(WaitTimer::Until(e)) => match e.eval(&self.inst.data) {
+                        Ok(Value::String(s)) => Millis::parse_rfc3339(&s).map(Some),
+                        Ok(other) => Err(format!(
+                            "`until` gave {other}, not an RFC 3339 time as a string"
+                        )),
+                        Err(e) => Err(e),
+                    },
+                };
+                let until = match until {
+                    Ok(u) => u,
+                    Err(e) => {
+                        let f = Failure::new("mapping", format!("the wait of '{name}': {e}"));
+                        let step = self.pseudo_step(name, key);
+                        return self.route_failure(&step, f, ParkedOn::Enter);
+                    }
+                };
+                self.inst.status = Status::Waiting;
+                self.record(RecordKind::Waiting {
+                    state: name.to_owned(),
+                    events: wait.events.clone(),
+                    until,
+                });
+                self.inst.waiting = Some(Waiting {
+                    key: key.clone(),
+                    events: wait.events.clone(),
+                    since: self.now,
+                    until,
+                });
+                match until {
+                    // A time already past fires at once, without a timer.
+                    Some(at) if at <= self.now => self.wait_over(),
+                    Some(at) => self.arm(TimerKind::Wait, &key, at),
+                    None => {}
+                }
+            }
         }
+    }
+
+    /// A stand-in step for routing a wait state's failure.
+    fn pseudo_step(&self, state: &str, key: String) -> ActiveStep {
+        ActiveStep {
+            state: state.to_owned(),
+            action: String::new(),
+            key,
+            attempt: 0,
+            tries: 0,
+            input: Value::Null,
+            started_at: self.now,
+            attempt_started_at: self.now,
+            deadline_at: None,
+            retry: RetryPolicy::default(),
+            timeout: None,
+            heartbeat: None,
+            last_heartbeat: None,
+            phase: Phase::Backoff { until: self.now },
+            undoes: None,
+        }
+    }
+
+    /// The wait state's timer fired: `timeout` for a wait for signals,
+    /// `elapsed` for a `wait:` timer.
+    fn wait_over(&mut self) {
+        let Some(w) = self.inst.waiting.take() else {
+            return;
+        };
+        let event = match self.process.state(&self.inst.state).map(|s| &s.kind) {
+            Some(StateKind::Wait(wait)) if wait.timer.is_some() => "elapsed",
+            _ => "timeout",
+        };
+        self.unarm_step(&w.key, &[]);
+        self.inst.status = Status::Running;
+        let state = self.inst.state.clone();
+        self.take(event, Some(&w.key), &state, w.since, None, None);
+    }
+
+    /// A signal the wait state accepts: store its payload, move on.
+    fn signalled(&mut self, name: &str, payload: &Value) -> Result<(), Rejected> {
+        let Some(w) = self.inst.waiting.take() else {
+            return Ok(());
+        };
+        self.unarm_step(&w.key, &[]);
+        self.inst.status = Status::Running;
+        let state = self.inst.state.clone();
+        let output = match self.process.state(&state).map(|s| &s.kind) {
+            Some(StateKind::Wait(wait)) => wait.output.clone(),
+            _ => None,
+        };
+        let merged = match (&output, payload) {
+            (Some(path), _) => path.set(&self.inst.data, payload),
+            (None, Value::Object(fields)) => {
+                let mut data = self.inst.data.clone();
+                if let Value::Object(map) = &mut data {
+                    map.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Ok(data)
+            }
+            (None, Value::Null) => Ok(self.inst.data.clone()),
+            (None, other) => Err(format!(
+                "the payload {other} is not an object, and the state has no `output` path to store it at"
+            )),
+        };
+        self.inst.data = merged.map_err(|why| Rejected::BadPayload {
+            event: name.to_owned(),
+            why,
+        })?;
+        self.take(
+            name,
+            Some(&w.key),
+            &state,
+            w.since,
+            Some(payload.clone()),
+            None,
+        );
+        Ok(())
     }
 
     fn fail_error(
@@ -605,6 +788,8 @@ impl<'p> Machine<'p> {
                 let last = step.last_heartbeat.clone();
                 self.attempt_failed(step, f, last);
             }
+            // Handled before a step is looked for.
+            TimerKind::Wait => self.inst.step = Some(step),
             TimerKind::Deadline => {
                 // Out of time for good: no retry, whatever is in flight is dropped.
                 self.end_step(&step);
@@ -875,6 +1060,9 @@ impl<'p> Machine<'p> {
 
     fn cancel(&mut self, compensate: bool) {
         let parked = self.inst.status == Status::Parked;
+        if let Some(w) = self.inst.waiting.take() {
+            self.unarm_step(&w.key, &[]);
+        }
         self.inst.parked = None;
         self.inst.error = None;
         self.inst.status = Status::Running;
@@ -905,6 +1093,7 @@ impl<'p> Machine<'p> {
     }
 
     fn cancelled(&mut self) {
+        self.inst.waiting = None;
         let all: Vec<Timer> = self.inst.timers.clone();
         for t in &all {
             self.unarm(t);
@@ -916,6 +1105,117 @@ impl<'p> Machine<'p> {
             state: self.inst.state.clone(),
         });
     }
+}
+
+/// Moves an instance to another version of its process, or says why its
+/// current state or data does not fit that version. The instance keeps its
+/// state, data, history, completed steps and timers; from now on it follows
+/// `to`.
+pub fn migrate(to: &Process, instance: &Instance, now: Millis) -> Result<Applied, String> {
+    if instance.status.is_finished() {
+        return Err(format!("the instance has already {}", instance.status));
+    }
+    if to.name != instance.process {
+        return Err(format!(
+            "the instance runs process '{}', not '{}'",
+            instance.process, to.name
+        ));
+    }
+    if to.version == instance.version {
+        return Err(format!("the instance already runs version {}", to.version));
+    }
+    let here = &instance.state;
+    let v = to.version;
+    let state = to
+        .state(here)
+        .ok_or_else(|| format!("version {v} has no state '{here}', where the instance is"))?;
+    let kind_name = |k: &StateKind| match k {
+        StateKind::Task(_) => "task",
+        StateKind::Succeed { .. } => "succeed",
+        StateKind::Fail { .. } => "fail",
+        StateKind::Compensate { .. } => "compensate",
+        StateKind::Wait(_) => "wait",
+    };
+    let data = &instance.data;
+    let evaluates = |what: &str, e: &crate::Expr| {
+        e.eval(data).map(|_| ()).map_err(|err| {
+            format!("the instance data does not fit version {v}: {what} fails: {err}")
+        })
+    };
+    match (&state.kind, &instance.step, &instance.waiting) {
+        (StateKind::Task(t), Some(step), _) if step.undoes.is_none() => {
+            if t.action != step.action {
+                return Err(format!(
+                    "in version {v}, '{here}' runs '{}', but the instance is running '{}' there",
+                    t.action, step.action
+                ));
+            }
+            if let Some(e) = &t.input {
+                evaluates(&format!("the input of '{here}'"), e)?;
+            }
+        }
+        (StateKind::Compensate { .. }, _, _) => {}
+        (StateKind::Wait(w), _, Some(waiting)) => {
+            let _ = waiting;
+            if let Some(WaitTimer::Until(e)) = &w.timer {
+                evaluates(&format!("the `until` of '{here}'"), e)?;
+            }
+        }
+        (k, _, _) => {
+            let was = if instance.waiting.is_some() {
+                "wait"
+            } else if instance.step.as_ref().is_some_and(|s| s.undoes.is_some()) {
+                "compensate"
+            } else if instance.step.is_some() {
+                "task"
+            } else {
+                "other"
+            };
+            if was != "other" && kind_name(k) != was {
+                return Err(format!(
+                    "in version {v}, '{here}' is a {} state, but the instance is in a {was} state there",
+                    kind_name(k)
+                ));
+            }
+        }
+    }
+    for t in &state.on {
+        for arm in &t.arms {
+            if let Some(g) = &arm.guard {
+                g.test(data).map_err(|err| {
+                    format!(
+                        "the instance data does not fit version {v}: a guard of '{here}' on '{}' fails: {err}",
+                        t.event
+                    )
+                })?;
+            }
+        }
+    }
+    for done in &instance.undo {
+        let undoable = matches!(
+            to.state(&done.state).map(|s| &s.kind),
+            Some(StateKind::Task(t)) if t.compensate.is_some()
+        );
+        if !undoable {
+            return Err(format!(
+                "the instance completed '{}', which version {v} could not undo (no such task with `compensate`)",
+                done.state
+            ));
+        }
+    }
+    let mut inst = instance.clone();
+    let from_version = inst.version;
+    inst.version = v;
+    if let (Some(w), StateKind::Wait(wait)) = (&mut inst.waiting, &state.kind) {
+        w.events = wait.events.clone();
+    }
+    let mut m = Machine::new(to, &crate::NoDefaults, inst, now);
+    m.record(RecordKind::Migrated {
+        state: here.clone(),
+        from_version,
+        to_version: v,
+    });
+    Ok(m.finish())
 }
 
 /// The first arm whose guard holds (an arm without a guard always holds).

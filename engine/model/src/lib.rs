@@ -15,6 +15,7 @@ pub mod instance;
 pub mod interpret;
 pub mod process;
 pub mod retry;
+pub mod schedule;
 pub mod source;
 pub mod time;
 pub mod validate;

@@ -40,6 +40,8 @@ pub struct Process {
     pub description: Option<String>,
     pub start: String,
     pub states: IndexMap<String, State>,
+    /// Cron schedules that start instances.
+    pub schedules: Vec<crate::schedule::Schedule>,
     /// The definition as written, as JSON: what is stored and compared.
     pub definition: Value,
 }
@@ -119,7 +121,34 @@ pub enum StateKind {
     Compensate {
         then: String,
     },
+    /// Waits, stored and costing no memory, for a signal or a timer.
+    Wait(Box<Wait>),
 }
+
+/// A wait state: for one of `events` (sent with `weft signal`), for a
+/// timer, or for whichever comes first.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    /// The signals it accepts, in file order.
+    pub events: Vec<String>,
+    /// Leads on with `timeout` when no signal came in time.
+    pub timeout: Option<Span>,
+    /// Leads on with `elapsed`.
+    pub timer: Option<WaitTimer>,
+    /// Where a signal's payload is stored (default: an object payload is
+    /// merged into the instance data).
+    pub output: Option<PathExpr>,
+}
+
+#[derive(Debug, Clone)]
+pub enum WaitTimer {
+    For(Span),
+    /// jq giving an RFC 3339 time.
+    Until(Expr),
+}
+
+/// Events of a wait state that are not signals.
+pub const WAIT_TIMER_EVENTS: [&str; 2] = ["timeout", "elapsed"];
 
 #[derive(Debug, Clone)]
 pub struct Task {

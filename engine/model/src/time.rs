@@ -40,9 +40,88 @@ impl fmt::Display for Millis {
     }
 }
 
+impl Millis {
+    /// Parses an RFC 3339 time: `2026-11-21T14:05:09Z`, with optional
+    /// fractional seconds and a `Z` or `±hh:mm` offset.
+    pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
+        let bad =
+            || format!("'{text}' is not an RFC 3339 time (write it like 2026-11-21T14:05:09Z)");
+        let b = text.trim().as_bytes();
+        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+            return Err(bad());
+        }
+        if b[13] != b':' || b[16] != b':' {
+            return Err(bad());
+        }
+        let num = |from: usize, to: usize| -> Result<i64, String> {
+            let s = std::str::from_utf8(&b[from..to]).map_err(|_| bad())?;
+            if !s.bytes().all(|c| c.is_ascii_digit()) {
+                return Err(bad());
+            }
+            s.parse::<i64>().map_err(|_| bad())
+        };
+        let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 {
+            return Err(bad());
+        }
+        if h > 23 || mi > 59 || s > 60 {
+            return Err(bad());
+        }
+        let mut i = 19;
+        let mut millis = 0i64;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i == start {
+                return Err(bad());
+            }
+            let digits = &text.trim()[start..i.min(start + 3)];
+            millis = digits.parse::<i64>().map_err(|_| bad())? * 10i64.pow(3 - digits.len() as u32);
+        }
+        let offset_min = match b.get(i) {
+            Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+            Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
+                let m = num(i + 1, i + 3)? * 60 + num(i + 4, i + 6)?;
+                if *sign == b'+' { m } else { -m }
+            }
+            _ => return Err(bad()),
+        };
+        let days = days_from_civil(y, mo as u32, d as u32);
+        let ms =
+            ((days * 86_400 + h * 3600 + mi * 60 + s.min(59)) - offset_min * 60) * 1000 + millis;
+        u64::try_from(ms)
+            .map(Millis)
+            .map_err(|_| format!("'{text}' is before 1970"))
+    }
+}
+
+pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Year, month, day of a day count since 1970-01-01 (proleptic Gregorian;
 /// Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -182,6 +261,37 @@ mod tests {
             Millis(1_795_271_109_123).to_string(),
             "2026-11-21T14:25:09.123Z"
         );
+    }
+
+    #[test]
+    fn rfc3339_parses_what_display_writes_and_offsets() {
+        for ms in [0, 951_782_400_000, 1_795_271_109_123] {
+            let text = Millis(ms).to_string();
+            assert_eq!(Millis::parse_rfc3339(&text), Ok(Millis(ms)), "{text}");
+        }
+        assert_eq!(
+            Millis::parse_rfc3339("2026-11-21T15:25:09+01:00"),
+            Ok(Millis(1_795_271_109_000))
+        );
+        assert_eq!(
+            Millis::parse_rfc3339("2026-11-21T14:25:09.5Z"),
+            Ok(Millis(1_795_271_109_500))
+        );
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-13-01T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T10:00:00",
+            "2026-11-21T10:00:00+0100",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert!(
+                Millis::parse_rfc3339(bad).is_err(),
+                "{bad} should be rejected"
+            );
+        }
     }
 
     #[test]

@@ -7,12 +7,16 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::def::{CompensateDef, ProcessDef, RetryDef, StateDef, StateType, TargetDef};
+use crate::def::{
+    CompensateDef, ProcessDef, RetryDef, ScheduleDef, StateDef, StateType, TargetDef,
+};
 use crate::expr::{CompileError, Expr, PathExpr};
 use crate::process::{
-    Arm, Compensation, Process, State, StateKind, Task, Transition, is_engine_error_kind,
+    Arm, Compensation, Process, State, StateKind, Task, Transition, Wait, WaitTimer,
+    is_engine_error_kind,
 };
 use crate::retry::{RETRYABLE_KINDS, RetryPolicy};
+use crate::schedule::{Cron, Schedule};
 use crate::source::{Diagnostic, Diagnostics, Document, pointer, pointer_segment};
 use crate::time::Span;
 
@@ -50,6 +54,7 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
             states.insert(name.clone(), state);
         }
     }
+    let schedules = schedules(doc, shell.schedule.as_ref(), &mut diags);
     if diags.is_empty() {
         check_reachable(doc, &def.start, &states, &mut diags);
     }
@@ -62,6 +67,7 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
         description: def.description,
         start: def.start,
         states,
+        schedules,
         definition: doc.value.clone(),
     })
 }
@@ -75,6 +81,57 @@ struct Shell {
     description: Option<String>,
     start: String,
     states: IndexMap<String, Value>,
+    #[serde(default)]
+    schedule: Option<Value>,
+}
+
+/// `schedule:` — one `{ cron, input, missed }` or a list of them.
+fn schedules(doc: &Document, raw: Option<&Value>, diags: &mut Diagnostics) -> Vec<Schedule> {
+    let items: Vec<(String, &Value)> = match raw {
+        None => return Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("/schedule/{i}"), v))
+            .collect(),
+        Some(v) => vec![("/schedule".to_owned(), v)],
+    };
+    let mut out = Vec::new();
+    for (at, value) in items {
+        let def: ScheduleDef = match deserialize(doc, &at, value) {
+            Ok(d) => d,
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let cron = match Cron::parse(&def.cron) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.push(
+                    doc.diag(&format!("{at}/cron"), format!("bad cron expression: {e}"))
+                        .hint("write `sec min hour day month weekday`, e.g. \"0 */5 * * * *\""),
+                );
+                continue;
+            }
+        };
+        let input = def
+            .input
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        if !input.is_object() {
+            diags.push(doc.diag(
+                &format!("{at}/input"),
+                "a schedule's input must be an object",
+            ));
+            continue;
+        }
+        out.push(Schedule {
+            cron,
+            input,
+            missed: def.missed.unwrap_or_default(),
+        });
+    }
+    out
 }
 
 /// Deserializes `value` (found at `at` in `doc`) and turns a serde error into a
@@ -219,7 +276,7 @@ fn state(
     };
 
     // Fields that make no sense for this type of state.
-    let present: [(&str, bool); 12] = [
+    let present: [(&str, bool); 13] = [
         ("action", raw.action.is_some()),
         ("input", raw.input.is_some()),
         ("output", raw.output.is_some()),
@@ -232,6 +289,7 @@ fn state(
         ("heartbeat", raw.heartbeat.is_some()),
         ("compensate", raw.compensate.is_some()),
         ("then", raw.then.is_some()),
+        ("wait", raw.wait.is_some()),
     ];
     let allowed: &[&str] = match kind {
         StateType::Task => &[
@@ -248,6 +306,7 @@ fn state(
         StateType::Succeed => &["output"],
         StateType::Fail => &["error", "cause"],
         StateType::Compensate => &["then"],
+        StateType::Wait => &["on", "timeout", "wait", "output"],
     };
     for (field, is_set) in present {
         if is_set && !allowed.contains(&field) {
@@ -355,12 +414,105 @@ fn state(
             }
             StateKind::Compensate { then }
         }
+        StateType::Wait => wait_state(doc, &at, name, raw, &on, diags),
     };
     (diags.len() == before).then(|| State {
         name: name.to_owned(),
         kind,
         on,
     })
+}
+
+/// A wait state: its signals are the events of `on` that are not timer or
+/// error events; each timer event needs its timer, and the reverse.
+fn wait_state(
+    doc: &Document,
+    at: &str,
+    name: &str,
+    raw: &StateDef,
+    on: &[Transition],
+    diags: &mut Diagnostics,
+) -> StateKind {
+    let timeout = duration(doc, &format!("{at}/timeout"), raw.timeout.as_deref(), diags);
+    let timer = raw.wait.as_ref().and_then(|w| {
+        let wat = format!("{at}/wait");
+        match (&w.for_, &w.until) {
+            (Some(d), None) => {
+                duration(doc, &format!("{wat}/for"), Some(d), diags).map(WaitTimer::For)
+            }
+            (None, Some(src)) => {
+                expr(doc, &format!("{wat}/until"), src, Expr::compile, diags).map(WaitTimer::Until)
+            }
+            _ => {
+                diags.push(
+                    doc.key_diag(&wat, "a wait timer needs exactly one of `for` and `until`")
+                        .hint("write `wait: { for: 10m }` or `wait: { until: .due_at }`"),
+                );
+                None
+            }
+        }
+    });
+    if raw.timeout.is_some() && raw.wait.is_some() {
+        diags.push(
+            doc.key_diag(&format!("{at}/timeout"), "a wait state has either `timeout` or `wait`, not both")
+                .hint("`timeout` bounds a wait for signals (→ `timeout`); `wait` is a timer (→ `elapsed`)"),
+        );
+    }
+    let until = matches!(raw.wait.as_ref(), Some(w) if w.until.is_some());
+    let mut events = Vec::new();
+    for t in on {
+        let ev_at = format!("{at}/on/{}", pointer_segment(&t.event));
+        let never = match t.event.as_str() {
+            "timeout" => raw.timeout.is_none().then_some("it has no `timeout`"),
+            "elapsed" => raw.wait.is_none().then_some("it has no `wait` timer"),
+            e if e == "error" || e.starts_with("error.") => (!until
+                || !matches!(e, "error" | "error.mapping"))
+            .then_some("only a `wait: { until: <jq> }` can fail, with `error.mapping`"),
+            e if !valid_name(e) => Some("signal names use letters, digits, '-', '_' and '.'"),
+            e => {
+                events.push(e.to_owned());
+                None
+            }
+        };
+        if let Some(why) = never {
+            diags.push(
+                doc.key_diag(
+                    &ev_at,
+                    format!("wait state '{name}' never receives the event '{}'", t.event),
+                )
+                .hint(why),
+            );
+        }
+    }
+    for (event, set, field) in [
+        ("timeout", raw.timeout.is_some(), "timeout"),
+        ("elapsed", raw.wait.is_some(), "wait"),
+    ] {
+        if set && !on.iter().any(|t| t.event == event) {
+            diags.push(
+                doc.key_diag(
+                    &format!("{at}/{field}"),
+                    format!("wait state '{name}' has a `{field}` but nowhere to go on '{event}'"),
+                )
+                .hint(format!("add `on: {{ {event}: <state> }}`")),
+            );
+        }
+    }
+    if events.is_empty() && raw.timeout.is_none() && raw.wait.is_none() {
+        diags.push(
+            doc.key_diag(at, format!("wait state '{name}' waits for nothing"))
+                .hint("name the signals it accepts under `on:`, or give it a `wait: { for: <duration> }`"),
+        );
+    }
+    StateKind::Wait(Box::new(Wait {
+        events,
+        timeout,
+        timer,
+        output: raw
+            .output
+            .as_deref()
+            .and_then(|src| expr(doc, &format!("{at}/output"), src, PathExpr::compile, diags)),
+    }))
 }
 
 fn transitions(

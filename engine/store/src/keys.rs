@@ -19,6 +19,9 @@ pub const OUTBOX: u8 = b'o';
 pub const RESULT: u8 = b'r';
 pub const TIMER: u8 = b't';
 pub const TOKEN: u8 = b'k';
+pub const BUSINESS_KEY: u8 = b'b';
+
+pub const SCHEDULES: &str = "schedules";
 
 /// `name \0 version(u32 BE)`
 pub fn process(name: &str, version: u32) -> Vec<u8> {
@@ -78,6 +81,19 @@ pub fn token(token: &str) -> Vec<u8> {
     with(TOKEN, token.as_bytes())
 }
 
+/// `b process \0 business-key`: the instance started with that key.
+pub fn business_key(process: &str, key: &str) -> Vec<u8> {
+    let mut k = with(BUSINESS_KEY, process.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `process \0 index(u32 BE)`: when a schedule last fired.
+pub fn schedule(process: &str, index: u32) -> Vec<u8> {
+    self::process(process, index)
+}
+
 pub fn status_byte(s: Status) -> u8 {
     match s {
         Status::Running => b'r',
@@ -85,6 +101,7 @@ pub fn status_byte(s: Status) -> u8 {
         Status::Failed => b'f',
         Status::Parked => b'p',
         Status::Cancelled => b'c',
+        Status::Waiting => b'w',
     }
 }
 
@@ -106,6 +123,7 @@ pub fn timer(t: &Timer) -> Vec<u8> {
         TimerKind::Timeout => b't',
         TimerKind::Deadline => b'd',
         TimerKind::Heartbeat => b'h',
+        TimerKind::Wait => b'w',
     });
     k.extend_from_slice(t.key.as_bytes());
     k

@@ -52,6 +52,12 @@ pub enum Conflict {
     InstanceExists(InstanceId),
     /// The instance does not exist.
     NoInstance(InstanceId),
+    /// Another instance of the process was started with this business key.
+    KeyTaken {
+        process: String,
+        key: String,
+        instance: InstanceId,
+    },
     /// History would not continue gap-free from what is stored.
     HistoryGap {
         instance: InstanceId,
@@ -69,6 +75,14 @@ impl std::fmt::Display for Conflict {
             ),
             Conflict::InstanceExists(id) => write!(f, "instance {id} already exists"),
             Conflict::NoInstance(id) => write!(f, "instance {id} does not exist"),
+            Conflict::KeyTaken {
+                process,
+                key,
+                instance,
+            } => write!(
+                f,
+                "instance {instance} of '{process}' was already started with the key '{key}'"
+            ),
             Conflict::HistoryGap {
                 instance,
                 expected,
@@ -171,6 +185,11 @@ pub trait Definitions: Send + Sync {
     fn deployment(&self, process: &str) -> Result<Option<Deployment>>;
     fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()>;
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    /// When schedule `index` of a process last fired (or was last
+    /// considered, when missed firings were skipped).
+    fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>>;
+    /// Durable when it returns.
+    fn put_schedule_mark(&self, process: &str, index: u32, at: Millis) -> Result<()>;
 }
 
 /// Reading instances and their history, outbox and results.
@@ -184,6 +203,8 @@ pub trait Instances: Send + Sync {
     fn outbox(&self) -> Result<Vec<Invoke>>;
     fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>>;
     fn result(&self, key: &str) -> Result<Option<StepResult>>;
+    /// The instance of `process` started with this business key.
+    fn by_key(&self, process: &str, key: &str) -> Result<Option<InstanceId>>;
     /// The earliest armed timer's due time, without scanning: timers are
     /// kept in due-time order.
     fn next_timer(&self) -> Result<Option<Millis>>;

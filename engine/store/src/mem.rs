@@ -28,6 +28,8 @@ struct Inner {
     /// Keyed like sled's: due time first.
     timers: BTreeMap<Vec<u8>, Timer>,
     tokens: BTreeMap<String, TokenRecord>,
+    keys: BTreeMap<(String, String), InstanceId>,
+    schedules: BTreeMap<(String, u32), Millis>,
 }
 
 impl MemStore {
@@ -100,6 +102,21 @@ impl Definitions for MemStore {
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().plugins.get(sha256).cloned())
     }
+
+    fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {
+        Ok(self
+            .lock()
+            .schedules
+            .get(&(process.to_owned(), index))
+            .copied())
+    }
+
+    fn put_schedule_mark(&self, process: &str, index: u32, at: Millis) -> Result<()> {
+        self.lock()
+            .schedules
+            .insert((process.to_owned(), index), at);
+        Ok(())
+    }
 }
 
 impl Instances for MemStore {
@@ -144,6 +161,14 @@ impl Instances for MemStore {
         Ok(self.lock().results.get(key).cloned())
     }
 
+    fn by_key(&self, process: &str, key: &str) -> Result<Option<InstanceId>> {
+        Ok(self
+            .lock()
+            .keys
+            .get(&(process.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
     fn next_timer(&self) -> Result<Option<Millis>> {
         Ok(self.lock().timers.values().next().map(|t| t.at))
     }
@@ -172,6 +197,16 @@ fn check_stored(g: &Inner, c: &Commit) -> Result<(), Conflict> {
         (Some(_), None) => return Err(Conflict::NoInstance(id.clone())),
         _ => {}
     }
+    if let (None, Some(key)) = (c.previous, &c.instance.key) {
+        let process = &c.instance.process;
+        if let Some(instance) = g.keys.get(&(process.clone(), key.clone())) {
+            return Err(Conflict::KeyTaken {
+                process: process.clone(),
+                key: key.clone(),
+                instance: instance.clone(),
+            });
+        }
+    }
     let expected = stored.map_or(0, |i| i.seq);
     match c.records.first() {
         Some(r) if r.seq != expected => Err(Conflict::HistoryGap {
@@ -191,6 +226,10 @@ impl Journal for MemStore {
             let verdict = check_shape(c).and_then(|()| check_stored(&g, c));
             if verdict.is_ok() {
                 let id = &c.instance.id;
+                if let (None, Some(key)) = (c.previous, &c.instance.key) {
+                    let process = c.instance.process.clone();
+                    g.keys.insert((process, key.clone()), id.clone());
+                }
                 g.instances.insert(id.clone(), c.instance.clone());
                 for r in &c.records {
                     g.history.insert((id.clone(), r.seq), r.clone());

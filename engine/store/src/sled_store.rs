@@ -22,6 +22,7 @@ pub struct SledStore {
     processes: sled::Tree,
     deployments: sled::Tree,
     plugins: sled::Tree,
+    schedules: sled::Tree,
     /// Instances, status index, history, outbox, results, timers and tokens,
     /// each under its key prefix (see `keys`): one tree, so one batch.
     journal: sled::Tree,
@@ -74,6 +75,7 @@ impl SledStore {
             processes: tree(keys::PROCESSES)?,
             deployments: tree(keys::DEPLOYMENTS)?,
             plugins: tree(keys::PLUGINS)?,
+            schedules: tree(keys::SCHEDULES)?,
             journal: tree(keys::JOURNAL)?,
             commit_lock: Arc::new(Mutex::new(())),
             db,
@@ -200,6 +202,21 @@ impl Definitions for SledStore {
             .map_err(sled_err("read plugin"))?
             .map(|v| v.to_vec()))
     }
+
+    fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {
+        self.schedules
+            .get(keys::schedule(process, index))
+            .map_err(sled_err("read schedule"))?
+            .map(|v| decode(|| format!("schedule {index} of {process}"), &v))
+            .transpose()
+    }
+
+    fn put_schedule_mark(&self, process: &str, index: u32, at: Millis) -> Result<()> {
+        self.schedules
+            .insert(keys::schedule(process, index), encode(&at))
+            .map_err(sled_err("write schedule"))?;
+        self.flush()
+    }
 }
 
 impl Instances for SledStore {
@@ -237,6 +254,12 @@ impl Instances for SledStore {
 
     fn result(&self, key: &str) -> Result<Option<StepResult>> {
         self.get(&keys::result(key), || format!("result {key}"))
+    }
+
+    fn by_key(&self, process: &str, key: &str) -> Result<Option<InstanceId>> {
+        self.get(&keys::business_key(process, key), || {
+            format!("business key {key} of {process}")
+        })
     }
 
     fn next_timer(&self) -> Result<Option<Millis>> {
@@ -327,6 +350,17 @@ fn check_stored(
 
 /// Adds one commit's writes to the batch. Removals come first, so a key
 /// both settled and re-added (a retry of the same step) ends up present.
+/// The business-key index entry a commit creating an instance adds.
+fn new_business_key(c: &Commit) -> Option<(Vec<u8>, String, String)> {
+    let key = c.instance.key.as_ref().filter(|_| c.previous.is_none())?;
+    let process = &c.instance.process;
+    Some((
+        keys::business_key(process, key),
+        process.clone(),
+        key.clone(),
+    ))
+}
+
 fn add_to_batch(b: &mut sled::Batch, c: &Commit) {
     let id = &c.instance.id;
     b.insert(keys::instance(id), encode(&c.instance));
@@ -363,14 +397,33 @@ impl Journal for SledStore {
     fn commit(&self, batch: &[Commit]) -> Result<Vec<std::result::Result<(), Conflict>>> {
         let _one_writer = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen: HashMap<InstanceId, u64> = HashMap::new();
+        let mut keys_seen: HashMap<Vec<u8>, InstanceId> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut writes = sled::Batch::default();
         for c in batch {
-            let verdict = match check_shape(c) {
+            let mut verdict = match check_shape(c) {
                 Ok(()) => check_stored(self, c, &seen)?,
                 Err(conflict) => Err(conflict),
             };
+            let business = new_business_key(c);
+            if let (Ok(()), Some((k, process, key))) = (&verdict, &business) {
+                let taken = match keys_seen.get(k) {
+                    Some(id) => Some(id.clone()),
+                    None => self.get(k, || format!("business key {key}"))?,
+                };
+                if let Some(instance) = taken {
+                    verdict = Err(Conflict::KeyTaken {
+                        process: process.clone(),
+                        key: key.clone(),
+                        instance,
+                    });
+                }
+            }
             if verdict.is_ok() {
+                if let Some((k, _, _)) = business {
+                    writes.insert(k.clone(), encode(&c.instance.id));
+                    keys_seen.insert(k, c.instance.id.clone());
+                }
                 seen.insert(c.instance.id.clone(), c.instance.seq);
                 add_to_batch(&mut writes, c);
             }

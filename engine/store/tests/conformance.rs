@@ -58,6 +58,7 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
         id: id.clone(),
         process: "order".into(),
         version: 1,
+        key: None,
         status,
         state: "reserve".into(),
         data: json!({"n": seq}),
@@ -69,6 +70,7 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
         compensating: None,
         timers: vec![],
         parked: None,
+        waiting: None,
         seq,
         created_at: Millis(1),
         updated_at: Millis(seq),
@@ -443,7 +445,67 @@ const SUITE: &[(&str, Check)] = &[
         "tokens_open_and_close_with_their_commit",
         tokens_open_and_close_with_their_commit,
     ),
+    (
+        "business_keys_are_unique_per_process",
+        business_keys_are_unique_per_process,
+    ),
+    ("schedule_marks_round_trip", schedule_marks_round_trip),
 ];
+
+fn business_keys_are_unique_per_process(h: &mut dyn Harness) {
+    let s = h.store();
+    let keyed = |n: u128, process: &str| {
+        let mut c = commit(&id(n), 0, 1, None, Status::Waiting);
+        c.instance.key = Some("order-123".into());
+        c.instance.process = process.into();
+        c
+    };
+    // Two starts with one key in one batch: the first wins.
+    let out = s
+        .commit(&[keyed(1, "order"), keyed(2, "order"), keyed(3, "refund")])
+        .unwrap();
+    assert_eq!(out[0], Ok(()));
+    assert_eq!(
+        out[1],
+        Err(Conflict::KeyTaken {
+            process: "order".into(),
+            key: "order-123".into(),
+            instance: id(1),
+        })
+    );
+    assert_eq!(out[2], Ok(()), "keys are per process");
+    assert!(
+        s.instance(&id(2)).unwrap().is_none(),
+        "nothing of the loser is stored"
+    );
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(s.by_key("order", "order-123").unwrap(), Some(id(1)));
+    assert_eq!(s.by_key("refund", "order-123").unwrap(), Some(id(3)));
+    assert_eq!(s.by_key("order", "order-999").unwrap(), None);
+    // A later batch is refused too.
+    let out = s.commit(&[keyed(4, "order")]).unwrap();
+    assert!(matches!(&out[0], Err(Conflict::KeyTaken { instance, .. }) if *instance == id(1)));
+    assert_eq!(
+        s.ids_with_status(Status::Waiting).unwrap(),
+        vec![id(1), id(3)]
+    );
+}
+
+fn schedule_marks_round_trip(h: &mut dyn Harness) {
+    let s = h.store();
+    assert_eq!(s.schedule_mark("report", 0).unwrap(), None);
+    s.put_schedule_mark("report", 0, Millis(5_000)).unwrap();
+    s.put_schedule_mark("report", 1, Millis(7_000)).unwrap();
+    s.put_schedule_mark("report", 0, Millis(6_000)).unwrap();
+    drop(s);
+    h.reopen();
+    let s = h.store();
+    assert_eq!(s.schedule_mark("report", 0).unwrap(), Some(Millis(6_000)));
+    assert_eq!(s.schedule_mark("report", 1).unwrap(), Some(Millis(7_000)));
+    assert_eq!(s.schedule_mark("other", 0).unwrap(), None);
+}
 
 #[test]
 fn mem_store_passes_the_conformance_suite() {

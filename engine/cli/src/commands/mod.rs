@@ -1,10 +1,12 @@
 //! One module per subcommand; `run` dispatches.
 
 pub mod bench;
-mod operate;
+pub(crate) mod operate;
 mod resume;
 mod run;
+mod serve;
 mod show;
+mod start;
 mod validate;
 
 use std::path::Path;
@@ -21,7 +23,49 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { def } => validate::validate(&def).await,
         Command::Deploy { def, data } => validate::deploy(&def, &data.dir).await,
-        Command::Run { def, input, data } => run::run(&def, &input, &data.dir).await,
+        Command::Run {
+            def,
+            input,
+            key,
+            data,
+        } => run::run(&def, &input, key, &data.dir).await,
+        Command::Start {
+            process,
+            input,
+            key,
+            version,
+            data,
+        } => start::start(&process, &input, key, version, &data.dir).await,
+        Command::Signal {
+            target,
+            event,
+            payload,
+            dir,
+        } => {
+            let data: serde_json::Value = serde_json::from_str(&payload).map_err(|e| {
+                anyhow::anyhow!("--data is not valid JSON: {e} (quote it for the shell: --data '{{\"by\": \"ana\"}}')")
+            })?;
+            operate::operate(
+                &dir,
+                Request::Signal {
+                    target,
+                    event,
+                    data,
+                },
+            )
+            .await
+        }
+        Command::Migrate { target, to, data } => {
+            operate::operate(
+                &data.dir,
+                Request::Migrate {
+                    target,
+                    version: to,
+                },
+            )
+            .await
+        }
+        Command::Serve { data } => serve::serve(&data.dir).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json),
         Command::History { id, data, json } => show::history(&id, &data.dir, json),
         Command::Resume { data } => resume::resume(&data.dir).await,
@@ -74,6 +118,30 @@ pub fn open_store(dir: &Path, create: bool) -> anyhow::Result<Arc<SledStore>> {
     let store = SledStore::open(&db)
         .with_context(|| format!("cannot open the data in {}", dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// An engine on an open store that can run every deployed process: the
+/// plugins come from the store. It takes spooled operator requests.
+pub async fn engine_on(store: Arc<SledStore>, data: &Path) -> anyhow::Result<weft_core::Engine> {
+    use weft_store::Definitions;
+    let runtime = runtime(Some(data))?;
+    let invoker = Arc::new(crate::invoker::WasmInvoker::new(runtime.clone()));
+    let mut names: Vec<String> = store.processes()?.into_iter().map(|p| p.name).collect();
+    names.dedup();
+    for name in names {
+        if store.deployment(&name)?.is_some() {
+            let route = crate::load::route_from_store(&runtime, &*store, &name).await?;
+            invoker.install(&name, route);
+        }
+    }
+    let engine = weft_core::Engine::new(
+        store,
+        invoker,
+        Arc::new(weft_core::SystemClock),
+        weft_core::EngineOptions::default(),
+    );
+    crate::inbox::serve(&engine, data);
+    Ok(engine)
 }
 
 /// The WASM runtime, caching compiled plugins under the data directory.

@@ -50,7 +50,7 @@ pub async fn operate(data: &Path, req: Request) -> anyhow::Result<u8> {
     }
 }
 
-fn is_locked(e: &anyhow::Error) -> bool {
+pub fn is_locked(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(
             c.downcast_ref::<weft_store::Error>(),

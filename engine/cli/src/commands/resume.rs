@@ -16,7 +16,11 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
     let store = open_store(data, false)?;
     let running = store.ids_with_status(Status::Running)?;
     if running.is_empty() {
-        render::say(format_args!("nothing to resume in {}", data.display()));
+        let waiting = store.ids_with_status(Status::Waiting)?.len();
+        render::say(format_args!(
+            "nothing to resume in {} ({waiting} waiting for signals or timers: `weft serve` keeps them moving)",
+            data.display()
+        ));
         return Ok(exit::OK);
     }
     let runtime = super::runtime(Some(data))?;
@@ -77,10 +81,19 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
     }
     let count = |s: Status| ended.iter().filter(|i| i.status == s).count();
     render::say(format_args!(
-        "done: {} succeeded, {} failed, {} parked",
+        "done: {} succeeded, {} failed, {} parked, {} waiting",
         count(Status::Succeeded),
         count(Status::Failed),
-        count(Status::Parked)
+        count(Status::Parked),
+        count(Status::Waiting)
     ));
+    let waiting = store.ids_with_status(Status::Waiting)?.len();
+    if waiting > 0 {
+        render::say(format_args!(
+            "{waiting} instance{} wait for signals or timers: `weft serve --data {}` keeps them moving",
+            if waiting == 1 { "" } else { "s" },
+            data.display()
+        ));
+    }
     Ok(exit::OK)
 }

@@ -14,7 +14,12 @@ use crate::args::Definition;
 use crate::invoker::WasmInvoker;
 use crate::{exit, load, render};
 
-pub async fn run(def: &Definition, input: &str, data: &Path) -> anyhow::Result<u8> {
+pub async fn run(
+    def: &Definition,
+    input: &str,
+    key: Option<String>,
+    data: &Path,
+) -> anyhow::Result<u8> {
     let input = parse_input(input)?;
     let runtime = super::runtime(Some(data))?;
     let loaded = match load::definition(&runtime, &def.process, &def.bindings).await {
@@ -35,24 +40,46 @@ pub async fn run(def: &Definition, input: &str, data: &Path) -> anyhow::Result<u
     let engine = Engine::new(store, invoker, clock, EngineOptions::default());
     crate::inbox::serve(&engine, data);
 
+    start_and_follow(&engine, &name, Some(version), input, key, data).await
+}
+
+/// Starts an instance (or finds the one with the business key), prints its
+/// id, then follows it until it ends or waits; the exit code says how.
+pub async fn start_and_follow(
+    engine: &Engine,
+    name: &str,
+    version: Option<u32>,
+    input: Value,
+    key: Option<String>,
+    data: &Path,
+) -> anyhow::Result<u8> {
     let mut notices = engine.subscribe();
-    let id = engine.start(&name, Some(version), input).await?;
+    let started = engine
+        .start_keyed(name, version, input, key.clone())
+        .await?;
+    let id = started.id;
     render::say(format_args!("{id}"));
-    let ended = follow(
-        &engine,
-        std::slice::from_ref(&id),
-        &[0],
-        &mut notices,
-        false,
-    )
-    .await?;
+    if started.existing {
+        render::say(format_args!(
+            "an instance of '{name}' was already started with the key '{}': following it",
+            key.unwrap_or_default()
+        ));
+        // Its pending work, if any, belongs to this engine now.
+        engine.resume()?;
+    }
+    let ended = follow(engine, std::slice::from_ref(&id), &[0], &mut notices, false).await?;
     let inst = ended.into_iter().next().context("the instance vanished")?;
-    render::say(format_args!("{}", render::outcome(&inst)));
-    Ok(match inst.status {
+    render::say(format_args!("{}", render::outcome(&inst, data)));
+    Ok(exit_code(inst.status))
+}
+
+pub fn exit_code(status: Status) -> u8 {
+    match status {
         Status::Succeeded => exit::OK,
         Status::Failed | Status::Cancelled => exit::FAILED,
         Status::Parked | Status::Running => exit::PARKED,
-    })
+        Status::Waiting => exit::WAITING,
+    }
 }
 
 pub fn parse_input(text: &str) -> anyhow::Result<Value> {
@@ -67,7 +94,7 @@ pub fn parse_input(text: &str) -> anyhow::Result<Value> {
 
 /// Prints each instance's transitions from history number `from[i]` on, as
 /// they commit (prefixed with the id when there are several), until none is
-/// running; returns them as they ended.
+/// running (each has ended, is parked or waits); returns them as they are.
 pub async fn follow(
     engine: &Engine,
     ids: &[InstanceId],

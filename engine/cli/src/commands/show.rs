@@ -3,21 +3,14 @@
 use std::path::Path;
 
 use anyhow::Context;
-use weft_model::InstanceId;
 use weft_store::Instances;
 
 use super::open_store;
 use crate::{exit, render};
 
-fn parse_id(text: &str) -> anyhow::Result<InstanceId> {
-    InstanceId::parse(text).with_context(|| {
-        format!("'{text}' is not an instance id (26 letters and digits, as `weft run` prints on its first line)")
-    })
-}
-
 pub fn status(id: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
-    let id = parse_id(id)?;
     let store = open_store(data, false)?;
+    let id = crate::inbox::resolve_in(&*store, id)?;
     let inst = store
         .instance(&id)?
         .with_context(|| format!("there is no instance {id} in {}", data.display()))?;
@@ -33,8 +26,8 @@ pub fn status(id: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
 }
 
 pub fn history(id: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
-    let id = parse_id(id)?;
     let store = open_store(data, false)?;
+    let id = crate::inbox::resolve_in(&*store, id)?;
     if store.instance(&id)?.is_none() {
         anyhow::bail!("there is no instance {id} in {}", data.display());
     }

@@ -215,6 +215,21 @@ impl Sim {
         }
     }
 
+    /// Deploys another process or version into the same store.
+    pub fn deploy(&self, process: &str) {
+        let doc = load("p.yaml", process, Format::Yaml).expect("process loads");
+        let p = weft_model::validate::process(&doc).unwrap_or_else(|d| panic!("{d}"));
+        self.store
+            .put_process(&ProcessRecord {
+                name: p.name.clone(),
+                version: p.version,
+                definition: p.definition.clone(),
+                deployed_at: self.clock.now(),
+            })
+            .expect("io")
+            .expect("deploys");
+    }
+
     pub fn on(&self, action: &str, script: Script) {
         self.invoker
             .scripts

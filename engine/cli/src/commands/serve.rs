@@ -1,0 +1,60 @@
+//! `weft serve`: the long-running engine. It resumes every unfinished
+//! instance, fires durable timers and cron schedules as they fall due, and
+//! applies operator requests (signal, complete, start, ...) that other weft
+//! commands spool into the data directory. It prints each transition as it
+//! commits, and runs until interrupted; stopping it at any moment loses
+//! nothing.
+
+use std::path::Path;
+
+use weft_model::Status;
+use weft_store::Instances;
+
+use super::{engine_on, open_store};
+use crate::{exit, render};
+
+pub async fn serve(data: &Path) -> anyhow::Result<u8> {
+    let store = open_store(data, true)?;
+    let waiting = store.ids_with_status(Status::Waiting)?.len();
+    let engine = engine_on(store, data).await?;
+    let mut notices = engine.subscribe();
+    let resumed = engine.resume()?;
+    let schedules = engine.run_schedules()?;
+    render::say(format_args!(
+        "serving {}: {} instance{} resumed, {waiting} waiting, {schedules} schedule{}; Ctrl-C stops",
+        data.display(),
+        resumed.len(),
+        if resumed.len() == 1 { "" } else { "s" },
+        if schedules == 1 { "" } else { "s" },
+    ));
+    loop {
+        tokio::select! {
+            n = notices.recv() => match n {
+                Ok(n) => {
+                    for r in &n.records {
+                        if let Some(line) = render::progress(r) {
+                            render::say(format_args!("{}  {line}", n.instance));
+                        }
+                        if matches!(
+                            r.kind,
+                            weft_model::RecordKind::Succeeded { .. }
+                                | weft_model::RecordKind::Failed { .. }
+                                | weft_model::RecordKind::Parked { .. }
+                                | weft_model::RecordKind::Cancelled { .. }
+                        ) {
+                            render::say(format_args!("{}  {}", n.instance, render::record(r)));
+                        }
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                    render::say(format_args!("({k} notices skipped: the engine is busy)"));
+                }
+                Err(_) => break,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    engine.shutdown().await;
+    render::say("stopped");
+    Ok(exit::OK)
+}
