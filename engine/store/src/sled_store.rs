@@ -53,6 +53,10 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 impl SledStore {
+    /// sled's page cache. Waiting instances live on disk; this bounds how
+    /// much of the store is kept in memory however many there are.
+    pub const CACHE_BYTES: u64 = 64 << 20;
+
     /// Opens (or creates) the store in `dir`. Only one process may have a
     /// store open at a time.
     pub fn open(dir: &Path) -> Result<SledStore> {
@@ -60,6 +64,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(Self::CACHE_BYTES)
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(e) if e.to_string().contains("could not acquire lock") => {

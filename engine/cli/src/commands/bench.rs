@@ -14,6 +14,7 @@ use serde_json::json;
 use weft_core::{Clock, Engine, EngineOptions, SystemClock};
 use weft_model::{Grants, Span, Status, StepOutcome};
 use weft_runtime::{Call, Runtime};
+use weft_store::Instances;
 
 use crate::invoker::WasmInvoker;
 use crate::{exit, load, render};
@@ -38,7 +39,24 @@ pub struct BenchArgs {
     /// Where to put the store (default: a fresh temporary directory).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Instances parked in a wait state for the idle-memory figure, and
+    /// unfinished instances for the resume figure.
+    #[arg(long, default_value_t = 100_000)]
+    pub idle: usize,
 }
+
+const WAITER: &str = r#"
+process: waiter
+version: 1
+start: hold
+states:
+  hold:
+    type: wait
+    timeout: 1d
+    on: { go: a, timeout: a }
+  a: { action: echo, input: '{n: .n}', output: .a, on: { done: end } }
+  end: { type: succeed }
+"#;
 
 const PROCESS: &str = r#"
 process: bench
@@ -106,13 +124,172 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         args.concurrency
     ));
 
+    let (rss_mb, first_ms, resume_detail) = idle(&args, &scratch, &runtime).await?;
     render::say(format_args!(
-        "transitions_per_s={rate:.0} invoke_p50_us={p50:.1} invoke_p99_us={p99:.1}"
+        "idle instances: {rss_mb:.1} MB resident above an empty engine with {} instances waiting in a wait state \
+         (sled cache capped at {} MiB)",
+        args.idle,
+        weft_store::SledStore::CACHE_BYTES >> 20
+    ));
+    render::say(format_args!(
+        "resume: first resumed step {first_ms:.0} ms after opening a store with {} unfinished instances ({resume_detail})",
+        args.idle
+    ));
+
+    render::say(format_args!(
+        "transitions_per_s={rate:.0} invoke_p50_us={p50:.1} invoke_p99_us={p99:.1} \
+         waiting_rss_mb={rss_mb:.1} resume_first_step_ms={first_ms:.0}"
     ));
     if args.data.is_none() {
         let _ = std::fs::remove_dir_all(&scratch);
     }
     Ok(exit::OK)
+}
+
+/// Resident set size of this process, in MB.
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Loads the waiter process with the echo binding into a store.
+async fn waiter(
+    scratch: &std::path::Path,
+    runtime: &Arc<Runtime>,
+    plugin: &std::path::Path,
+) -> anyhow::Result<load::Loaded> {
+    let dir = scratch.join("defs");
+    let process = dir.join("waiter.yaml");
+    std::fs::write(&process, WAITER)?;
+    let bindings = dir.join("bindings.yaml");
+    std::fs::write(
+        &bindings,
+        format!(
+            "plugins:\n  echo: {}\nactions:\n  echo: {{ plugin: echo }}\n",
+            std::path::absolute(plugin)?.display()
+        ),
+    )?;
+    load::definition(runtime, &process, &bindings)
+        .await
+        .map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// Starts `n` instances of `waiter`, 256 at a time, and waits for all.
+async fn start_many(engine: &Engine, n: usize, signal: bool) -> anyhow::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(256));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let permit = slots.clone().acquire_owned().await?;
+        let engine = engine.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let id = engine.start("waiter", Some(1), json!({"n": i})).await?;
+            if signal {
+                engine.signal(&id, "go", json!({})).await?;
+            }
+            anyhow::Ok(())
+        });
+        while let Some(done) = tasks.try_join_next() {
+            done??;
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// Resident memory with `--idle` instances waiting, and the time from
+/// opening a store with `--idle` unfinished instances to the first resumed
+/// step.
+async fn idle(
+    args: &BenchArgs,
+    scratch: &std::path::Path,
+    runtime: &Arc<Runtime>,
+) -> anyhow::Result<(f64, f64, String)> {
+    let loaded = waiter(scratch, runtime, &args.plugin).await?;
+    let clock = Arc::new(SystemClock);
+
+    // Idle memory: an engine on a fresh store, then the same engine with
+    // every instance parked in `hold`.
+    let data = scratch.join("idle");
+    let store = super::open_store(&data, true)?;
+    load::deploy(&*store, &loaded, clock.now())?;
+    let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
+    invoker.install("waiter", loaded.route());
+    let engine = Engine::new(
+        store.clone(),
+        invoker,
+        clock.clone(),
+        EngineOptions::default(),
+    );
+    engine.start("waiter", Some(1), json!({"n": -1})).await?;
+    let empty = rss_mb();
+    start_many(&engine, args.idle, false).await?;
+    let waiting = store.ids_with_status(Status::Waiting)?.len();
+    if waiting != args.idle + 1 {
+        bail!(
+            "expected {} waiting instances, found {waiting}",
+            args.idle + 1
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss = rss_mb() - empty;
+    engine.shutdown().await;
+    drop(engine);
+    drop(store);
+
+    // Resume: instances signalled by a passive engine (which commits but
+    // carries nothing out) each have their next step in the outbox, as
+    // after a crash. Time from opening the store to the first step done.
+    let data = scratch.join("resume");
+    {
+        let store = super::open_store(&data, true)?;
+        load::deploy(&*store, &loaded, clock.now())?;
+        let options = EngineOptions {
+            passive: true,
+            ..EngineOptions::default()
+        };
+        let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
+        let engine = Engine::new(store.clone(), invoker, clock.clone(), options);
+        start_many(&engine, args.idle, true).await?;
+        engine.shutdown().await;
+    }
+    let started = now();
+    let store = super::open_store(&data, false)?;
+    let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
+    let route = load::route_from_store(runtime, &*store, "waiter").await?;
+    invoker.install("waiter", route);
+    let engine = Engine::new(store.clone(), invoker, clock, EngineOptions::default());
+    let mut notices = engine.subscribe();
+    let resumed = engine.resume()?.len();
+    let first = loop {
+        match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
+            Ok(Ok(n))
+                if n.records
+                    .iter()
+                    .any(|r| matches!(r.kind, weft_model::RecordKind::Transition { .. })) =>
+            {
+                break started.elapsed();
+            }
+            Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+            Ok(Err(e)) => bail!("notices ended: {e}"),
+            Err(_) => bail!("no step was resumed within 60 s"),
+        }
+    };
+    engine.shutdown().await;
+    Ok((
+        rss,
+        first.as_secs_f64() * 1e3,
+        format!("{resumed} with a step in the outbox"),
+    ))
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

@@ -1,0 +1,212 @@
+//! Long-running processes through the real binary: wait states, signals by
+//! business key, idempotent starts, durable wait timers across a SIGKILL of
+//! `weft serve`, and versioning with `weft migrate`.
+
+use weft_tests::{Running, Sandbox, json, root, run};
+
+fn waits() -> String {
+    root()
+        .join("tests/fixtures/waits.yaml")
+        .display()
+        .to_string()
+}
+
+const RECORD: &str = "    config: { simulate: { record: /log/calls.log } }";
+
+#[test]
+fn waiting_instances_survive_a_killed_engine_and_timers_fire_once() {
+    let s = Sandbox::new();
+    let bindings = s.bindings(&[("echo", RECORD)]);
+    let data = s.data();
+    let start = |key: &str, mode: &str| {
+        let input = format!(r#"{{"mode": "{mode}"}}"#);
+        run(&[
+            "run",
+            &waits(),
+            "--bindings",
+            &bindings,
+            "--input",
+            &input,
+            "--key",
+            key,
+            "--data",
+            &data,
+        ])
+    };
+    let first = start("loan-1", "approval");
+    assert_eq!(first.code, 4, "waiting: {}\n{}", first.stdout, first.stderr);
+    let id = first.lines()[0].to_owned();
+    assert!(
+        first
+            .stdout
+            .contains("waiting in 'review' for approve | reject"),
+        "{}",
+        first.stdout
+    );
+    // The same key again: the same instance, nothing new started.
+    let again = start("loan-1", "timer");
+    assert_eq!(again.code, 4);
+    assert_eq!(again.lines()[0], id);
+    assert!(
+        again
+            .stdout
+            .contains("already started with the key 'loan-1'")
+    );
+
+    // An event the state does not accept: refused, listing what it accepts.
+    let wrong = run(&["signal", "loan-1", "approved", "--data-dir", &data]);
+    assert_eq!(wrong.code, 2);
+    assert!(
+        wrong
+            .stderr
+            .contains("state 'review' does not accept 'approved'; it accepts: approve, reject"),
+        "{}",
+        wrong.stderr
+    );
+    let bad = run(&[
+        "signal",
+        "loan-1",
+        "approve",
+        "--data",
+        "{oops",
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("--data is not valid JSON"),
+        "{}",
+        bad.stderr
+    );
+
+    let napper = start("nap-1", "timer");
+    assert_eq!(napper.code, 4, "{}", napper.stdout);
+    let nap_id = napper.lines()[0].to_owned();
+
+    // An engine killed at once, then another on the same data.
+    let mut serve = Running::spawn(&["serve", "--data", &data]);
+    serve.wait_for("serving");
+    serve.kill();
+    let mut serve = Running::spawn(&["serve", "--data", &data]);
+    assert!(serve.wait_for("serving").contains("2 waiting"));
+    serve.wait_for(&format!("{nap_id}  nap --elapsed--> after_nap"));
+    serve.wait_for(&format!("{nap_id}  succeeded"));
+    // A signal from another process, by business key, through the running engine.
+    let ok = run(&[
+        "signal",
+        "loan-1",
+        "approve",
+        "--data",
+        r#"{"by": "ana"}"#,
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    serve.wait_for(&format!("{id}  review --approve--> approved"));
+    serve.wait_for(&format!("{id}  succeeded"));
+    serve.kill();
+
+    let loan = json(&["status", "loan-1", "--data", &data, "--json"]);
+    assert_eq!(loan["status"], "succeeded");
+    assert_eq!(loan["data"]["decision"]["by"], "ana");
+    // The nap's timer fired once: one `elapsed`, one step after it.
+    let history = json(&["history", &nap_id, "--data", &data, "--json"]);
+    let elapsed = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "elapsed")
+        .count();
+    assert_eq!(elapsed, 1);
+    let after_nap: Vec<String> = s
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains(&format!("{nap_id}/after_nap/")))
+        .collect();
+    assert_eq!(after_nap.len(), 1, "{after_nap:?}");
+}
+
+#[test]
+fn new_instances_use_the_newest_version_and_migrate_moves_one() {
+    let s = Sandbox::new();
+    let bindings = s.bindings(&[]);
+    let data = s.data();
+    let v1 = std::fs::read_to_string(waits()).unwrap();
+    let v2 = v1.replace("version: 1", "version: 2").replace(
+        "      reject: rejected\n      timeout",
+        "      reject: rejected\n      defer: review\n      timeout",
+    );
+    let v3 = v1
+        .replace("version: 1", "version: 3")
+        .replace("review", "triage");
+    let deploy = |text: &str, name: &str| {
+        let path = s.write(name, text);
+        let out = run(&["deploy", &path, "--bindings", &bindings, "--data", &data]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    };
+    deploy(&v1, "v1.yaml");
+    let input = r#"{"mode": "approval"}"#;
+    let start = |key: &str| {
+        run(&[
+            "start", "waits", "--input", input, "--key", key, "--data", &data,
+        ])
+    };
+    assert_eq!(start("old").code, 4);
+    deploy(&v2, "v2.yaml");
+    deploy(&v3, "v3.yaml");
+    let pinned = run(&[
+        "start",
+        "waits",
+        "--version",
+        "2",
+        "--input",
+        input,
+        "--key",
+        "pinned",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(pinned.code, 4, "{}\n{}", pinned.stdout, pinned.stderr);
+    let version = |key: &str| json(&["status", key, "--data", &data, "--json"])["version"].clone();
+    assert_eq!(
+        version("old"),
+        1,
+        "deploying does not change running instances"
+    );
+    assert_eq!(version("pinned"), 2);
+
+    // v1 has no `defer`; after the move to v2 it is accepted.
+    let refused = run(&["signal", "old", "defer", "--data-dir", &data]);
+    assert_eq!(refused.code, 2);
+    let moved = run(&["migrate", "old", "--to", "2", "--data", &data]);
+    assert_eq!(moved.code, 0, "{}\n{}", moved.stdout, moved.stderr);
+    assert_eq!(version("old"), 2);
+    // v3 renamed the state the instance waits in: refused, nothing changes.
+    let no = run(&["migrate", "old", "--to", "3", "--data", &data]);
+    assert_eq!(no.code, 2);
+    assert!(
+        no.stderr
+            .contains("version 3 has no state 'review', where the instance is"),
+        "{}",
+        no.stderr
+    );
+    assert_eq!(version("old"), 2);
+    let missing = run(&["migrate", "old", "--to", "7", "--data", &data]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("has no version 7"),
+        "{}",
+        missing.stderr
+    );
+
+    let deferred = run(&["signal", "old", "defer", "--data-dir", &data]);
+    assert_eq!(deferred.code, 0, "{}", deferred.stderr);
+    let history = json(&["history", "old", "--data", &data, "--json"]);
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "migrated" && r["from_version"] == 1 && r["to_version"] == 2)
+    );
+}
