@@ -240,7 +240,10 @@ async fn idle(
             args.idle + 1
         );
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let sled's background flusher settle before reading.
+    clock
+        .sleep_until(clock.now().plus(Span::from_millis(500)))
+        .await;
     let rss = rss_mb() - empty;
     engine.shutdown().await;
     drop(engine);
