@@ -63,7 +63,8 @@ fn every_example_validates_and_its_input_runs_to_succeed() {
                 out.stdout, out.stderr
             );
             let list: Vec<(String, serde_json::Value)> =
-                serde_json::from_str(&std::fs::read_to_string(&signals).unwrap()).unwrap();
+                serde_json::from_str(&std::fs::read_to_string(&signals).expect("readable"))
+                    .expect("signals.json is a list of [event, payload]");
             for (event, payload) in list {
                 let payload = payload.to_string();
                 let s = run(&[

@@ -2,6 +2,8 @@
 //! business key, idempotent starts, durable wait timers across a SIGKILL of
 //! `weft serve`, and versioning with `weft migrate`.
 
+#![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
+
 use weft_tests::{Running, Sandbox, json, root, run};
 
 fn waits() -> String {

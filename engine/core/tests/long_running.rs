@@ -2,6 +2,8 @@
 //! schedules, on a simulated clock and the in-memory store — without
 //! sleeping.
 
+#![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
+
 mod support;
 
 use serde_json::json;

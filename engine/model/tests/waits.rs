@@ -1,6 +1,8 @@
 //! Wait states, signals, wait timers and migration between versions, driven
 //! through the pure interpreter with time as an argument.
 
+#![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
+
 use serde_json::{Value, json};
 use weft_model::interpret::{self, Rejected};
 use weft_model::{

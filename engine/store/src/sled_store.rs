@@ -55,7 +55,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 impl SledStore {
     /// sled's page cache. Waiting instances live on disk; this bounds how
     /// much of the store is kept in memory however many there are.
-    pub const CACHE_BYTES: u64 = 64 << 20;
+    pub const CACHE_BYTES: u64 = 16 << 20;
 
     /// Opens (or creates) the store in `dir`. Only one process may have a
     /// store open at a time.

@@ -463,7 +463,7 @@ fn business_keys_are_unique_per_process(h: &mut dyn Harness) {
     // Two starts with one key in one batch: the first wins.
     let out = s
         .commit(&[keyed(1, "order"), keyed(2, "order"), keyed(3, "refund")])
-        .unwrap();
+        .expect("io");
     assert_eq!(out[0], Ok(()));
     assert_eq!(
         out[1],
@@ -475,36 +475,42 @@ fn business_keys_are_unique_per_process(h: &mut dyn Harness) {
     );
     assert_eq!(out[2], Ok(()), "keys are per process");
     assert!(
-        s.instance(&id(2)).unwrap().is_none(),
+        s.instance(&id(2)).expect("io").is_none(),
         "nothing of the loser is stored"
     );
     drop(s);
     h.reopen();
     let s = h.store();
-    assert_eq!(s.by_key("order", "order-123").unwrap(), Some(id(1)));
-    assert_eq!(s.by_key("refund", "order-123").unwrap(), Some(id(3)));
-    assert_eq!(s.by_key("order", "order-999").unwrap(), None);
+    assert_eq!(s.by_key("order", "order-123").expect("io"), Some(id(1)));
+    assert_eq!(s.by_key("refund", "order-123").expect("io"), Some(id(3)));
+    assert_eq!(s.by_key("order", "order-999").expect("io"), None);
     // A later batch is refused too.
-    let out = s.commit(&[keyed(4, "order")]).unwrap();
+    let out = s.commit(&[keyed(4, "order")]).expect("io");
     assert!(matches!(&out[0], Err(Conflict::KeyTaken { instance, .. }) if *instance == id(1)));
     assert_eq!(
-        s.ids_with_status(Status::Waiting).unwrap(),
+        s.ids_with_status(Status::Waiting).expect("io"),
         vec![id(1), id(3)]
     );
 }
 
 fn schedule_marks_round_trip(h: &mut dyn Harness) {
     let s = h.store();
-    assert_eq!(s.schedule_mark("report", 0).unwrap(), None);
-    s.put_schedule_mark("report", 0, Millis(5_000)).unwrap();
-    s.put_schedule_mark("report", 1, Millis(7_000)).unwrap();
-    s.put_schedule_mark("report", 0, Millis(6_000)).unwrap();
+    assert_eq!(s.schedule_mark("report", 0).expect("io"), None);
+    s.put_schedule_mark("report", 0, Millis(5_000)).expect("io");
+    s.put_schedule_mark("report", 1, Millis(7_000)).expect("io");
+    s.put_schedule_mark("report", 0, Millis(6_000)).expect("io");
     drop(s);
     h.reopen();
     let s = h.store();
-    assert_eq!(s.schedule_mark("report", 0).unwrap(), Some(Millis(6_000)));
-    assert_eq!(s.schedule_mark("report", 1).unwrap(), Some(Millis(7_000)));
-    assert_eq!(s.schedule_mark("other", 0).unwrap(), None);
+    assert_eq!(
+        s.schedule_mark("report", 0).expect("io"),
+        Some(Millis(6_000))
+    );
+    assert_eq!(
+        s.schedule_mark("report", 1).expect("io"),
+        Some(Millis(7_000))
+    );
+    assert_eq!(s.schedule_mark("other", 0).expect("io"), None);
 }
 
 #[test]
