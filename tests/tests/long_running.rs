@@ -212,3 +212,80 @@ fn new_instances_use_the_newest_version_and_migrate_moves_one() {
             .any(|r| r["type"] == "migrated" && r["from_version"] == 1 && r["to_version"] == 2)
     );
 }
+
+#[test]
+fn a_killed_engine_inside_parallel_branches_finishes_them_after_resume() {
+    let s = Sandbox::new();
+    let echo = weft_tests::plugin("echo").display().to_string();
+    let log = s.log().display().to_string();
+    let action = |name: &str, sleep: u64| {
+        format!(
+            "  {name}:\n    plugin: echo\n    action: echo\n    dirs: {{ /log: {log} }}\n    \
+             config: {{ simulate: {{ record: /log/calls.log, sleep_ms: {sleep} }} }}\n"
+        )
+    };
+    let mut bindings = format!("plugins:\n  echo: {echo}\nactions:\n");
+    for (name, sleep) in [
+        ("compile", 3_000),
+        ("publish_artifact", 0),
+        ("withdraw_artifact", 0),
+        ("run_tests", 0),
+        ("lint", 0),
+        ("deploy", 0),
+    ] {
+        bindings.push_str(&action(name, sleep));
+    }
+    let bindings = s.write("bindings.yaml", &bindings);
+    let process = root()
+        .join("examples/ci-pipeline/process.yaml")
+        .display()
+        .to_string();
+    let data = s.data();
+    let mut engine = Running::spawn(&[
+        "run",
+        &process,
+        "--bindings",
+        &bindings,
+        "--input",
+        r#"{"commit": "abc"}"#,
+        "--data",
+        &data,
+    ]);
+    let id = engine.wait_for("");
+    while !["[lint] succeeded", "[test] succeeded"]
+        .iter()
+        .all(|n| engine.seen.iter().any(|l| l.contains(n)))
+    {
+        engine.wait_for("succeeded");
+    }
+    engine.kill(); // compile is still running
+
+    let out = run(&["resume", "--data", &data]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("[build] compile --done--> publish"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        json(&["status", &id, "--data", &data, "--json"])["status"],
+        "succeeded"
+    );
+    // Lines are `<plugin action> <key> <attempt>`; the key names the step.
+    let of = |state: &str| -> Vec<String> {
+        s.calls()
+            .into_iter()
+            .filter(|c| c.contains(&format!("/{state}/")))
+            .collect()
+    };
+    // The branches that had finished did not run again; the step in flight
+    // at the crash did (at-least-once), under the same key.
+    assert_eq!(of("unit").len(), 1);
+    assert_eq!(of("lint").len(), 1);
+    assert_eq!(of("publish").len(), 1);
+    assert_eq!(of("deploy").len(), 1);
+    let compiles = of("compile");
+    assert_eq!(compiles.len(), 2, "{compiles:?}");
+    let key = |c: &str| c.split(' ').nth(1).map(str::to_owned);
+    assert_eq!(key(&compiles[0]), key(&compiles[1]), "same idempotency key");
+}

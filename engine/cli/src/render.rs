@@ -20,14 +20,43 @@ pub fn transition(r: &Record) -> Option<String> {
             to,
             took,
             ..
-        } => Some(format!("{from} --{event}--> {to}  ({took})")),
+        } => Some(format!(
+            "{}{from} --{event}--> {to}  ({took})",
+            branch_prefix(r)
+        )),
         _ => None,
     }
+}
+
+/// `[build] ` for a record of a branch.
+fn branch_prefix(r: &Record) -> String {
+    r.branch
+        .as_ref()
+        .map(|b| format!("[{b}] "))
+        .unwrap_or_default()
 }
 
 /// Everything a history record says, on one line.
 pub fn record(r: &Record) -> String {
     match &r.kind {
+        RecordKind::Transition { .. } => record_body(r),
+        _ => format!("{}{}", branch_prefix(r), record_body(r)),
+    }
+}
+
+fn record_body(r: &Record) -> String {
+    match &r.kind {
+        // A branch is part of its instance: it starts with it and fails
+        // into it (the instance routes the failure).
+        RecordKind::Started { input, .. } if r.branch.is_some() => {
+            format!("branch started with {input}")
+        }
+        RecordKind::Parked { state, error } if r.branch.is_some() => {
+            format!(
+                "branch failed in '{state}': {}: {}",
+                error.kind, error.message
+            )
+        }
         RecordKind::Started {
             process,
             version,
@@ -96,6 +125,15 @@ pub fn record(r: &Record) -> String {
 pub fn progress(r: &Record) -> Option<String> {
     match &r.kind {
         RecordKind::Transition { .. } => transition(r),
+        // A branch's end is the instance's progress.
+        RecordKind::Succeeded { .. }
+        | RecordKind::Failed { .. }
+        | RecordKind::Parked { .. }
+        | RecordKind::Cancelled { .. }
+            if r.branch.is_some() =>
+        {
+            Some(record(r))
+        }
         // How an instance ends is printed once, by the command.
         RecordKind::Started { .. }
         | RecordKind::Succeeded { .. }

@@ -569,7 +569,7 @@ impl Engine {
                     // A step's outcome is recorded once the step is over;
                     // a failed attempt that will be retried records nothing.
                     let key = event.key().unwrap_or_default();
-                    let concluded = applied.instance.step.as_ref().is_none_or(|s| s.key != key);
+                    let concluded = !applied.instance.has_step(key);
                     let results = result
                         .filter(|_| concluded)
                         .map(|r| vec![(key.to_owned(), r)]);

@@ -391,11 +391,12 @@ pub fn check(
             diags.push(d);
         }
     }
-    for (sname, state) in &process.states {
+    for (machine, state) in process.walk() {
         let StateKind::Task(task) = &state.kind else {
             continue;
         };
-        let at = pointer(["states", sname]);
+        let sname = &state.name;
+        let at = format!("{}{}", machine.base, pointer(["states", sname]));
         if let Some(c) = &task.compensate
             && !bindings.actions.contains_key(&c.action)
         {

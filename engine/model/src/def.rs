@@ -28,6 +28,8 @@ pub enum StateType {
     Fail,
     Compensate,
     Wait,
+    Parallel,
+    Map,
 }
 
 impl fmt::Display for StateType {
@@ -38,6 +40,8 @@ impl fmt::Display for StateType {
             StateType::Fail => "fail",
             StateType::Compensate => "compensate",
             StateType::Wait => "wait",
+            StateType::Parallel => "parallel",
+            StateType::Map => "map",
         })
     }
 }
@@ -90,6 +94,29 @@ pub struct StateDef {
     /// leads on with the `elapsed` event.
     #[serde(default)]
     pub wait: Option<WaitDef>,
+    /// parallel: named branches, each `{ start, states }`, run at once.
+    #[serde(default)]
+    pub branches: Option<IndexMap<String, Value>>,
+    /// map: jq over the instance data giving the array to fan out over.
+    #[serde(default)]
+    pub items: Option<String>,
+    /// map: the machine, `{ start, states }`, run for each item.
+    #[serde(default)]
+    pub branch: Option<Value>,
+    /// map: most items in flight at once (default: all).
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// map: failed items allowed before the map fails: a count or `"10%"`.
+    #[serde(default)]
+    pub tolerated_failures: Option<Value>,
+}
+
+/// A branch: a small state machine of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineDef {
+    pub start: String,
+    pub states: IndexMap<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -177,6 +177,18 @@ pub struct Compensable {
     pub state: String,
     pub key: String,
     pub result: Value,
+    /// For a step completed inside a branch: how to undo it, settled when
+    /// the branch ended (its state is not one of the process's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoBy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoBy {
+    pub action: String,
+    pub input: Value,
+    #[serde(default)]
+    pub retry: Option<RetryPolicy>,
 }
 
 /// What a parked instance resumes with when redriven.
@@ -268,10 +280,54 @@ pub struct Instance {
     /// Set while in a wait state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<Waiting>,
+    /// Set while in a parallel or map state: its branches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan: Option<Box<Fan>>,
     /// Number of history records so far; the next one gets this number.
     pub seq: u64,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+impl Instance {
+    /// Whether a step with this key is in progress here or in a branch.
+    pub fn has_step(&self, key: &str) -> bool {
+        self.step.as_ref().is_some_and(|s| s.key == key)
+            || self.fan.as_ref().is_some_and(|f| {
+                f.slots
+                    .iter()
+                    .filter_map(|s| s.inst.as_ref())
+                    .any(|i| i.has_step(key))
+            })
+    }
+}
+
+/// The branches of a parallel or map state in progress. Each branch is an
+/// instance of its own small machine, kept inside this one: its steps'
+/// keys start with `<fan key>/<slot name>/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fan {
+    /// `<instance>/<state>/<visit>`.
+    pub key: String,
+    pub since: Millis,
+    pub slots: Vec<Slot>,
+    /// Failed branches so far.
+    #[serde(default)]
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The branch name, or the item's index for a map.
+    pub name: String,
+    /// The branch's input data.
+    pub input: Value,
+    /// The branch while it runs or after it ended; `None` before it starts.
+    #[serde(default)]
+    pub inst: Option<Instance>,
+    /// How it ended: its output, or its error.
+    #[serde(default)]
+    pub outcome: Option<Result<Value, InstanceError>>,
 }
 
 /// What a waiting instance waits for.
@@ -394,6 +450,9 @@ pub struct Invoke {
 pub struct Record {
     pub seq: u64,
     pub at: Millis,
+    /// The branch it happened in (`build`, `3`, `build/lint`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
     #[serde(flatten)]
     pub kind: RecordKind,
 }

@@ -6,11 +6,13 @@
 use serde_json::Value;
 
 use crate::bindings::ActionDefaults;
+use std::sync::Arc;
+
 use crate::instance::{
-    ActiveStep, Command, Compensable, Event, Failure, Instance, InstanceError, InstanceId, Invoke,
-    ParkedOn, Phase, Record, RecordKind, Status, Timer, TimerKind, Waiting,
+    ActiveStep, Command, Compensable, Event, Failure, Fan, Instance, InstanceError, InstanceId,
+    Invoke, ParkedOn, Phase, Record, RecordKind, Slot, Status, Timer, TimerKind, UndoBy, Waiting,
 };
-use crate::process::{Arm, Process, StateKind, WaitTimer};
+use crate::process::{Arm, Process, StateKind, Tolerance, WaitTimer};
 use crate::retry::{RetryPolicy, seed};
 use crate::time::{Millis, Span};
 
@@ -108,6 +110,7 @@ pub fn start(
         timers: Vec::new(),
         parked: None,
         waiting: None,
+        fan: None,
         seq: 0,
         created_at: now,
         updated_at: now,
@@ -135,6 +138,15 @@ pub fn apply(
         return Err(Rejected::Finished(instance.status));
     }
     let mut m = Machine::new(process, defaults, instance.clone(), now);
+    // Events for steps inside branches go to their branch.
+    if let (Some(key), Some(fan)) = (event.key(), &instance.fan)
+        && key.starts_with(&format!("{}/", fan.key))
+        && instance.status != Status::Parked
+    {
+        m.fan_event(event)?;
+        m.drive();
+        return Ok(m.finish());
+    }
     match event {
         Event::Cancel { compensate } => m.cancel(*compensate),
         Event::Redrive => {
@@ -269,6 +281,7 @@ impl<'p> Machine<'p> {
         self.records.push(Record {
             seq: self.inst.seq,
             at: self.now,
+            branch: None,
             kind,
         });
         self.inst.seq += 1;
@@ -392,6 +405,7 @@ impl<'p> Machine<'p> {
         self.inst.state = name.to_owned();
         self.inst.step = None;
         self.inst.waiting = None;
+        self.inst.fan = None;
         let Some(state) = self.process.state(name) else {
             // Validation makes this impossible for a process's own states;
             // it can only come from a stored instance and a changed process.
@@ -513,6 +527,344 @@ impl<'p> Machine<'p> {
                     Some(at) if at <= self.now => self.wait_over(),
                     Some(at) => self.arm(TimerKind::Wait, &key, at),
                     None => {}
+                }
+            }
+            StateKind::Parallel(p) => {
+                let slots = p
+                    .branches
+                    .iter()
+                    .map(|(b, _)| Slot {
+                        name: b.clone(),
+                        input: self.inst.data.clone(),
+                        inst: None,
+                        outcome: None,
+                    })
+                    .collect();
+                self.enter_fan(name, slots);
+            }
+            StateKind::Map(m) => match m.items.eval(&self.inst.data) {
+                Ok(Value::Array(items)) => {
+                    let slots = items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| Slot {
+                            name: i.to_string(),
+                            input: serde_json::json!({ "item": item, "index": i }),
+                            inst: None,
+                            outcome: None,
+                        })
+                        .collect();
+                    self.enter_fan(name, slots);
+                }
+                other => {
+                    let why = match other {
+                        Ok(v) => format!("`items` gave {v}, not an array"),
+                        Err(e) => e,
+                    };
+                    let visit = self.visit(name);
+                    let key = format!("{}/{name}/{visit}", self.inst.id);
+                    let step = self.pseudo_step(name, key);
+                    let f = Failure::new("mapping", format!("the items of '{name}': {why}"));
+                    self.route_failure(&step, f, ParkedOn::Enter);
+                }
+            },
+        }
+    }
+
+    // ---- parallel and map ---------------------------------------------------------
+
+    fn enter_fan(&mut self, name: &str, slots: Vec<Slot>) {
+        let visit = self.visit(name);
+        let key = format!("{}/{name}/{visit}", self.inst.id);
+        self.inst.status = Status::Running;
+        self.inst.fan = Some(Box::new(Fan {
+            key,
+            since: self.now,
+            slots,
+            failed: 0,
+        }));
+        self.fan_progress();
+    }
+
+    /// The machine slot `i` of the current fan runs.
+    fn branch_process(&self, i: usize) -> Option<Arc<Process>> {
+        match self.process.state(&self.inst.state).map(|s| &s.kind) {
+            Some(StateKind::Parallel(p)) => p.branches.get(i).map(|(_, b)| b.clone()),
+            Some(StateKind::Map(m)) => Some(m.branch.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes what a branch's interpreter produced into this instance: its
+    /// records join this history (marked with the branch), its commands are
+    /// this instance's. Returns the branch as it now is.
+    fn lift(&mut self, slot: &str, applied: Applied) -> Instance {
+        let parent = self.inst.id.clone();
+        for r in applied.records {
+            let branch = Some(match r.branch {
+                Some(inner) => format!("{slot}/{inner}"),
+                None => slot.to_owned(),
+            });
+            self.records.push(Record {
+                seq: self.inst.seq,
+                at: r.at,
+                branch,
+                kind: r.kind,
+            });
+            self.inst.seq += 1;
+        }
+        for c in applied.commands {
+            self.commands.push(match c {
+                Command::Invoke(mut i) => {
+                    i.instance = parent.clone();
+                    i.process = self.inst.process.clone();
+                    i.version = self.inst.version;
+                    Command::Invoke(i)
+                }
+                Command::ArmTimer(mut t) => {
+                    t.instance = parent.clone();
+                    Command::ArmTimer(t)
+                }
+                Command::CancelTimer(mut t) => {
+                    t.instance = parent.clone();
+                    Command::CancelTimer(t)
+                }
+                other => other,
+            });
+        }
+        self.settled.extend(applied.settled);
+        applied.instance
+    }
+
+    fn start_slot(&mut self, i: usize) {
+        let Some(branch) = self.branch_process(i) else {
+            return;
+        };
+        let Some((id, name, input)) = self.inst.fan.as_ref().and_then(|f| {
+            let s = f.slots.get(i)?;
+            let id = InstanceId(format!("{}/{}", f.key, s.name));
+            Some((id, s.name.clone(), s.input.clone()))
+        }) else {
+            return;
+        };
+        let applied = start(&branch, self.defaults, id, input, self.now);
+        let sub = self.lift(&name, applied);
+        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slots.get_mut(i)) {
+            slot.inst = Some(sub);
+        }
+    }
+
+    /// An event for a step inside a branch.
+    fn fan_event(&mut self, event: &Event) -> Result<(), Rejected> {
+        let key = event.key().unwrap_or_default();
+        let stale = || Rejected::Stale {
+            key: key.to_owned(),
+        };
+        let fan = self.inst.fan.as_ref().ok_or_else(stale)?;
+        let i = fan
+            .slots
+            .iter()
+            .position(|s| {
+                s.outcome.is_none()
+                    && s.inst.is_some()
+                    && key.starts_with(&format!("{}/{}/", fan.key, s.name))
+            })
+            .ok_or_else(stale)?;
+        let (name, sub) = (fan.slots[i].name.clone(), fan.slots[i].inst.clone());
+        let (branch, sub) = self.branch_process(i).zip(sub).ok_or_else(stale)?;
+        let applied = apply(&branch, self.defaults, &sub, event, self.now)?;
+        let sub = self.lift(&name, applied);
+        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slots.get_mut(i)) {
+            slot.inst = Some(sub);
+        }
+        self.fan_progress();
+        Ok(())
+    }
+
+    /// Notes branches that ended; fails the fan when too many failed,
+    /// starts waiting items while there is room, joins when all ended.
+    fn fan_progress(&mut self) {
+        let (limit, tolerated) = match self.process.state(&self.inst.state).map(|s| &s.kind) {
+            Some(StateKind::Parallel(_)) => (0, Tolerance::Count(0)),
+            Some(StateKind::Map(m)) => (m.max_concurrency, m.tolerated),
+            _ => return,
+        };
+        loop {
+            let Some(fan) = self.inst.fan.as_mut() else {
+                return;
+            };
+            let mut first_failure = None;
+            for slot in fan.slots.iter_mut().filter(|s| s.outcome.is_none()) {
+                let Some(sub) = &slot.inst else { continue };
+                let outcome = match sub.status {
+                    Status::Succeeded => Ok(sub.output.clone().unwrap_or(Value::Null)),
+                    Status::Failed | Status::Cancelled | Status::Parked => {
+                        Err(sub.error.clone().unwrap_or_else(|| InstanceError {
+                            state: sub.state.clone(),
+                            kind: "failed".into(),
+                            message: "the branch ended without succeeding".into(),
+                        }))
+                    }
+                    Status::Running | Status::Waiting => continue,
+                };
+                if let Err(e) = &outcome {
+                    fan.failed += 1;
+                    first_failure.get_or_insert_with(|| (slot.name.clone(), e.clone()));
+                }
+                slot.outcome = Some(outcome);
+            }
+            if let Some((name, err)) = first_failure
+                && tolerated.exceeded(fan.failed, fan.slots.len())
+            {
+                return self.fail_fan(&name, err);
+            }
+            let running = fan
+                .slots
+                .iter()
+                .filter(|s| s.inst.is_some() && s.outcome.is_none())
+                .count();
+            let room = if limit == 0 {
+                usize::MAX
+            } else {
+                limit.saturating_sub(running)
+            };
+            let next: Vec<usize> = fan
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.inst.is_none())
+                .map(|(i, _)| i)
+                .take(room)
+                .collect();
+            if next.is_empty() {
+                if fan.slots.iter().all(|s| s.outcome.is_some()) {
+                    self.join_fan();
+                }
+                return;
+            }
+            for i in next {
+                self.start_slot(i);
+            }
+        }
+    }
+
+    fn join_fan(&mut self) {
+        let Some(fan) = self.inst.fan.take() else {
+            return;
+        };
+        let state = self.inst.state.clone();
+        let (is_map, output) = match self.process.state(&state).map(|s| &s.kind) {
+            Some(StateKind::Map(m)) => (true, m.output.clone()),
+            Some(StateKind::Parallel(p)) => (false, p.output.clone()),
+            _ => (false, None),
+        };
+        let value = |s: &Slot| match &s.outcome {
+            Some(Ok(v)) => v.clone(),
+            _ => Value::Null,
+        };
+        let result = if is_map {
+            Value::Array(fan.slots.iter().map(value).collect())
+        } else {
+            Value::Object(
+                fan.slots
+                    .iter()
+                    .map(|s| (s.name.clone(), value(s)))
+                    .collect(),
+            )
+        };
+        self.merge_undo(&fan);
+        if let Some(path) = output {
+            match path.set(&self.inst.data, &result) {
+                Ok(data) => self.inst.data = data,
+                Err(e) => {
+                    let step = self.pseudo_step(&state, fan.key.clone());
+                    let f = Failure::new("mapping", format!("output of '{state}': {e}"));
+                    return self.route_failure(&step, f, ParkedOn::Enter);
+                }
+            }
+        }
+        self.take(
+            "done",
+            Some(&fan.key),
+            &state,
+            fan.since,
+            Some(result),
+            None,
+        );
+    }
+
+    /// A branch failed beyond what is tolerated: stop the others, keep what
+    /// they completed for compensation, and route the failure.
+    fn fail_fan(&mut self, name: &str, err: InstanceError) {
+        self.stop_fan();
+        let state = self.inst.state.clone();
+        let key = format!(
+            "{}/{state}/{}",
+            self.inst.id,
+            self.inst.visits.get(&state).copied().unwrap_or(0)
+        );
+        let step = self.pseudo_step(&state, key);
+        let f = Failure::new(
+            err.kind,
+            format!("branch '{name}' failed in '{}': {}", err.state, err.message),
+        );
+        self.route_failure(&step, f, ParkedOn::Enter);
+    }
+
+    /// Cancels every branch still running; their completed compensable
+    /// steps join this instance's.
+    fn stop_fan(&mut self) {
+        let Some(mut fan) = self.inst.fan.take() else {
+            return;
+        };
+        for i in 0..fan.slots.len() {
+            if fan.slots[i].outcome.is_some() {
+                continue;
+            }
+            let Some(sub) = fan.slots[i].inst.clone() else {
+                continue;
+            };
+            let Some(branch) = self.branch_process(i) else {
+                continue;
+            };
+            let cancel = Event::Cancel { compensate: false };
+            if let Ok(a) = apply(&branch, self.defaults, &sub, &cancel, self.now) {
+                let name = fan.slots[i].name.clone();
+                fan.slots[i].inst = Some(self.lift(&name, a));
+            }
+        }
+        self.merge_undo(&fan);
+    }
+
+    /// Completed compensable steps of every branch, with how to undo each.
+    fn merge_undo(&mut self, fan: &Fan) {
+        for (i, slot) in fan.slots.iter().enumerate() {
+            let (Some(sub), Some(branch)) = (&slot.inst, self.branch_process(i)) else {
+                continue;
+            };
+            for c in &sub.undo {
+                let undo = c.undo.clone().or_else(|| {
+                    let Some(StateKind::Task(t)) = branch.state(&c.state).map(|s| &s.kind) else {
+                        return None;
+                    };
+                    let comp = t.compensate.as_ref()?;
+                    let input = match &comp.input {
+                        None => c.result.clone(),
+                        Some(e) => e.eval(&sub.data).unwrap_or_else(|_| c.result.clone()),
+                    };
+                    Some(UndoBy {
+                        action: comp.action.clone(),
+                        input,
+                        retry: comp.retry.clone(),
+                    })
+                });
+                if let Some(undo) = undo {
+                    self.inst.undo.push(Compensable {
+                        state: format!("{}/{}", slot.name, c.state),
+                        key: c.key.clone(),
+                        result: c.result.clone(),
+                        undo: Some(undo),
+                    });
                 }
             }
         }
@@ -671,6 +1023,7 @@ impl<'p> Machine<'p> {
                 state: step.state.clone(),
                 key: step.key.clone(),
                 result: result.clone(),
+                undo: None,
             });
         }
         self.take(
@@ -953,19 +1306,22 @@ impl<'p> Machine<'p> {
             }
             return;
         };
-        let comp = match self.process.state(&c.state).map(|s| &s.kind) {
-            Some(StateKind::Task(t)) => t.compensate.clone(),
+        let comp = match (&c.undo, self.process.state(&c.state).map(|s| &s.kind)) {
+            (Some(u), _) => Some((u.action.clone(), Ok(u.input.clone()), u.retry.clone())),
+            (None, Some(StateKind::Task(t))) => t.compensate.as_ref().map(|comp| {
+                let input = match &comp.input {
+                    None => Ok(c.result.clone()),
+                    Some(e) => e.eval(&self.inst.data),
+                };
+                (comp.action.clone(), input, comp.retry.clone())
+            }),
             _ => None,
         };
-        let Some(comp) = comp else {
+        let Some((action, input, retry)) = comp else {
             // The step was compensable when it completed; only a changed
             // process can make this so. Drop it rather than stall.
             self.inst.undo.pop();
             return self.next_undo();
-        };
-        let input = match &comp.input {
-            None => Ok(c.result.clone()),
-            Some(e) => e.eval(&self.inst.data),
         };
         let input = match input {
             Ok(v) => v,
@@ -976,7 +1332,7 @@ impl<'p> Machine<'p> {
         };
         let step = ActiveStep {
             state: self.inst.state.clone(),
-            action: comp.action.clone(),
+            action: action.clone(),
             key: format!("{}/undo", c.key),
             attempt: 1,
             tries: 1,
@@ -984,8 +1340,8 @@ impl<'p> Machine<'p> {
             started_at: self.now,
             attempt_started_at: self.now,
             deadline_at: None,
-            retry: self.policy(comp.retry.as_ref(), &comp.action),
-            timeout: self.defaults.timeout(&comp.action),
+            retry: self.policy(retry.as_ref(), &action),
+            timeout: self.defaults.timeout(&action),
             heartbeat: None,
             last_heartbeat: None,
             phase: Phase::Invoking,
@@ -1063,6 +1419,7 @@ impl<'p> Machine<'p> {
         if let Some(w) = self.inst.waiting.take() {
             self.unarm_step(&w.key, &[]);
         }
+        self.stop_fan();
         self.inst.parked = None;
         self.inst.error = None;
         self.inst.status = Status::Running;
@@ -1124,6 +1481,12 @@ pub fn migrate(to: &Process, instance: &Instance, now: Millis) -> Result<Applied
     if to.version == instance.version {
         return Err(format!("the instance already runs version {}", to.version));
     }
+    if instance.fan.is_some() {
+        return Err(format!(
+            "the instance is inside the branches of '{}'; migrate it before or after them",
+            instance.state
+        ));
+    }
     let here = &instance.state;
     let v = to.version;
     let state = to
@@ -1135,6 +1498,8 @@ pub fn migrate(to: &Process, instance: &Instance, now: Millis) -> Result<Applied
         StateKind::Fail { .. } => "fail",
         StateKind::Compensate { .. } => "compensate",
         StateKind::Wait(_) => "wait",
+        StateKind::Parallel(_) => "parallel",
+        StateKind::Map(_) => "map",
     };
     let data = &instance.data;
     let evaluates = |what: &str, e: &crate::Expr| {

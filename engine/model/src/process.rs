@@ -44,6 +44,9 @@ pub struct Process {
     pub schedules: Vec<crate::schedule::Schedule>,
     /// The definition as written, as JSON: what is stored and compared.
     pub definition: Value,
+    /// Where its states are in the document: `""` for a process,
+    /// `/states/<s>/branches/<b>` for a branch of a parallel state.
+    pub base: String,
 }
 
 impl Process {
@@ -51,11 +54,30 @@ impl Process {
         self.states.get(name)
     }
 
+    /// This machine's states and those of every branch inside it, each with
+    /// the machine it belongs to.
+    pub fn walk(&self) -> Vec<(&Process, &State)> {
+        let mut out = Vec::new();
+        for s in self.states.values() {
+            out.push((self, s));
+            match &s.kind {
+                StateKind::Parallel(p) => {
+                    for (_, b) in &p.branches {
+                        out.extend(b.walk());
+                    }
+                }
+                StateKind::Map(m) => out.extend(m.branch.walk()),
+                _ => {}
+            }
+        }
+        out
+    }
+
     /// Every action the process may run (tasks and their compensations),
     /// deduplicated, in file order.
     pub fn actions(&self) -> Vec<&str> {
         let mut out: Vec<&str> = Vec::new();
-        for s in self.states.values() {
+        for (_, s) in self.walk() {
             if let StateKind::Task(t) = &s.kind {
                 for a in std::iter::once(&t.action).chain(t.compensate.as_ref().map(|c| &c.action))
                 {
@@ -123,6 +145,46 @@ pub enum StateKind {
     },
     /// Waits, stored and costing no memory, for a signal or a timer.
     Wait(Box<Wait>),
+    /// Runs named branches at once; joins when all have finished.
+    Parallel(Box<Parallel>),
+    /// Runs a branch for each item of an array, a bounded number at once.
+    Map(Box<MapState>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Parallel {
+    pub branches: Vec<(String, std::sync::Arc<Process>)>,
+    /// Where the branches' outputs go, as an object keyed by branch name.
+    pub output: Option<PathExpr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MapState {
+    /// jq giving the array.
+    pub items: Expr,
+    pub branch: std::sync::Arc<Process>,
+    /// Most items in flight at once; 0: all.
+    pub max_concurrency: usize,
+    pub tolerated: Tolerance,
+    /// Where the outputs go, as an array in item order (`null` for a
+    /// failed item).
+    pub output: Option<PathExpr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    Count(u32),
+    Percent(f64),
+}
+
+impl Tolerance {
+    /// Whether `failed` of `total` items is more than tolerated.
+    pub fn exceeded(self, failed: usize, total: usize) -> bool {
+        match self {
+            Tolerance::Count(n) => failed > n as usize,
+            Tolerance::Percent(p) => failed as f64 > total as f64 * p / 100.0,
+        }
+    }
 }
 
 /// A wait state: for one of `events` (sent with `weft signal`), for a

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::def::{
-    CompensateDef, ProcessDef, RetryDef, ScheduleDef, StateDef, StateType, TargetDef,
+    CompensateDef, MachineDef, ProcessDef, RetryDef, ScheduleDef, StateDef, StateType, TargetDef,
 };
 use crate::expr::{CompileError, Expr, PathExpr};
 use crate::process::{
-    Arm, Compensation, Process, State, StateKind, Task, Transition, Wait, WaitTimer,
-    is_engine_error_kind,
+    Arm, Compensation, MapState, Parallel, Process, State, StateKind, Task, Tolerance, Transition,
+    Wait, WaitTimer, is_engine_error_kind,
 };
 use crate::retry::{RETRYABLE_KINDS, RetryPolicy};
 use crate::schedule::{Cron, Schedule};
@@ -25,39 +25,16 @@ use crate::time::Span;
 pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
     let mut diags = Diagnostics::default();
     let shell: Shell = deserialize(doc, "", &doc.value)?;
-    // Every declared name, even of states whose fields do not parse, so one
-    // bad field does not also make them "unknown".
-    let shell_names: Vec<String> = shell.states.keys().cloned().collect();
-    let mut raw_states = IndexMap::new();
-    for (name, value) in &shell.states {
-        let at = pointer(["states", name]);
-        match deserialize::<StateDef>(doc, &at, value) {
-            Ok(s) => {
-                raw_states.insert(name.clone(), s);
-            }
-            Err(d) => diags.push(d),
-        }
-    }
     let def = ProcessDef {
         process: shell.process,
         version: shell.version,
         description: shell.description,
         start: shell.start,
-        states: raw_states,
+        states: IndexMap::new(),
     };
-
-    check_header(doc, &def, &shell_names, &mut diags);
-    let names: Vec<&str> = shell.states.keys().map(String::as_str).collect();
-    let mut states = IndexMap::new();
-    for (name, raw) in &def.states {
-        if let Some(state) = state(doc, name, raw, &names, &mut diags) {
-            states.insert(name.clone(), state);
-        }
-    }
+    check_header(doc, &def, &mut diags);
+    let states = machine(doc, "", &def.start, &shell.states, &mut diags);
     let schedules = schedules(doc, shell.schedule.as_ref(), &mut diags);
-    if diags.is_empty() {
-        check_reachable(doc, &def.start, &states, &mut diags);
-    }
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
@@ -69,6 +46,82 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
         states,
         schedules,
         definition: doc.value.clone(),
+        base: String::new(),
+    })
+}
+
+/// The states of a process, or of a branch whose states are at
+/// `base/states` in the document.
+fn machine(
+    doc: &Document,
+    base: &str,
+    start: &str,
+    raw: &IndexMap<String, Value>,
+    diags: &mut Diagnostics,
+) -> IndexMap<String, State> {
+    let before = diags.len();
+    // Every declared name, even of states whose fields do not parse, so one
+    // bad field does not also make them "unknown".
+    let names: Vec<&str> = raw.keys().map(String::as_str).collect();
+    if names.is_empty() {
+        diags.push(doc.key_diag(
+            &format!("{base}/states"),
+            "a process needs at least one state",
+        ));
+    }
+    if !names.contains(&start) {
+        let known: Vec<String> = raw.keys().cloned().collect();
+        diags.push(unknown_state(
+            doc,
+            &format!("{base}/start"),
+            start,
+            known.iter(),
+        ));
+    }
+    let mut states = IndexMap::new();
+    for (name, value) in raw {
+        let at = format!("{base}{}", pointer(["states", name]));
+        match deserialize::<StateDef>(doc, &at, value) {
+            Ok(def) => {
+                if let Some(state) = state(doc, &at, name, &def, &names, diags) {
+                    states.insert(name.clone(), state);
+                }
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.len() == before {
+        check_reachable(doc, base, start, &states, diags);
+    }
+    states
+}
+
+/// A branch machine at `at` (a parallel branch, or a map's `branch`).
+fn branch(
+    doc: &Document,
+    at: &str,
+    label: &str,
+    raw: &Value,
+    diags: &mut Diagnostics,
+) -> Option<Process> {
+    let def: MachineDef = match deserialize(doc, at, raw) {
+        Ok(d) => d,
+        Err(d) => {
+            diags.push(d);
+            return None;
+        }
+    };
+    let before = diags.len();
+    let states = machine(doc, at, &def.start, &def.states, diags);
+    (diags.len() == before).then(|| Process {
+        name: label.to_owned(),
+        version: 0,
+        description: None,
+        start: def.start,
+        states,
+        schedules: Vec::new(),
+        definition: Value::Null,
+        base: at.to_owned(),
     })
 }
 
@@ -208,7 +261,7 @@ fn unescape(seg: &str) -> String {
     seg.replace("~1", "/").replace("~0", "~")
 }
 
-fn check_header(doc: &Document, def: &ProcessDef, names: &[String], diags: &mut Diagnostics) {
+fn check_header(doc: &Document, def: &ProcessDef, diags: &mut Diagnostics) {
     if !valid_name(&def.process) {
         diags.push(
             doc.diag(
@@ -220,12 +273,6 @@ fn check_header(doc: &Document, def: &ProcessDef, names: &[String], diags: &mut 
     }
     if def.version == 0 {
         diags.push(doc.diag("/version", "version must be 1 or more"));
-    }
-    if names.is_empty() {
-        diags.push(doc.key_diag("/states", "a process needs at least one state"));
-    }
-    if !names.contains(&def.start) {
-        diags.push(unknown_state(doc, "/start", &def.start, names.iter()));
     }
 }
 
@@ -256,12 +303,13 @@ fn unknown_state<'a>(
 
 fn state(
     doc: &Document,
+    at: &str,
     name: &str,
     raw: &StateDef,
     names: &[&str],
     diags: &mut Diagnostics,
 ) -> Option<State> {
-    let at = pointer(["states", name]);
+    let at = at.to_owned();
     let before = diags.len();
     let kind = match (raw.kind, &raw.action) {
         (Some(k), _) => k,
@@ -276,7 +324,7 @@ fn state(
     };
 
     // Fields that make no sense for this type of state.
-    let present: [(&str, bool); 13] = [
+    let present: [(&str, bool); 18] = [
         ("action", raw.action.is_some()),
         ("input", raw.input.is_some()),
         ("output", raw.output.is_some()),
@@ -290,6 +338,11 @@ fn state(
         ("compensate", raw.compensate.is_some()),
         ("then", raw.then.is_some()),
         ("wait", raw.wait.is_some()),
+        ("branches", raw.branches.is_some()),
+        ("items", raw.items.is_some()),
+        ("branch", raw.branch.is_some()),
+        ("max_concurrency", raw.max_concurrency.is_some()),
+        ("tolerated_failures", raw.tolerated_failures.is_some()),
     ];
     let allowed: &[&str] = match kind {
         StateType::Task => &[
@@ -307,6 +360,15 @@ fn state(
         StateType::Fail => &["error", "cause"],
         StateType::Compensate => &["then"],
         StateType::Wait => &["on", "timeout", "wait", "output"],
+        StateType::Parallel => &["on", "branches", "output"],
+        StateType::Map => &[
+            "on",
+            "items",
+            "branch",
+            "max_concurrency",
+            "tolerated_failures",
+            "output",
+        ],
     };
     for (field, is_set) in present {
         if is_set && !allowed.contains(&field) {
@@ -325,73 +387,73 @@ fn state(
     }
 
     let on = transitions(doc, &at, raw, names, diags);
-    let kind = match kind {
-        StateType::Task => {
-            let action = raw.action.clone().unwrap_or_default();
-            if raw.action.is_none() {
-                diags.push(
-                    doc.key_diag(&at, format!("task state '{name}' has no `action`"))
-                        .hint("add `action: <domain action>`"),
-                );
-            } else if !valid_name(&action) {
-                diags.push(doc.diag(
-                    &format!("{at}/action"),
-                    format!("'{action}' is not a valid action name"),
-                ));
+    let kind =
+        match kind {
+            StateType::Task => {
+                let action = raw.action.clone().unwrap_or_default();
+                if raw.action.is_none() {
+                    diags.push(
+                        doc.key_diag(&at, format!("task state '{name}' has no `action`"))
+                            .hint("add `action: <domain action>`"),
+                    );
+                } else if !valid_name(&action) {
+                    diags.push(doc.diag(
+                        &format!("{at}/action"),
+                        format!("'{action}' is not a valid action name"),
+                    ));
+                }
+                let input = raw
+                    .input
+                    .as_deref()
+                    .and_then(|src| expr(doc, &format!("{at}/input"), src, Expr::compile, diags));
+                let output = raw.output.as_deref().and_then(|src| {
+                    expr(doc, &format!("{at}/output"), src, PathExpr::compile, diags)
+                });
+                if !on.iter().any(|t| t.event == "done") {
+                    diags.push(
+                        doc.key_diag(
+                            &at,
+                            format!("state '{name}' has no way out when its action succeeds"),
+                        )
+                        .hint("add `on: { done: <next state> }`"),
+                    );
+                }
+                let span = |field: &str, value: &Option<String>, diags: &mut Diagnostics| {
+                    duration(doc, &format!("{at}/{field}"), value.as_deref(), diags)
+                };
+                StateKind::Task(Box::new(Task {
+                    action,
+                    input,
+                    output,
+                    retry: raw
+                        .retry
+                        .as_ref()
+                        .and_then(|r| retry_policy(doc, &format!("{at}/retry"), r, diags)),
+                    timeout: span("timeout", &raw.timeout, diags),
+                    deadline: span("deadline", &raw.deadline, diags),
+                    heartbeat: span("heartbeat", &raw.heartbeat, diags),
+                    compensate: raw
+                        .compensate
+                        .as_ref()
+                        .and_then(|c| compensation(doc, &format!("{at}/compensate"), c, diags)),
+                }))
             }
-            let input = raw
-                .input
-                .as_deref()
-                .and_then(|src| expr(doc, &format!("{at}/input"), src, Expr::compile, diags));
-            let output = raw
-                .output
-                .as_deref()
-                .and_then(|src| expr(doc, &format!("{at}/output"), src, PathExpr::compile, diags));
-            if !on.iter().any(|t| t.event == "done") {
-                diags.push(
-                    doc.key_diag(
-                        &at,
-                        format!("state '{name}' has no way out when its action succeeds"),
-                    )
-                    .hint("add `on: { done: <next state> }`"),
-                );
-            }
-            let span = |field: &str, value: &Option<String>, diags: &mut Diagnostics| {
-                duration(doc, &format!("{at}/{field}"), value.as_deref(), diags)
-            };
-            StateKind::Task(Box::new(Task {
-                action,
-                input,
-                output,
-                retry: raw
-                    .retry
-                    .as_ref()
-                    .and_then(|r| retry_policy(doc, &format!("{at}/retry"), r, diags)),
-                timeout: span("timeout", &raw.timeout, diags),
-                deadline: span("deadline", &raw.deadline, diags),
-                heartbeat: span("heartbeat", &raw.heartbeat, diags),
-                compensate: raw
-                    .compensate
-                    .as_ref()
-                    .and_then(|c| compensation(doc, &format!("{at}/compensate"), c, diags)),
-            }))
-        }
-        StateType::Succeed => StateKind::Succeed {
-            output: raw
-                .output
-                .as_deref()
-                .and_then(|src| expr(doc, &format!("{at}/output"), src, Expr::compile, diags)),
-        },
-        StateType::Fail => StateKind::Fail {
-            error: raw.error.clone(),
-            cause: raw
-                .cause
-                .as_deref()
-                .and_then(|src| expr(doc, &format!("{at}/cause"), src, Expr::compile, diags)),
-        },
-        StateType::Compensate => {
-            let then = raw.then.clone().unwrap_or_default();
-            match &raw.then {
+            StateType::Succeed => StateKind::Succeed {
+                output: raw
+                    .output
+                    .as_deref()
+                    .and_then(|src| expr(doc, &format!("{at}/output"), src, Expr::compile, diags)),
+            },
+            StateType::Fail => StateKind::Fail {
+                error: raw.error.clone(),
+                cause: raw
+                    .cause
+                    .as_deref()
+                    .and_then(|src| expr(doc, &format!("{at}/cause"), src, Expr::compile, diags)),
+            },
+            StateType::Compensate => {
+                let then = raw.then.clone().unwrap_or_default();
+                match &raw.then {
                 None => diags.push(
                     doc.key_diag(&at, format!("compensate state '{name}' has no `then`"))
                         .hint(
@@ -412,10 +474,29 @@ fn state(
                 }
                 Some(_) => {}
             }
-            StateKind::Compensate { then }
-        }
-        StateType::Wait => wait_state(doc, &at, name, raw, &on, diags),
-    };
+                StateKind::Compensate { then }
+            }
+            StateType::Wait => wait_state(doc, &at, name, raw, &on, diags),
+            StateType::Parallel | StateType::Map => {
+                if !on.iter().any(|t| t.event == "done") {
+                    diags.push(
+                        doc.key_diag(
+                            &at,
+                            format!("state '{name}' has no way out when its branches finish"),
+                        )
+                        .hint("add `on: { done: <next state> }`"),
+                    );
+                }
+                let output = raw.output.as_deref().and_then(|src| {
+                    expr(doc, &format!("{at}/output"), src, PathExpr::compile, diags)
+                });
+                if kind == StateType::Parallel {
+                    parallel_state(doc, &at, name, raw, output, diags)
+                } else {
+                    map_state(doc, &at, name, raw, output, diags)
+                }
+            }
+        };
     (diags.len() == before).then(|| State {
         name: name.to_owned(),
         kind,
@@ -515,6 +596,111 @@ fn wait_state(
     }))
 }
 
+fn parallel_state(
+    doc: &Document,
+    at: &str,
+    name: &str,
+    raw: &StateDef,
+    output: Option<PathExpr>,
+    diags: &mut Diagnostics,
+) -> StateKind {
+    let mut branches = Vec::new();
+    match &raw.branches {
+        Some(list) if !list.is_empty() => {
+            for (b, value) in list {
+                if !valid_name(b) {
+                    diags.push(doc.key_diag(
+                        &format!("{at}/branches/{}", pointer_segment(b)),
+                        format!("'{b}' is not a valid branch name"),
+                    ));
+                }
+                let bat = format!("{at}/branches/{}", pointer_segment(b));
+                if let Some(p) = branch(doc, &bat, b, value, diags) {
+                    branches.push((b.clone(), std::sync::Arc::new(p)));
+                }
+            }
+        }
+        _ => diags.push(
+            doc.key_diag(at, format!("parallel state '{name}' has no branches"))
+                .hint("add `branches: { <name>: { start: <state>, states: {...} } }`"),
+        ),
+    }
+    StateKind::Parallel(Box::new(Parallel { branches, output }))
+}
+
+fn map_state(
+    doc: &Document,
+    at: &str,
+    name: &str,
+    raw: &StateDef,
+    output: Option<PathExpr>,
+    diags: &mut Diagnostics,
+) -> StateKind {
+    let items = match &raw.items {
+        Some(src) => expr(doc, &format!("{at}/items"), src, Expr::compile, diags),
+        None => {
+            diags.push(
+                doc.key_diag(at, format!("map state '{name}' has no `items`"))
+                    .hint("add `items: <jq giving an array>`"),
+            );
+            None
+        }
+    };
+    let machine = match &raw.branch {
+        Some(v) => branch(doc, &format!("{at}/branch"), name, v, diags),
+        None => {
+            diags.push(
+                doc.key_diag(at, format!("map state '{name}' has no `branch`"))
+                    .hint("add `branch: { start: <state>, states: {...} }`, run for each item"),
+            );
+            None
+        }
+    };
+    let tolerated = match &raw.tolerated_failures {
+        None => Tolerance::Count(0),
+        Some(Value::Number(n)) if n.as_u64().is_some() => {
+            Tolerance::Count(n.as_u64().unwrap_or(0).min(u64::from(u32::MAX)) as u32)
+        }
+        Some(Value::String(s))
+            if s.strip_suffix('%')
+                .and_then(|p| p.trim().parse::<f64>().ok())
+                .is_some_and(|p| (0.0..=100.0).contains(&p)) =>
+        {
+            Tolerance::Percent(s.trim_end_matches('%').trim().parse::<f64>().unwrap_or(0.0))
+        }
+        Some(other) => {
+            diags.push(
+                doc.diag(
+                    &format!("{at}/tolerated_failures"),
+                    format!("tolerated_failures must be a count or a percentage, not {other}"),
+                )
+                .hint("write `tolerated_failures: 2` or `tolerated_failures: \"10%\"`"),
+            );
+            Tolerance::Count(0)
+        }
+    };
+    if raw.max_concurrency == Some(0) {
+        diags.push(
+            doc.diag(
+                &format!("{at}/max_concurrency"),
+                "max_concurrency must be 1 or more",
+            )
+            .hint("leave it out to run every item at once"),
+        );
+    }
+    match (items, machine) {
+        (Some(items), Some(machine)) => StateKind::Map(Box::new(MapState {
+            items,
+            branch: std::sync::Arc::new(machine),
+            max_concurrency: raw.max_concurrency.unwrap_or(0) as usize,
+            tolerated,
+            output,
+        })),
+        // Reported above; the state is dropped.
+        _ => StateKind::Succeed { output: None },
+    }
+}
+
 fn transitions(
     doc: &Document,
     at: &str,
@@ -523,7 +709,9 @@ fn transitions(
     diags: &mut Diagnostics,
 ) -> Vec<Transition> {
     let Some(on) = &raw.on else { return Vec::new() };
-    let is_task = raw.kind.is_none_or(|k| k == StateType::Task);
+    let is_task = raw
+        .kind
+        .is_none_or(|k| matches!(k, StateType::Task | StateType::Parallel | StateType::Map));
     let mut out = Vec::new();
     for (event, target) in on {
         let ev_at = format!("{at}/on/{}", pointer_segment(event));
@@ -751,6 +939,7 @@ fn expr_column_offset(doc: &Document, pos: crate::source::Pos, src: &str, offset
 
 fn check_reachable(
     doc: &Document,
+    base: &str,
     start: &str,
     states: &IndexMap<String, State>,
     diags: &mut Diagnostics,
@@ -769,7 +958,7 @@ fn check_reachable(
         if !seen.contains(name) {
             diags.push(
                 doc.key_diag(
-                    &pointer(["states", name]),
+                    &format!("{base}{}", pointer(["states", name])),
                     format!("state '{name}' can never be reached from '{start}'"),
                 )
                 .hint("add a transition to it, or remove it"),

@@ -71,6 +71,7 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
         timers: vec![],
         parked: None,
         waiting: None,
+        fan: None,
         seq,
         created_at: Millis(1),
         updated_at: Millis(seq),
@@ -79,6 +80,7 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
 
 fn record(seq: u64) -> Record {
     Record {
+        branch: None,
         seq,
         at: Millis(seq),
         kind: RecordKind::Started {

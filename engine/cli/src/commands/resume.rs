@@ -54,10 +54,11 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
     let pending = engine.resume()?;
     let mut moving = Vec::new();
     for id in running {
-        let waits = store
-            .instance(&id)?
-            .and_then(|i| i.step)
-            .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking));
+        let waits = store.instance(&id)?.is_some_and(|i| {
+            i.fan.is_some()
+                || i.step
+                    .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking))
+        });
         if pending.contains(&id) || waits {
             moving.push(id);
         } else {
