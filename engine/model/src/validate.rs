@@ -579,6 +579,20 @@ fn wait_state(
             );
         }
     }
+    // Signals address an instance, and reach its top-level wait state only.
+    let in_branch = at.contains("/branches/") || at.contains("/branch/");
+    if in_branch && !events.is_empty() {
+        diags.push(
+            doc.key_diag(
+                &format!("{at}/on"),
+                format!(
+                    "wait state '{name}' is inside a branch, where signals never arrive (it waits for: {})",
+                    events.join(", ")
+                ),
+            )
+            .hint("inside a branch, wait on a timer (`wait: { for | until }`); wait for signals before or after the parallel or map state"),
+        );
+    }
     if events.is_empty() && raw.timeout.is_none() && raw.wait.is_none() {
         diags.push(
             doc.key_diag(at, format!("wait state '{name}' waits for nothing"))
