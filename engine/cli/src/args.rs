@@ -129,7 +129,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Pick up every unfinished instance (after a crash) and drive it to the end.
+    /// Pick up every unfinished instance (after a crash) and drive each until
+    /// it ends, parks or waits.
     Resume {
         #[command(flatten)]
         data: DataDir,
@@ -178,6 +179,7 @@ pub enum Command {
         #[command(flatten)]
         data: DataDir,
     },
-    /// Measure durable transitions per second and invocation latency.
+    /// Measure durable transitions per second, invocation latency, the memory
+    /// of idle instances and the time to resume many.
     Bench(crate::commands::bench::BenchArgs),
 }

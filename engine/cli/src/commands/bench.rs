@@ -1,7 +1,9 @@
 //! `weft bench`: durable transitions per second for many concurrent
-//! instances of a 3-step process on the sled store, and the latency of one
-//! plugin invocation (fresh store + instantiate + call). Prints the machine,
-//! the figures, and a machine-readable last line.
+//! instances of a 3-step process on the sled store, the latency of one
+//! plugin invocation (fresh store + instantiate + call), the resident memory
+//! of many instances parked in a wait state, and the time from opening a
+//! store with many unfinished instances to the first resumed step. Prints
+//! the machine, the figures, and a machine-readable last line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
