@@ -85,6 +85,31 @@ pub fn json(args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("weft {args:?} printed no JSON ({e}): {}", out.stdout))
 }
 
+/// `run <process> --bindings <file> --input <json> --data <dir>`, as the
+/// arguments of [`run`] or [`Running::spawn`].
+pub fn run_args<'a>(
+    process: &'a str,
+    bindings: &'a str,
+    input: &'a str,
+    data: &'a str,
+) -> [&'a str; 8] {
+    [
+        "run",
+        process,
+        "--bindings",
+        bindings,
+        "--input",
+        input,
+        "--data",
+        data,
+    ]
+}
+
+/// An instance (by id or business key) as `weft status --json` shows it.
+pub fn status_of(id: &str, data: &str) -> Value {
+    json(&["status", id, "--data", data, "--json"])
+}
+
 /// A scratch directory for one test: files, a data dir, a log dir plugins
 /// may be granted.
 pub struct Sandbox {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use weft_model::Status;
 use weft_store::{Instances, SledStore};
-use weft_tests::{Sandbox, json, order_input, order_process, plugin, run};
+use weft_tests::{Sandbox, order_input, order_process, plugin, run, run_args, status_of};
 
 /// Asserts the data dir holds no instance at all.
 fn no_instances(data: &str) {
@@ -52,16 +52,12 @@ fn malformed_yaml_is_reported_with_its_position() {
 fn malformed_json_input_is_rejected_before_anything_is_stored() {
     let s = Sandbox::new();
     let bindings = s.bindings(&[]);
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &order_process(),
-        "--bindings",
         &bindings,
-        "--input",
         "{\"order\": ",
-        "--data",
         &s.data(),
-    ]);
+    ));
     assert_eq!(out.code, 2);
     one_line(
         &out.stderr,
@@ -119,16 +115,12 @@ fn a_missing_plugin_file_points_at_the_bindings_entry() {
         "/nowhere/payments.wasm",
     );
     let bindings = s.write("b2.yaml", &text);
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &order_process(),
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(1, "1"),
-        "--data",
         &s.data(),
-    ]);
+    ));
     assert_eq!(out.code, 2);
     one_line(
         &out.stderr,
@@ -176,16 +168,12 @@ fn files_that_are_not_adapter_components_are_refused_clearly() {
             "{file}: {first}"
         );
         assert!(first.contains(needle), "{file}: {first}");
-        let out = run(&[
-            "run",
+        let out = run(&run_args(
             &order_process(),
-            "--bindings",
             &bindings,
-            "--input",
             &order_input(1, "1"),
-            "--data",
             &s.data(),
-        ]);
+        ));
         assert_eq!(out.code, 2, "{file}");
         no_instances(&s.data());
     }
@@ -231,16 +219,12 @@ fn routing_an_error_kind_the_action_never_raises_is_reported() {
 fn run_with_charge(s: &Sandbox, extra: &str) -> (i32, serde_json::Value, String) {
     let bindings = s.bindings(&[("charge_payment", extra)]);
     let data = s.data();
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &order_process(),
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(1, "4242"),
-        "--data",
         &data,
-    ]);
+    ));
     let id = out.lines().first().copied().unwrap_or_default().to_owned();
     assert_eq!(
         id.len(),
@@ -249,11 +233,7 @@ fn run_with_charge(s: &Sandbox, extra: &str) -> (i32, serde_json::Value, String)
         out.stdout,
         out.stderr
     );
-    (
-        out.code,
-        json(&["status", &id, "--data", &data, "--json"]),
-        out.stdout,
-    )
+    (out.code, status_of(&id, &data), out.stdout)
 }
 
 #[test]
@@ -321,16 +301,7 @@ fn an_unhandled_failure_parks_the_instance_with_exit_3() {
         "charge_payment",
         "    config: { simulate: { fatal: gateway gone } }",
     )]);
-    let out = run(&[
-        "run",
-        &p,
-        "--bindings",
-        &bindings,
-        "--input",
-        &order_input(1, "4242"),
-        "--data",
-        &s.data(),
-    ]);
+    let out = run(&run_args(&p, &bindings, &order_input(1, "4242"), &s.data()));
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout

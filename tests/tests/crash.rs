@@ -3,7 +3,9 @@
 //! whose outcome was recorded is invoked again.
 
 use serde_json::Value;
-use weft_tests::{Running, Sandbox, json, order_input, order_process, run, wait_for_calls};
+use weft_tests::{
+    Running, Sandbox, json, order_input, order_process, run, run_args, status_of, wait_for_calls,
+};
 
 fn count(calls: &[String], action: &str) -> usize {
     calls
@@ -25,16 +27,7 @@ fn killed_mid_step_then_resumed_completes_without_repeating_recorded_steps() {
     let data = s.data();
     let input = order_input(2, "4242");
 
-    let mut engine = Running::spawn(&[
-        "run",
-        &order_process(),
-        "--bindings",
-        &bindings,
-        "--input",
-        &input,
-        "--data",
-        &data,
-    ]);
+    let mut engine = Running::spawn(&run_args(&order_process(), &bindings, &input, &data));
     let id = engine.wait_for("");
     // reserve's outcome is committed once its transition is printed.
     engine.wait_for("reserve --done--> charge");
@@ -42,7 +35,7 @@ fn killed_mid_step_then_resumed_completes_without_repeating_recorded_steps() {
     wait_for_calls(&s, "charge to start", |c| count(c, "charge_payment") == 1);
     engine.kill();
 
-    let before = json(&["status", &id, "--data", &data, "--json"]);
+    let before = status_of(&id, &data);
     assert_eq!(before["status"], "running");
     assert_eq!(before["state"], "charge");
 
@@ -68,7 +61,7 @@ fn killed_mid_step_then_resumed_completes_without_repeating_recorded_steps() {
         resumed.stdout
     );
 
-    let after = json(&["status", &id, "--data", &data, "--json"]);
+    let after = status_of(&id, &data);
     assert_eq!(after["status"], "succeeded");
 
     // History: gap-free, each step's transition exactly once.
@@ -133,23 +126,14 @@ fn killed_many_times_the_instance_still_finishes_once() {
     ]);
     let data = s.data();
     let input = order_input(2, "4242");
-    let mut engine = Running::spawn(&[
-        "run",
-        &order_process(),
-        "--bindings",
-        &bindings,
-        "--input",
-        &input,
-        "--data",
-        &data,
-    ]);
+    let mut engine = Running::spawn(&run_args(&order_process(), &bindings, &input, &data));
     let id = engine.wait_for("");
     wait_for_calls(&s, "reserve to start", |c| !c.is_empty());
     engine.kill();
     // Kill each resume as soon as its first new invocation starts.
     for round in 0..3 {
         let seen = s.calls().len();
-        let status = json(&["status", &id, "--data", &data, "--json"]);
+        let status = status_of(&id, &data);
         if status["status"] != "running" {
             break;
         }
@@ -159,7 +143,7 @@ fn killed_many_times_the_instance_still_finishes_once() {
     }
     let out = run(&["resume", "--data", &data]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let status = json(&["status", &id, "--data", &data, "--json"]);
+    let status = status_of(&id, &data);
     assert_eq!(status["status"], "succeeded");
     let history = json(&["history", &id, "--data", &data, "--json"]);
     let transitions = history

@@ -1,6 +1,6 @@
 //! Every example is validated and run through the real binary and plugins.
 
-use weft_tests::{Sandbox, json, order_input, root, run};
+use weft_tests::{Sandbox, json, order_input, root, run, run_args, status_of};
 
 fn example(name: &str) -> (String, String) {
     let dir = root().join("examples").join(name);
@@ -38,16 +38,7 @@ fn every_example_validates_and_its_input_runs_to_succeed() {
             std::fs::read_to_string(dir.join("input.json")).expect("each example has input.json");
         let sandbox = Sandbox::new();
         let data = sandbox.data();
-        let out = run(&[
-            "run",
-            &process,
-            "--bindings",
-            &bindings,
-            "--input",
-            &input,
-            "--data",
-            &data,
-        ]);
+        let out = run(&run_args(&process, &bindings, &input, &data));
         let lines = out.lines();
         assert_eq!(
             lines[0].len(),
@@ -102,16 +93,12 @@ fn order_fulfillment_prints_each_transition_and_the_output() {
     let sandbox = Sandbox::new();
     let (process, bindings) = example("order-fulfillment");
     let data = sandbox.data();
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &process,
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(2, "4242"),
-        "--data",
         &data,
-    ]);
+    ));
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines = out.lines();
     let transitions: Vec<String> = lines
@@ -189,16 +176,7 @@ fn order_fulfillment_failures_undo_exactly_the_completed_steps() {
     for (input, state, kind, undone) in cases {
         let sandbox = Sandbox::new();
         let data = sandbox.data();
-        let out = run(&[
-            "run",
-            &process,
-            "--bindings",
-            &bindings,
-            "--input",
-            &input,
-            "--data",
-            &data,
-        ]);
+        let out = run(&run_args(&process, &bindings, &input, &data));
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
         assert!(
             out.stdout.contains(&format!("failed in '{state}'")),
@@ -206,7 +184,7 @@ fn order_fulfillment_failures_undo_exactly_the_completed_steps() {
             out.stdout
         );
         let id = out.lines()[0];
-        let status = json(&["status", id, "--data", &data, "--json"]);
+        let status = status_of(id, &data);
         assert_eq!(status["status"], "failed");
         assert_eq!(status["error"]["kind"], kind);
         let history = json(&["history", id, "--data", &data, "--json"]);
@@ -226,16 +204,12 @@ fn status_and_history_print_readable_tables() {
     let sandbox = Sandbox::new();
     let (process, bindings) = example("order-fulfillment");
     let data = sandbox.data();
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &process,
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(1, "4242"),
-        "--data",
         &data,
-    ]);
+    ));
     let id = out.lines()[0].to_owned();
     let status = run(&["status", &id, "--data", &data]);
     assert_eq!(status.code, 0);

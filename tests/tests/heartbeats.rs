@@ -2,7 +2,7 @@
 //! `heartbeat` may run past its heartbeat limit; one that goes quiet is
 //! stopped and the step fails with `error.heartbeat`.
 
-use weft_tests::{Sandbox, json, order_input, root, run};
+use weft_tests::{Sandbox, json, order_input, root, run, run_args};
 
 fn process(s: &Sandbox) -> String {
     let text = std::fs::read_to_string(root().join("tests/fixtures/order.yaml"))
@@ -21,16 +21,12 @@ fn a_heartbeating_adapter_runs_past_its_heartbeat_limit() {
         "charge_payment",
         "    config: { simulate: { sleep_ms: 1200, heartbeat: true } }",
     )]);
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &process(&s),
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(1, "4242"),
-        "--data",
         &s.data(),
-    ]);
+    ));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 }
 
@@ -42,16 +38,12 @@ fn a_quiet_adapter_is_stopped_with_error_heartbeat() {
         "    config: { simulate: { sleep_ms: 5000 } }",
     )]);
     let data = s.data();
-    let out = run(&[
-        "run",
+    let out = run(&run_args(
         &process(&s),
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(1, "4242"),
-        "--data",
         &data,
-    ]);
+    ));
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("charge --error.heartbeat--> failed"),

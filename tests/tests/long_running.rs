@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
 
-use weft_tests::{Running, Sandbox, json, root, run};
+use weft_tests::{Running, Sandbox, json, root, run, run_args, status_of};
 
 fn waits() -> String {
     root()
@@ -108,7 +108,7 @@ fn waiting_instances_survive_a_killed_engine_and_timers_fire_once() {
     serve.wait_for(&format!("{id}  succeeded"));
     serve.kill();
 
-    let loan = json(&["status", "loan-1", "--data", &data, "--json"]);
+    let loan = status_of("loan-1", &data);
     assert_eq!(loan["status"], "succeeded");
     assert_eq!(loan["data"]["decision"]["by"], "ana");
     // The nap's timer fired once: one `elapsed`, one step after it.
@@ -169,7 +169,7 @@ fn new_instances_use_the_newest_version_and_migrate_moves_one() {
         &data,
     ]);
     assert_eq!(pinned.code, 4, "{}\n{}", pinned.stdout, pinned.stderr);
-    let version = |key: &str| json(&["status", key, "--data", &data, "--json"])["version"].clone();
+    let version = |key: &str| status_of(key, &data)["version"].clone();
     assert_eq!(
         version("old"),
         1,
@@ -241,16 +241,12 @@ fn a_killed_engine_inside_parallel_branches_finishes_them_after_resume() {
         .display()
         .to_string();
     let data = s.data();
-    let mut engine = Running::spawn(&[
-        "run",
+    let mut engine = Running::spawn(&run_args(
         &process,
-        "--bindings",
         &bindings,
-        "--input",
         r#"{"commit": "abc"}"#,
-        "--data",
         &data,
-    ]);
+    ));
     let id = engine.wait_for("");
     while !["[lint] succeeded", "[test] succeeded"]
         .iter()
@@ -267,10 +263,7 @@ fn a_killed_engine_inside_parallel_branches_finishes_them_after_resume() {
         "{}",
         out.stdout
     );
-    assert_eq!(
-        json(&["status", &id, "--data", &data, "--json"])["status"],
-        "succeeded"
-    );
+    assert_eq!(status_of(&id, &data)["status"], "succeeded");
     // Lines are `<plugin action> <key> <attempt>`; the key names the step.
     let of = |state: &str| -> Vec<String> {
         s.calls()

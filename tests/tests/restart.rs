@@ -2,7 +2,9 @@
 //! killed by SIGKILL: while a retry timer is pending, while a step waits on a
 //! completion token, and in the middle of a compensation.
 
-use weft_tests::{Running, Sandbox, json, order_input, root, run, wait_for_calls};
+use weft_tests::{
+    Running, Sandbox, json, order_input, root, run, run_args, status_of, wait_for_calls,
+};
 
 fn saga() -> String {
     root()
@@ -40,21 +42,12 @@ fn killed_while_a_retry_is_pending_the_retry_happens_once_after_resume() {
     ]);
     let data = s.data();
     let input = order_input(1, "4242");
-    let mut engine = Running::spawn(&[
-        "run",
-        &saga(),
-        "--bindings",
-        &bindings,
-        "--input",
-        &input,
-        "--data",
-        &data,
-    ]);
+    let mut engine = Running::spawn(&run_args(&saga(), &bindings, &input, &data));
     let id = engine.wait_for("");
     engine.wait_for("charge: attempt 1 failed");
     engine.kill();
 
-    let status = json(&["status", &id, "--data", &data, "--json"]);
+    let status = status_of(&id, &data);
     assert_eq!(status["status"], "running");
     assert_eq!(
         status["step"]["phase"], "backoff",
@@ -76,10 +69,7 @@ fn killed_while_a_retry_is_pending_the_retry_happens_once_after_resume() {
         "the retry survived the crash and ran exactly once"
     );
     assert_eq!(charges[0].0, charges[1].0, "same idempotency key");
-    assert_eq!(
-        json(&["status", &id, "--data", &data, "--json"])["status"],
-        "succeeded"
-    );
+    assert_eq!(status_of(&id, &data)["status"], "succeeded");
 }
 
 #[test]
@@ -91,16 +81,7 @@ fn killed_while_waiting_on_a_token_completion_and_resume_finish_the_step() {
     )]);
     let data = s.data();
     let input = order_input(1, "4242");
-    let mut engine = Running::spawn(&[
-        "run",
-        &saga(),
-        "--bindings",
-        &bindings,
-        "--input",
-        &input,
-        "--data",
-        &data,
-    ]);
+    let mut engine = Running::spawn(&run_args(&saga(), &bindings, &input, &data));
     let id = engine.wait_for("");
     let line = engine.wait_for("waiting on token");
     let token = line
@@ -135,7 +116,7 @@ fn killed_while_waiting_on_a_token_completion_and_resume_finish_the_step() {
 
     let out = run(&["resume", "--data", &data]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let status = json(&["status", &id, "--data", &data, "--json"]);
+    let status = status_of(&id, &data);
     assert_eq!(status["status"], "succeeded");
     assert_eq!(status["data"]["shipment"]["tracking"], "TRK-9");
     assert_eq!(
@@ -155,16 +136,7 @@ fn a_token_is_completed_through_the_engine_that_holds_the_data() {
     let data = s.data();
     let input = order_input(1, "4242");
     // `weft run` keeps running while its instance waits on the token.
-    let mut engine = Running::spawn(&[
-        "run",
-        &saga(),
-        "--bindings",
-        &bindings,
-        "--input",
-        &input,
-        "--data",
-        &data,
-    ]);
+    let mut engine = Running::spawn(&run_args(&saga(), &bindings, &input, &data));
     let id = engine.wait_for("");
     let line = engine.wait_for("waiting on token");
     let token = line.split('\'').nth(1).expect("quoted").to_owned();
@@ -206,16 +178,7 @@ fn killed_in_the_middle_of_a_compensation_it_carries_on_after_resume() {
     ]);
     let data = s.data();
     let no_address = serde_json::json!({"order": {"id": "o", "sku": "T", "qty": 1, "amount": 3, "card": "4242", "address": ""}}).to_string();
-    let mut engine = Running::spawn(&[
-        "run",
-        &saga(),
-        "--bindings",
-        &bindings,
-        "--input",
-        &no_address,
-        "--data",
-        &data,
-    ]);
+    let mut engine = Running::spawn(&run_args(&saga(), &bindings, &no_address, &data));
     let id = engine.wait_for("");
     engine.wait_for("ship --error.address_invalid--> undo");
     wait_for_calls(&s, "the refund to start", |c| {
@@ -229,7 +192,7 @@ fn killed_in_the_middle_of_a_compensation_it_carries_on_after_resume() {
 
     let out = run(&["resume", "--data", &data]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let status = json(&["status", &id, "--data", &data, "--json"]);
+    let status = status_of(&id, &data);
     assert_eq!(status["status"], "failed");
     assert_eq!(status["state"], "cancelled");
     let refunds = calls(&s, "refund_payment");
@@ -272,16 +235,7 @@ fn a_parked_instance_is_redriven_after_the_tool_is_fixed() {
         ),
     ]);
     let data = s.data();
-    let out = run(&[
-        "run",
-        &process,
-        "--bindings",
-        &broken,
-        "--input",
-        &order_input(1, "4242"),
-        "--data",
-        &data,
-    ]);
+    let out = run(&run_args(&process, &broken, &order_input(1, "4242"), &data));
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     let id = out.lines()[0].to_owned();
     assert!(
@@ -299,10 +253,7 @@ fn a_parked_instance_is_redriven_after_the_tool_is_fixed() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let out = run(&["resume", "--data", &data]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        json(&["status", &id, "--data", &data, "--json"])["status"],
-        "succeeded"
-    );
+    assert_eq!(status_of(&id, &data)["status"], "succeeded");
     assert_eq!(
         calls(&s, "reserve_inventory").len(),
         1,
@@ -334,16 +285,12 @@ fn cancel_with_compensation_undoes_what_completed() {
         ("refund_payment", RECORD),
     ]);
     let data = s.data();
-    let mut engine = Running::spawn(&[
-        "run",
+    let mut engine = Running::spawn(&run_args(
         &saga(),
-        "--bindings",
         &bindings,
-        "--input",
         &order_input(1, "4242"),
-        "--data",
         &data,
-    ]);
+    ));
     let id = engine.wait_for("");
     engine.wait_for("waiting on token");
     engine.kill();
@@ -357,7 +304,7 @@ fn cancel_with_compensation_undoes_what_completed() {
     );
     let out = run(&["resume", "--data", &data]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let status = json(&["status", &id, "--data", &data, "--json"]);
+    let status = status_of(&id, &data);
     assert_eq!(status["status"], "cancelled");
     let history = json(&["history", &id, "--data", &data, "--json"]);
     let undone: Vec<&str> = history

@@ -71,10 +71,8 @@ pub fn resolve_in(store: &dyn weft_store::Store, text: &str) -> anyhow::Result<I
     {
         return Ok(id);
     }
-    let mut names: Vec<String> = store.processes()?.into_iter().map(|p| p.name).collect();
-    names.dedup();
     let mut found = Vec::new();
-    for name in names {
+    for name in crate::commands::process_names(store)? {
         if let Some(id) = store.by_key(&name, text)? {
             found.push((name, id));
         }

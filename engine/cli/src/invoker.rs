@@ -37,13 +37,6 @@ impl WasmInvoker {
             .insert(process.to_owned(), Arc::new(route));
     }
 
-    pub fn has(&self, process: &str) -> bool {
-        self.routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(process)
-    }
-
     fn route(&self, process: &str) -> Option<Arc<Route>> {
         self.routes
             .read()

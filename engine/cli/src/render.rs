@@ -103,16 +103,7 @@ fn record_body(r: &Record) -> String {
             state,
             events,
             until,
-        } => {
-            let mut s = format!("{state}: waiting");
-            if !events.is_empty() {
-                let _ = write!(s, " for {}", events.join(" | "));
-            }
-            if let Some(at) = until {
-                let _ = write!(s, " until {at}");
-            }
-            s
-        }
+        } => format!("{state}: waiting{}", waits_for(events, *until)),
         RecordKind::Migrated {
             state,
             from_version,
@@ -188,14 +179,22 @@ pub fn outcome(inst: &Instance, data: &std::path::Path) -> String {
 
 /// `waiting in 'review' for approve | reject until <time>`.
 pub fn waiting(inst: &Instance) -> String {
-    let mut s = format!("waiting in '{}'", inst.state);
-    if let Some(w) = &inst.waiting {
-        if !w.events.is_empty() {
-            let _ = write!(s, " for {}", w.events.join(" | "));
-        }
-        if let Some(at) = w.until {
-            let _ = write!(s, " until {at}");
-        }
+    let what = inst
+        .waiting
+        .as_ref()
+        .map(|w| waits_for(&w.events, w.until))
+        .unwrap_or_default();
+    format!("waiting in '{}'{what}", inst.state)
+}
+
+/// ` for approve | reject until <time>`, either part left out when unset.
+fn waits_for(events: &[String], until: Option<weft_model::Millis>) -> String {
+    let mut s = String::new();
+    if !events.is_empty() {
+        let _ = write!(s, " for {}", events.join(" | "));
+    }
+    if let Some(at) = until {
+        let _ = write!(s, " until {at}");
     }
     s
 }

@@ -381,31 +381,57 @@ impl Engine {
     /// refuses when its state or data does not fit that version.
     pub async fn migrate(&self, id: &InstanceId, version: u32) -> Result<()> {
         let _work = self.work();
+        self.exclusive(id, async {
+            let inst = self.take_current(id)?;
+            let applied = self.process(&inst.process, version).and_then(|to| {
+                interpret::migrate(&to, &inst, self.inner.clock.now())
+                    .map_err(|why| Error::Refused(id.clone(), why))
+            });
+            match applied {
+                Ok(applied) => self.write(Some(inst.status), applied, None).await.map(drop),
+                Err(e) => {
+                    self.put_back(inst);
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs `work` holding the instance's lock: changes to one instance
+    /// apply strictly one after another.
+    async fn exclusive<T>(
+        &self,
+        id: &InstanceId,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
         let slot = self.slot(id);
         let guard = slot.lock().await;
-        let outcome: Result<()> = async {
-            let inst = match lock(&self.inner.active).get(id).cloned() {
-                Some(i) => i,
-                None => self
-                    .inner
-                    .store
-                    .instance(id)?
-                    .ok_or_else(|| Error::NoInstance(id.clone()))?,
-            };
-            let to = self.process(&inst.process, version)?;
-            let applied = interpret::migrate(&to, &inst, self.inner.clock.now())
-                .map_err(|why| Error::Refused(id.clone(), why))?;
-            let keep = applied.instance.clone();
-            self.write(Some(inst.status), applied, None).await?;
-            if let Some(cached) = lock(&self.inner.active).get_mut(id) {
-                *cached = keep;
-            }
-            Ok(())
-        }
-        .await;
+        let outcome = work.await;
         drop(guard);
         self.release(id, slot);
         outcome
+    }
+
+    /// The instance's latest snapshot, taken out of the in-flight cache (or
+    /// read from the store). The caller writes a new one or puts it back.
+    fn take_current(&self, id: &InstanceId) -> Result<Instance> {
+        let cached = lock(&self.inner.active).remove(id);
+        match cached {
+            Some(i) => Ok(i),
+            None => self
+                .inner
+                .store
+                .instance(id)?
+                .ok_or_else(|| Error::NoInstance(id.clone())),
+        }
+    }
+
+    /// Returns an unchanged snapshot to the cache, while it still runs.
+    fn put_back(&self, inst: Instance) {
+        if inst.status == Status::Running {
+            lock(&self.inner.active).insert(inst.id.clone(), inst);
+        }
     }
 
     /// Picks up every unfinished piece of work in the store after a restart:
@@ -545,49 +571,36 @@ impl Engine {
         result: Option<StepResult>,
     ) -> Result<Delivered> {
         let _work = self.work();
-        let slot = self.slot(id);
-        let guard = slot.lock().await;
-        let outcome: Result<(Delivered, Vec<Invoke>)> = async {
-            let cached = lock(&self.inner.active).remove(id);
-            let inst = match cached {
-                Some(i) => i,
-                None => self
-                    .inner
-                    .store
-                    .instance(id)?
-                    .ok_or_else(|| Error::NoInstance(id.clone()))?,
-            };
-            let process = self.process(&inst.process, inst.version)?;
-            let bindings = self.bindings(&inst.process);
-            let defaults: &dyn ActionDefaults = match &bindings {
-                Some(b) => b.as_ref(),
-                None => &NoDefaults,
-            };
-            let now = self.inner.clock.now();
-            match interpret::apply(&process, defaults, &inst, &event, now) {
-                Ok(applied) => {
-                    // A step's outcome is recorded once the step is over;
-                    // a failed attempt that will be retried records nothing.
-                    let key = event.key().unwrap_or_default();
-                    let concluded = !applied.instance.has_step(key);
-                    let results = result
-                        .filter(|_| concluded)
-                        .map(|r| vec![(key.to_owned(), r)]);
-                    let invokes = self.write(Some(inst.status), applied, results).await?;
-                    Ok((Delivered::Applied, invokes))
-                }
-                Err(why) => {
-                    tracing::debug!(instance = %id, "dropped an event: {why}");
-                    if inst.status == Status::Running {
-                        lock(&self.inner.active).insert(id.clone(), inst);
+        let outcome = self
+            .exclusive(id, async {
+                let inst = self.take_current(id)?;
+                let process = self.process(&inst.process, inst.version)?;
+                let bindings = self.bindings(&inst.process);
+                let defaults: &dyn ActionDefaults = match &bindings {
+                    Some(b) => b.as_ref(),
+                    None => &NoDefaults,
+                };
+                let now = self.inner.clock.now();
+                match interpret::apply(&process, defaults, &inst, &event, now) {
+                    Ok(applied) => {
+                        // A step's outcome is recorded once the step is over;
+                        // a failed attempt that will be retried records nothing.
+                        let key = event.key().unwrap_or_default();
+                        let concluded = !applied.instance.has_step(key);
+                        let results = result
+                            .filter(|_| concluded)
+                            .map(|r| vec![(key.to_owned(), r)]);
+                        let invokes = self.write(Some(inst.status), applied, results).await?;
+                        Ok((Delivered::Applied, invokes))
                     }
-                    Ok((Delivered::Rejected(why), Vec::new()))
+                    Err(why) => {
+                        tracing::debug!(instance = %id, "dropped an event: {why}");
+                        self.put_back(inst);
+                        Ok((Delivered::Rejected(why), Vec::new()))
+                    }
                 }
-            }
-        }
-        .await;
-        drop(guard);
-        self.release(id, slot);
+            })
+            .await;
         let (delivered, invokes) = outcome?;
         self.dispatch(invokes, false);
         Ok(delivered)

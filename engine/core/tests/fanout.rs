@@ -74,10 +74,8 @@ async fn branches_run_at_once_and_join_when_all_finish() {
     sim.on("test", slow(500, done(json!({"tests": 12}))));
     sim.on("lint", slow(100, done(json!({}))));
     let id = sim.start(json!({})).await;
-    assert_eq!(
-        sim.invoker.max_running("build") + sim.invoker.max_running("test"),
-        2
-    );
+    // All three branches are in their first step at once.
+    assert_eq!(sim.invoker.running.load(Ordering::SeqCst), 3);
     sim.run_for(1_000, 50).await;
     let inst = sim.instance(&id);
     assert_eq!(inst.status, Status::Succeeded);

@@ -506,8 +506,7 @@ impl<'p> Machine<'p> {
                     Ok(u) => u,
                     Err(e) => {
                         let f = Failure::new("mapping", format!("the wait of '{name}': {e}"));
-                        let step = self.pseudo_step(name, key);
-                        return self.route_failure(&step, f, ParkedOn::Enter);
+                        return self.route_state_failure(name, &key, self.now, f, ParkedOn::Enter);
                     }
                 };
                 self.inst.status = Status::Waiting;
@@ -563,9 +562,8 @@ impl<'p> Machine<'p> {
                     };
                     let visit = self.visit(name);
                     let key = format!("{}/{name}/{visit}", self.inst.id);
-                    let step = self.pseudo_step(name, key);
                     let f = Failure::new("mapping", format!("the items of '{name}': {why}"));
-                    self.route_failure(&step, f, ParkedOn::Enter);
+                    self.route_state_failure(name, &key, self.now, f, ParkedOn::Enter);
                 }
             },
         }
@@ -777,9 +775,14 @@ impl<'p> Machine<'p> {
             match path.set(&self.inst.data, &result) {
                 Ok(data) => self.inst.data = data,
                 Err(e) => {
-                    let step = self.pseudo_step(&state, fan.key.clone());
                     let f = Failure::new("mapping", format!("output of '{state}': {e}"));
-                    return self.route_failure(&step, f, ParkedOn::Enter);
+                    return self.route_state_failure(
+                        &state,
+                        &fan.key,
+                        self.now,
+                        f,
+                        ParkedOn::Enter,
+                    );
                 }
             }
         }
@@ -796,19 +799,19 @@ impl<'p> Machine<'p> {
     /// A branch failed beyond what is tolerated: stop the others, keep what
     /// they completed for compensation, and route the failure.
     fn fail_fan(&mut self, name: &str, err: InstanceError) {
+        let key = self
+            .inst
+            .fan
+            .as_ref()
+            .map(|f| f.key.clone())
+            .unwrap_or_default();
         self.stop_fan();
         let state = self.inst.state.clone();
-        let key = format!(
-            "{}/{state}/{}",
-            self.inst.id,
-            self.inst.visits.get(&state).copied().unwrap_or(0)
-        );
-        let step = self.pseudo_step(&state, key);
         let f = Failure::new(
             err.kind,
             format!("branch '{name}' failed in '{}': {}", err.state, err.message),
         );
-        self.route_failure(&step, f, ParkedOn::Enter);
+        self.route_state_failure(&state, &key, self.now, f, ParkedOn::Enter);
     }
 
     /// Cancels every branch still running; their completed compensable
@@ -867,27 +870,6 @@ impl<'p> Machine<'p> {
                     });
                 }
             }
-        }
-    }
-
-    /// A stand-in step for routing a wait state's failure.
-    fn pseudo_step(&self, state: &str, key: String) -> ActiveStep {
-        ActiveStep {
-            state: state.to_owned(),
-            action: String::new(),
-            key,
-            attempt: 0,
-            tries: 0,
-            input: Value::Null,
-            started_at: self.now,
-            attempt_started_at: self.now,
-            deadline_at: None,
-            retry: RetryPolicy::default(),
-            timeout: None,
-            heartbeat: None,
-            last_heartbeat: None,
-            phase: Phase::Backoff { until: self.now },
-            undoes: None,
         }
     }
 
@@ -1169,35 +1151,43 @@ impl<'p> Machine<'p> {
     /// Routes a step's final failure as `error.<kind>`, after storing it at
     /// `.error`; parks when nothing routes it.
     fn route_failure(&mut self, step: &ActiveStep, failure: Failure, parked: ParkedOn) {
+        let event = format!("error.{}", failure.kind);
+        if parked == ParkedOn::Step && !self.has_route(&step.state, &event) {
+            // Keep the step so a redrive can invoke it again.
+            self.inst.step = Some(ActiveStep {
+                phase: Phase::Backoff { until: self.now },
+                ..step.clone()
+            });
+        }
+        self.route_state_failure(&step.state, &step.key, step.started_at, failure, parked);
+    }
+
+    /// Routes the failure of what `state` was doing (its step, its wait,
+    /// its branches) as `error.<kind>`, after storing it at `.error`; parks
+    /// when nothing routes it.
+    fn route_state_failure(
+        &mut self,
+        state: &str,
+        key: &str,
+        since: Millis,
+        failure: Failure,
+        parked: ParkedOn,
+    ) {
         if let Value::Object(map) = &mut self.inst.data {
             map.insert(
                 "error".to_owned(),
                 serde_json::json!({
-                    "state": step.state,
+                    "state": state,
                     "kind": failure.kind,
                     "message": failure.message,
                 }),
             );
         }
         let event = format!("error.{}", failure.kind);
-        if !self.has_route(&step.state, &event) {
-            if parked == ParkedOn::Step {
-                // Keep the step so a redrive can invoke it again.
-                self.inst.step = Some(ActiveStep {
-                    phase: Phase::Backoff { until: self.now },
-                    ..step.clone()
-                });
-            }
+        if !self.has_route(state, &event) {
             return self.park(failure, parked);
         }
-        self.take(
-            &event,
-            Some(&step.key),
-            &step.state,
-            step.started_at,
-            None,
-            Some(failure),
-        );
+        self.take(&event, Some(key), state, since, None, Some(failure));
     }
 
     fn has_route(&self, state: &str, event: &str) -> bool {

@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
 
+mod support;
+
 use serde_json::{Value, json};
+use support::{Run, process};
 use weft_model::interpret::{self, Rejected};
 use weft_model::{
-    Command, Event, Instance, InstanceId, Millis, NoDefaults, Process, RecordKind, Span, Status,
-    TimerKind,
+    Command, Event, Millis, NoDefaults, Process, RecordKind, Span, Status, TimerKind,
 };
-
-fn process(text: &str) -> Process {
-    weft_model::parse_process("p.yaml", text).unwrap_or_else(|d| panic!("{d}"))
-}
 
 const APPROVAL: &str = r#"
 process: approval
@@ -36,74 +34,14 @@ states:
   rejected: { type: fail, error: rejected }
 "#;
 
-struct Run {
-    p: Process,
-    inst: Instance,
-    now: Millis,
-    records: Vec<RecordKind>,
-    commands: Vec<Command>,
-}
-
-impl Run {
-    fn start(p: Process, input: Value) -> Run {
-        let now = Millis(1_800_000_000_000);
-        let a = interpret::start(&p, &NoDefaults, InstanceId::new(now, 7), input, now);
-        Run {
-            inst: a.instance,
-            records: a.records.into_iter().map(|r| r.kind).collect(),
-            commands: a.commands,
-            p,
-            now,
-        }
-    }
-
-    fn event(&mut self, e: Event) -> Result<(), Rejected> {
-        let a = interpret::apply(&self.p, &NoDefaults, &self.inst, &e, self.now)?;
-        self.inst = a.instance;
-        self.records.extend(a.records.into_iter().map(|r| r.kind));
-        self.commands.extend(a.commands);
-        assert_eq!(self.inst.seq as usize, self.records.len());
-        Ok(())
-    }
-
-    fn signal(&mut self, name: &str, data: Value) -> Result<(), Rejected> {
-        self.event(Event::Signal {
-            name: name.into(),
-            data,
-        })
-    }
-
-    /// The wait timer armed for the current visit, fired at its time.
-    fn fire_wait_timer(&mut self) -> Result<(), Rejected> {
-        let t = self
-            .inst
-            .timers
-            .iter()
-            .find(|t| t.kind == TimerKind::Wait)
-            .cloned()
-            .expect("a wait timer is armed");
-        self.now = t.at;
-        self.event(Event::Timer {
-            kind: t.kind,
-            key: t.key,
-            at: t.at,
-        })
-    }
-
-    fn path(&self) -> Vec<String> {
-        self.records
-            .iter()
-            .filter_map(|r| match r {
-                RecordKind::Transition { event, to, .. } => Some(format!("{event}->{to}")),
-                _ => None,
-            })
-            .collect()
-    }
+/// Started in 2027, so `until` times in 2020 are past and in 2030 ahead.
+fn start(p: Process, input: Value) -> Run {
+    Run::start_at(p, input, Millis(1_800_000_000_000))
 }
 
 #[test]
 fn approval_before_the_timeout_cancels_the_timer() {
-    let mut r = Run::start(process(APPROVAL), json!({"loan": 1}));
+    let mut r = start(process(APPROVAL), json!({"loan": 1}));
     assert_eq!(r.inst.status, Status::Waiting);
     let timer = r.inst.timers[0].clone();
     assert_eq!(timer.at, r.now.plus(Span::parse("2d").unwrap()));
@@ -127,8 +65,8 @@ fn approval_before_the_timeout_cancels_the_timer() {
 
 #[test]
 fn timeout_escalates_then_approval_arrives() {
-    let mut r = Run::start(process(APPROVAL), json!({}));
-    r.fire_wait_timer().unwrap();
+    let mut r = start(process(APPROVAL), json!({}));
+    r.fire(TimerKind::Wait);
     assert_eq!(r.inst.state, "escalate");
     assert_eq!(r.inst.status, Status::Waiting);
     assert!(r.inst.timers.is_empty(), "escalation waits without a timer");
@@ -140,7 +78,7 @@ fn timeout_escalates_then_approval_arrives() {
 
 #[test]
 fn a_signal_the_state_does_not_accept_is_rejected_with_what_it_accepts() {
-    let mut r = Run::start(process(APPROVAL), json!({}));
+    let mut r = start(process(APPROVAL), json!({}));
     let before = r.inst.clone();
     let err = r.signal("approved", json!({})).unwrap_err();
     assert_eq!(
@@ -152,7 +90,7 @@ fn a_signal_the_state_does_not_accept_is_rejected_with_what_it_accepts() {
 
 #[test]
 fn a_payload_that_cannot_be_stored_is_rejected() {
-    let mut r = Run::start(
+    let mut r = start(
         process(&APPROVAL.replace("    output: .decision\n", "")),
         json!({}),
     );
@@ -173,7 +111,7 @@ states:
   end: { type: succeed }
 "#,
     );
-    let mut r = Run::start(p, json!({}));
+    let mut r = start(p, json!({}));
     let err = r.signal("go", json!({})).unwrap_err();
     assert!(
         err.to_string().contains("only wait states accept them"),
@@ -202,10 +140,10 @@ states:
 
 #[test]
 fn wait_for_then_until_in_the_past_fires_at_once() {
-    let mut r = Run::start(process(TIMERS), json!({"due": "2020-01-01T00:00:00Z"}));
+    let mut r = start(process(TIMERS), json!({"due": "2020-01-01T00:00:00Z"}));
     let t = r.inst.timers[0].clone();
     assert_eq!(t.at, r.now.plus(Span::from_secs(600)));
-    r.fire_wait_timer().unwrap();
+    r.fire(TimerKind::Wait);
     // The due time is long past: `elapsed` follows in the same step.
     assert_eq!(r.inst.status, Status::Succeeded);
     assert_eq!(r.path(), ["elapsed->until_due", "elapsed->done"]);
@@ -213,8 +151,8 @@ fn wait_for_then_until_in_the_past_fires_at_once() {
 
 #[test]
 fn wait_until_a_future_time_arms_a_timer_at_that_time() {
-    let mut r = Run::start(process(TIMERS), json!({"due": "2030-01-01T00:00:00+01:00"}));
-    r.fire_wait_timer().unwrap();
+    let mut r = start(process(TIMERS), json!({"due": "2030-01-01T00:00:00+01:00"}));
+    r.fire(TimerKind::Wait);
     assert_eq!(r.inst.state, "until_due");
     let t = &r.inst.timers[0];
     assert_eq!(t.at, Millis::parse_rfc3339("2029-12-31T23:00:00Z").unwrap());
@@ -222,15 +160,15 @@ fn wait_until_a_future_time_arms_a_timer_at_that_time() {
 
 #[test]
 fn until_that_is_not_a_time_routes_error_mapping() {
-    let mut r = Run::start(process(TIMERS), json!({"due": "next tuesday"}));
-    r.fire_wait_timer().unwrap();
+    let mut r = start(process(TIMERS), json!({"due": "next tuesday"}));
+    r.fire(TimerKind::Wait);
     assert_eq!(r.inst.status, Status::Failed);
     assert_eq!(r.path(), ["elapsed->until_due", "error.mapping->bad_date"]);
 }
 
 #[test]
 fn cancel_while_waiting_drops_the_timer() {
-    let mut r = Run::start(process(APPROVAL), json!({}));
+    let mut r = start(process(APPROVAL), json!({}));
     r.event(Event::Cancel { compensate: false }).unwrap();
     assert_eq!(r.inst.status, Status::Cancelled);
     assert!(r.inst.timers.is_empty() && r.inst.waiting.is_none());
@@ -238,7 +176,7 @@ fn cancel_while_waiting_drops_the_timer() {
 
 #[test]
 fn migrate_moves_a_waiting_instance_and_keeps_its_timer() {
-    let mut r = Run::start(process(APPROVAL), json!({"amount": 5}));
+    let mut r = start(process(APPROVAL), json!({"amount": 5}));
     let v2 = process(&APPROVAL.replace("version: 1", "version: 2").replace(
         "      reject: rejected\n      timeout",
         "      reject: rejected\n      defer: escalate\n      timeout",
@@ -268,7 +206,7 @@ fn migrate_moves_a_waiting_instance_and_keeps_its_timer() {
 
 #[test]
 fn migrate_refuses_when_the_state_or_data_does_not_fit() {
-    let r = Run::start(process(APPROVAL), json!({"amount": "five"}));
+    let r = start(process(APPROVAL), json!({"amount": "five"}));
     let renamed = process(
         &APPROVAL
             .replace("version: 1", "version: 2")

@@ -90,23 +90,8 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     let data = args.data.clone().unwrap_or_else(|| scratch.clone());
     machine();
 
-    let dir = scratch.join("defs");
-    std::fs::create_dir_all(&dir)?;
-    let process = dir.join("bench.yaml");
-    std::fs::write(&process, PROCESS)?;
-    let bindings = dir.join("bindings.yaml");
-    std::fs::write(
-        &bindings,
-        format!(
-            "plugins:\n  echo: {}\nactions:\n  echo: {{ plugin: echo }}\n",
-            std::path::absolute(&args.plugin)?.display()
-        ),
-    )?;
-
     let runtime = super::runtime(Some(&data))?;
-    let loaded = load::definition(&runtime, &process, &bindings)
-        .await
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    let loaded = echo_process(&scratch, &runtime, &args.plugin, "bench", PROCESS).await?;
 
     // Latency first, in a quiet process: after the throughput run sled's
     // background threads are still flushing and would skew it.
@@ -161,15 +146,19 @@ fn rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Loads the waiter process with the echo binding into a store.
-async fn waiter(
+/// Writes a benchmark process whose one action, `echo`, is bound to the
+/// echo plugin, and loads it.
+async fn echo_process(
     scratch: &std::path::Path,
     runtime: &Arc<Runtime>,
     plugin: &std::path::Path,
+    name: &str,
+    text: &str,
 ) -> anyhow::Result<load::Loaded> {
     let dir = scratch.join("defs");
-    let process = dir.join("waiter.yaml");
-    std::fs::write(&process, WAITER)?;
+    std::fs::create_dir_all(&dir)?;
+    let process = dir.join(format!("{name}.yaml"));
+    std::fs::write(&process, text)?;
     let bindings = dir.join("bindings.yaml");
     std::fs::write(
         &bindings,
@@ -216,7 +205,7 @@ async fn idle(
     scratch: &std::path::Path,
     runtime: &Arc<Runtime>,
 ) -> anyhow::Result<(f64, f64, String)> {
-    let loaded = waiter(scratch, runtime, &args.plugin).await?;
+    let loaded = echo_process(scratch, runtime, &args.plugin, "waiter", WAITER).await?;
     let clock = Arc::new(SystemClock);
 
     // Idle memory: an engine on a fresh store, then the same engine with

@@ -120,19 +120,37 @@ pub fn open_store(dir: &Path, create: bool) -> anyhow::Result<Arc<SledStore>> {
     Ok(Arc::new(store))
 }
 
-/// An engine on an open store that can run every deployed process: the
-/// plugins come from the store. It takes spooled operator requests.
-pub async fn engine_on(store: Arc<SledStore>, data: &Path) -> anyhow::Result<weft_core::Engine> {
-    use weft_store::Definitions;
+/// The names of the processes stored, each once.
+pub fn process_names(store: &dyn weft_store::Definitions) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = store.processes()?.into_iter().map(|p| p.name).collect();
+    names.dedup(); // stored by name, then version
+    Ok(names)
+}
+
+/// The processes that have bindings deployed: those an engine can run.
+pub fn deployed(store: &dyn weft_store::Definitions) -> anyhow::Result<Vec<String>> {
+    let mut names = process_names(store)?;
+    let mut keep = Vec::with_capacity(names.len());
+    for name in names.drain(..) {
+        if store.deployment(&name)?.is_some() {
+            keep.push(name);
+        }
+    }
+    Ok(keep)
+}
+
+/// An engine on an open store that runs `processes`, their bindings and
+/// plugins loaded from the store. It takes spooled operator requests.
+pub async fn engine_on(
+    store: Arc<SledStore>,
+    data: &Path,
+    processes: &[String],
+) -> anyhow::Result<weft_core::Engine> {
     let runtime = runtime(Some(data))?;
     let invoker = Arc::new(crate::invoker::WasmInvoker::new(runtime.clone()));
-    let mut names: Vec<String> = store.processes()?.into_iter().map(|p| p.name).collect();
-    names.dedup();
-    for name in names {
-        if store.deployment(&name)?.is_some() {
-            let route = crate::load::route_from_store(&runtime, &*store, &name).await?;
-            invoker.install(&name, route);
-        }
+    for name in processes {
+        let route = crate::load::route_from_store(&runtime, &*store, name).await?;
+        invoker.install(name, route);
     }
     let engine = weft_core::Engine::new(
         store,

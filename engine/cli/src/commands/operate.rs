@@ -15,7 +15,7 @@ use crate::invoker::WasmInvoker;
 use crate::{exit, render};
 
 /// How long to wait for a running engine to take a spooled request.
-const PATIENCE: Duration = Duration::from_secs(30);
+pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub async fn operate(data: &Path, req: Request) -> anyhow::Result<u8> {
     let reply = match open_store(data, false) {
@@ -41,12 +41,17 @@ pub async fn operate(data: &Path, req: Request) -> anyhow::Result<u8> {
         Err(e) if is_locked(&e) => inbox::send(data, &req, PATIENCE).await?,
         Err(e) => return Err(e),
     };
+    Ok(answer(reply))
+}
+
+/// Prints an engine's reply to a request; the exit code it means.
+pub fn answer(reply: inbox::Reply) -> u8 {
     if reply.ok {
         render::say(reply.message);
-        Ok(exit::OK)
+        exit::OK
     } else {
         eprintln!("error: {}", reply.message);
-        Ok(exit::ERROR)
+        exit::ERROR
     }
 }
 

@@ -2,15 +2,12 @@
 //! directory and drive each to its end.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use weft_core::{Engine, EngineOptions, SystemClock};
 use weft_model::Status;
-use weft_store::{Definitions, Instances};
+use weft_store::Instances;
 
 use super::open_store;
-use crate::invoker::WasmInvoker;
-use crate::{exit, load, render};
+use crate::{exit, render};
 
 pub async fn resume(data: &Path) -> anyhow::Result<u8> {
     let store = open_store(data, false)?;
@@ -23,44 +20,36 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         ));
         return Ok(exit::OK);
     }
-    let runtime = super::runtime(Some(data))?;
-    let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
-    for id in &running {
-        let Some(inst) = store.instance(id)? else {
+    // One read of each before anything moves: which process it runs, where
+    // its history stands (print only what follows), whether it waits on a
+    // timer, a token or branches rather than an invocation.
+    let mut found = Vec::with_capacity(running.len());
+    let mut processes: Vec<String> = Vec::new();
+    for id in running {
+        let Some(inst) = store.instance(&id)? else {
             continue;
         };
-        if !invoker.has(&inst.process) {
-            let route =
-                load::route_from_store(&runtime, &*store as &dyn Definitions, &inst.process)
-                    .await?;
-            invoker.install(&inst.process, route);
+        let waits = inst.fan.is_some()
+            || inst
+                .step
+                .as_ref()
+                .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking));
+        if !processes.contains(&inst.process) {
+            processes.push(inst.process.clone());
         }
+        found.push((id, inst.seq, waits));
     }
-    let engine = Engine::new(
-        store.clone(),
-        invoker,
-        Arc::new(SystemClock),
-        EngineOptions::default(),
-    );
-    crate::inbox::serve(&engine, data);
+    let engine = super::engine_on(store.clone(), data, &processes).await?;
     let mut notices = engine.subscribe();
-    // Where each history stands before anything moves: print only what follows.
-    let mut seqs = std::collections::HashMap::new();
-    for id in &running {
-        seqs.insert(id.clone(), store.instance(id)?.map_or(0, |i| i.seq));
-    }
     // Instances with an invocation to carry out get it now; those waiting
     // on a retry timer or a completion token wait on.
-    let pending = engine.resume()?;
+    let pending: std::collections::HashSet<_> = engine.resume()?.into_iter().collect();
     let mut moving = Vec::new();
-    for id in running {
-        let waits = store.instance(&id)?.is_some_and(|i| {
-            i.fan.is_some()
-                || i.step
-                    .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking))
-        });
+    let mut from = Vec::new();
+    for (id, seq, waits) in found {
         if pending.contains(&id) || waits {
             moving.push(id);
+            from.push(seq);
         } else {
             eprintln!(
                 "warning: instance {id} is running but has no pending work; leaving it alone"
@@ -72,10 +61,6 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         moving.len(),
         if moving.len() == 1 { "" } else { "s" }
     ));
-    let from: Vec<u64> = moving
-        .iter()
-        .map(|id| seqs.get(id).copied().unwrap_or(0))
-        .collect();
     let ended = super::run::follow(&engine, &moving, &from, &mut notices, true).await?;
     for inst in &ended {
         render::say(format_args!("{}  {}", inst.id, render::summary(inst)));

@@ -15,11 +15,12 @@ use crate::{exit, render};
 
 pub async fn serve(data: &Path) -> anyhow::Result<u8> {
     let store = open_store(data, true)?;
-    let waiting = store.ids_with_status(Status::Waiting)?.len();
-    let engine = engine_on(store, data).await?;
+    let engine = engine_on(store.clone(), data, &super::deployed(&*store)?).await?;
     let mut notices = engine.subscribe();
     let resumed = engine.resume()?;
     let schedules = engine.run_schedules()?;
+    // Counted once work is under way: it reads an index entry per instance.
+    let waiting = store.ids_with_status(Status::Waiting)?.len();
     render::say(format_args!(
         "serving {}: {} instance{} resumed, {waiting} waiting, {schedules} schedule{}; Ctrl-C stops",
         data.display(),

@@ -2,11 +2,9 @@
 //! version unless one is pinned — and follow it until it ends or waits.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::{engine_on, open_store, run};
 use crate::inbox::{self, Request};
-use crate::{exit, render};
 
 pub async fn start(
     process: &str,
@@ -18,7 +16,7 @@ pub async fn start(
     let input = run::parse_input(input)?;
     match open_store(data, false) {
         Ok(store) => {
-            let engine = engine_on(store, data).await?;
+            let engine = engine_on(store.clone(), data, &super::deployed(&*store)?).await?;
             run::start_and_follow(&engine, process, version, input, key, data).await
         }
         Err(e) if super::operate::is_locked(&e) => {
@@ -29,14 +27,8 @@ pub async fn start(
                 input,
                 key,
             };
-            let reply = inbox::send(data, &req, Duration::from_secs(30)).await?;
-            if reply.ok {
-                render::say(reply.message);
-                Ok(exit::OK)
-            } else {
-                eprintln!("error: {}", reply.message);
-                Ok(exit::ERROR)
-            }
+            let reply = inbox::send(data, &req, super::operate::PATIENCE).await?;
+            Ok(super::operate::answer(reply))
         }
         Err(e) => Err(e),
     }
