@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use weft_model::Status;
-use weft_store::{Instances, SledStore};
+use weft_store::Instances;
+use weft_store_sled::SledStore;
 use weft_tests::{Sandbox, order_input, order_process, plugin, run, run_args, status_of};
 
 /// Asserts the data dir holds no instance at all.

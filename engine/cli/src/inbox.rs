@@ -7,7 +7,7 @@
 //! appears whole); the engine (`weft run`, `weft resume`) claims it by
 //! renaming it, applies it and writes `<name>.reply` the same way. When no
 //! engine runs, the requester opens the store itself and applies the request
-//! with a passive engine: the change is committed and waits for `weft resume`.
+//! with an offline engine: the change is committed and waits for `weft resume`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -58,41 +58,9 @@ pub enum Request {
     },
 }
 
-/// An instance named by its id or by the business key it was started with
-/// (looked up in every deployed process).
-pub fn resolve(engine: &Engine, text: &str) -> anyhow::Result<InstanceId> {
-    resolve_in(&**engine.store(), text)
-}
-
-/// `resolve` on a store.
-pub fn resolve_in(store: &dyn weft_store::Store, text: &str) -> anyhow::Result<InstanceId> {
-    if let Some(id) = InstanceId::parse(text)
-        && store.instance(&id)?.is_some()
-    {
-        return Ok(id);
-    }
-    let mut found = Vec::new();
-    for name in crate::commands::process_names(store)? {
-        if let Some(id) = store.by_key(&name, text)? {
-            found.push((name, id));
-        }
-    }
-    match found.len() {
-        0 if InstanceId::parse(text).is_some() => bail!("there is no instance {text}"),
-        0 => bail!(
-            "'{text}' is neither an instance id (26 letters and digits, as `weft run` prints on \
-             its first line) nor the business key of an instance"
-        ),
-        1 => Ok(found.remove(0).1),
-        _ => bail!(
-            "the business key '{text}' names instances of several processes ({}); use the instance id",
-            found
-                .iter()
-                .map(|(p, id)| format!("{p}: {id}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
+/// An instance named by its id or by the business key it was started with.
+pub async fn resolve(engine: &Engine, text: &str) -> anyhow::Result<InstanceId> {
+    Ok(engine.resolve(text).await?)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,7 +72,6 @@ pub struct Reply {
 /// Applies a request to an engine.
 pub async fn apply(engine: &Engine, req: &Request) -> Reply {
     let done = |ok: bool, message: String| Reply { ok, message };
-    let id = |text: &str| resolve(engine, text);
     let result: anyhow::Result<String> = async {
         Ok(match req {
             Request::Complete { token, output } => {
@@ -127,7 +94,7 @@ pub async fn apply(engine: &Engine, req: &Request) -> Reply {
                 format!("recorded a heartbeat for token '{token}' of instance {i}")
             }
             Request::Redrive { id: text } => {
-                let i = id(text)?;
+                let i = resolve(engine, text).await?;
                 engine.redrive(&i).await?;
                 format!("redriving instance {i}")
             }
@@ -135,7 +102,7 @@ pub async fn apply(engine: &Engine, req: &Request) -> Reply {
                 id: text,
                 compensate,
             } => {
-                let i = id(text)?;
+                let i = resolve(engine, text).await?;
                 engine.cancel(&i, *compensate).await?;
                 if *compensate {
                     format!("cancelling instance {i}, undoing its completed steps first")
@@ -148,12 +115,12 @@ pub async fn apply(engine: &Engine, req: &Request) -> Reply {
                 event,
                 data,
             } => {
-                let i = resolve(engine, target)?;
+                let i = resolve(engine, target).await?;
                 engine.signal(&i, event, data.clone()).await?;
                 format!("delivered '{event}' to instance {i}")
             }
             Request::Migrate { target, version } => {
-                let i = resolve(engine, target)?;
+                let i = resolve(engine, target).await?;
                 engine.migrate(&i, *version).await?;
                 format!("instance {i} now runs version {version}")
             }
@@ -240,8 +207,24 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Spools a request for the engine holding `data` and waits for its reply.
-pub async fn send(data: &Path, req: &Request, patience: Duration) -> anyhow::Result<Reply> {
+/// What came of a spooled request.
+pub enum Answer {
+    /// The engine holding the directory applied it.
+    Reply(Reply),
+    /// Nobody took it, and the directory came free: the request was taken
+    /// back, unapplied, and the store is ours.
+    Opened(std::sync::Arc<weft_store_sled::SledStore>),
+}
+
+/// Spools a request for the engine holding `data` and waits for its reply;
+/// meanwhile tries to open the store, in case what holds it is a short
+/// command rather than an engine: if it opens and the request is still
+/// unclaimed, the request is withdrawn and the caller applies it itself.
+pub async fn send_or_open(
+    data: &Path,
+    req: &Request,
+    patience: Duration,
+) -> anyhow::Result<Answer> {
     let dir = inbox(data);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let clock = SystemClock;
@@ -255,7 +238,16 @@ pub async fn send(data: &Path, req: &Request, patience: Duration) -> anyhow::Res
     loop {
         if let Ok(bytes) = std::fs::read(&reply_path) {
             let _ = std::fs::remove_file(&reply_path);
-            return serde_json::from_slice(&bytes).context("the engine's reply is not readable");
+            let reply =
+                serde_json::from_slice(&bytes).context("the engine's reply is not readable")?;
+            return Ok(Answer::Reply(reply));
+        }
+        match crate::commands::open_store_within(data, false, Duration::ZERO) {
+            // Removing the request succeeds only while nobody has claimed it.
+            Ok(store) if std::fs::remove_file(&path).is_ok() => return Ok(Answer::Opened(store)),
+            Ok(_) => {} // claimed just now: its reply follows
+            Err(e) if crate::commands::operate::is_locked(&e) => {}
+            Err(e) => return Err(e),
         }
         if clock.now() >= deadline && std::fs::remove_file(&path).is_ok() {
             bail!(

@@ -1,47 +1,43 @@
-//! Carries out actions with WASM plugins: finds the binding of the action for
-//! the instance's process, then runs its plugin in the runtime.
+//! Carries out actions with WASM plugins: the engine hands over the
+//! deployment (bindings revision) of the instance's process version; its
+//! plugins are loaded once, by content hash, from the store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use indexmap::IndexMap;
-use weft_core::{HeartbeatSink, InvokeFuture, Invoker};
-use weft_model::{Bindings, Failure, Invoke, StepOutcome};
+use weft_core::{HeartbeatSink, InvokeFuture, Invoker, PrepareFuture};
+use weft_model::{Failure, Invoke, StepOutcome};
 use weft_runtime::{Call, Plugin, Runtime};
-
-/// How one process's actions are carried out.
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub bindings: Arc<Bindings>,
-    pub plugins: IndexMap<String, Arc<Plugin>>,
-}
+use weft_store::{Definitions, Deployment};
 
 pub struct WasmInvoker {
     runtime: Arc<Runtime>,
-    routes: RwLock<HashMap<String, Arc<Route>>>,
+    /// Loaded plugins by the sha256 of their component bytes.
+    plugins: RwLock<HashMap<String, Arc<Plugin>>>,
 }
 
 impl WasmInvoker {
     pub fn new(runtime: Arc<Runtime>) -> Self {
         WasmInvoker {
             runtime,
-            routes: RwLock::new(HashMap::new()),
+            plugins: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Routes `process`'s actions through `route` from now on.
-    pub fn install(&self, process: &str, route: Route) {
-        self.routes
+    /// Makes an already loaded plugin available (as a deploy that just
+    /// loaded it does), so it is not read back and loaded again.
+    pub fn add(&self, plugin: Arc<Plugin>) {
+        self.plugins
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(process.to_owned(), Arc::new(route));
+            .insert(plugin.sha256.clone(), plugin);
     }
 
-    fn route(&self, process: &str) -> Option<Arc<Route>> {
-        self.routes
+    fn plugin(&self, sha256: &str) -> Option<Arc<Plugin>> {
+        self.plugins
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(process)
+            .get(sha256)
             .cloned()
     }
 }
@@ -53,18 +49,52 @@ fn failed(message: String) -> StepOutcome {
 }
 
 impl Invoker for WasmInvoker {
-    fn invoke<'a>(&'a self, cmd: &'a Invoke, heartbeat: HeartbeatSink) -> InvokeFuture<'a> {
+    fn prepare<'a>(
+        &'a self,
+        deployment: &'a Deployment,
+        definitions: &'a dyn Definitions,
+    ) -> PrepareFuture<'a> {
         Box::pin(async move {
-            let Some(route) = self.route(&cmd.process) else {
+            for (name, sha) in &deployment.plugins {
+                if self.plugin(sha).is_some() {
+                    continue;
+                }
+                let bytes = definitions
+                    .plugin(sha)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("plugin '{name}' ({sha}) is missing from the store"))?;
+                let plugin = self
+                    .runtime
+                    .load(name, bytes.into())
+                    .await
+                    .map_err(|e| format!("plugin '{name}': {e}"))?;
+                self.add(Arc::new(plugin));
+            }
+            Ok(())
+        })
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        deployment: &'a Deployment,
+        cmd: &'a Invoke,
+        heartbeat: HeartbeatSink,
+    ) -> InvokeFuture<'a> {
+        Box::pin(async move {
+            // Deploys check every action is bound to a plugin they carry, so
+            // these are invariants of the stored deployment; a damaged one
+            // fails the attempt rather than the engine.
+            let Some(binding) = deployment.bindings.actions.get(&cmd.action) else {
                 return failed(format!(
-                    "no bindings are deployed for process '{}'",
-                    cmd.process
+                    "action '{}' has no binding in revision {} of process '{}' v{}",
+                    cmd.action, deployment.revision, deployment.process, deployment.version
                 ));
             };
-            let Some(binding) = route.bindings.actions.get(&cmd.action) else {
-                return failed(format!("action '{}' has no binding", cmd.action));
-            };
-            let Some(plugin) = route.plugins.get(&binding.plugin) else {
+            let Some(plugin) = deployment
+                .plugins
+                .get(&binding.plugin)
+                .and_then(|sha| self.plugin(sha))
+            else {
                 return failed(format!("plugin '{}' is not loaded", binding.plugin));
             };
             let call = Call {
@@ -80,11 +110,7 @@ impl Invoker for WasmInvoker {
                 grants: &binding.grants,
                 heartbeat: Some(heartbeat),
             };
-            self.runtime.invoke(plugin, call).await
+            self.runtime.invoke(&plugin, call).await
         })
-    }
-
-    fn bindings(&self, process: &str) -> Option<Arc<Bindings>> {
-        self.route(process).map(|r| r.bindings.clone())
     }
 }

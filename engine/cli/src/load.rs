@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use indexmap::IndexMap;
+use weft_core::DeployRequest;
 use weft_model::source::{self, Diagnostic, Diagnostics, Document, Format, pointer};
-use weft_model::{Bindings, Manifest, Millis, Process};
+use weft_model::{Bindings, Manifest, Process};
 use weft_runtime::{Plugin, Runtime};
-use weft_store::{Definitions, Deployment, ProcessRecord};
-
-use crate::invoker::Route;
+use weft_store::PluginBlob;
 
 /// A checked process with its bindings and loaded plugins.
 pub struct Loaded {
@@ -21,28 +20,43 @@ pub struct Loaded {
     pub plugins: IndexMap<String, (Arc<Plugin>, Arc<[u8]>)>,
 }
 
-impl Loaded {
-    pub fn route(&self) -> Route {
-        Route {
-            bindings: Arc::new(self.bindings.clone()),
-            plugins: self
-                .plugins
-                .iter()
-                .map(|(n, (p, _))| (n.clone(), p.clone()))
-                .collect(),
-        }
+/// Largest process or bindings file read.
+const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+
+/// Largest plugin component read: foreign-language components run to tens
+/// of MiB (a Python one is ~18 MiB); this leaves room and stops `/dev/zero`.
+const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+
+/// Reads a regular file of at most `max` bytes: a device, a FIFO or a huge
+/// file is refused instead of read until memory runs out.
+pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
     }
+    let mut bytes = Vec::with_capacity(meta.len().min(max) as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("it is larger than {} MiB", max >> 20));
+    }
+    Ok(bytes)
 }
 
 fn read(path: &Path) -> Result<String, Diagnostic> {
-    std::fs::read_to_string(path).map_err(|e| {
+    let fail = |why: String| {
         Diagnostic::new(
             &path.display().to_string(),
             None,
-            format!("cannot read the file: {e}"),
+            format!("cannot read the file: {why}"),
         )
         .hint("check the path")
-    })
+    };
+    let bytes = read_limited(path, MAX_DOCUMENT_BYTES).map_err(fail)?;
+    String::from_utf8(bytes).map_err(|e| fail(format!("it is not UTF-8 text ({e})")))
 }
 
 fn document(path: &Path) -> Result<Document, Diagnostic> {
@@ -114,7 +128,7 @@ async fn load_plugin(
     path: &Path,
 ) -> Result<(Arc<Plugin>, Arc<[u8]>), String> {
     let shown = tidy(path);
-    let bytes: Arc<[u8]> = std::fs::read(path)
+    let bytes: Arc<[u8]> = read_limited(path, MAX_PLUGIN_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", shown.display()))?
         .into();
     let plugin = runtime
@@ -141,24 +155,10 @@ pub fn tidy(path: &Path) -> PathBuf {
     out
 }
 
-/// Stores the process version, the plugin components and the bindings, so
-/// instances can later be resumed from the store alone.
-pub fn deploy(store: &dyn Definitions, loaded: &Loaded, now: Millis) -> anyhow::Result<()> {
-    let p = &loaded.process;
-    let record = ProcessRecord {
-        name: p.name.clone(),
-        version: p.version,
-        definition: p.definition.clone(),
-        deployed_at: now,
-    };
-    if let Err(conflict) = store.put_process(&record)? {
-        bail!("{conflict}: give the changed process a new `version:`");
-    }
-    let mut shas = IndexMap::new();
-    for (name, (plugin, bytes)) in &loaded.plugins {
-        store.put_plugin(&plugin.sha256, bytes)?;
-        shas.insert(name.clone(), plugin.sha256.clone());
-    }
+/// What a deploy stores: the checked process, its bindings with granted
+/// directories made absolute (so they mean the same to every later engine,
+/// whatever its working directory), and the plugin bytes.
+pub fn deploy_request(loaded: &Loaded) -> anyhow::Result<DeployRequest> {
     let mut bindings = loaded.bindings.clone();
     for grant in bindings
         .actions
@@ -168,37 +168,40 @@ pub fn deploy(store: &dyn Definitions, loaded: &Loaded, now: Millis) -> anyhow::
         grant.1 = std::path::absolute(&grant.1)
             .with_context(|| format!("cannot resolve {}", grant.1.display()))?;
     }
-    store.put_deployment(&Deployment {
-        process: p.name.clone(),
+    Ok(DeployRequest {
+        process: loaded.process.clone(),
         bindings,
-        plugins: shas,
-        deployed_at: now,
-    })?;
-    Ok(())
+        plugins: loaded
+            .plugins
+            .iter()
+            .map(|(name, (plugin, bytes))| PluginBlob {
+                name: name.clone(),
+                sha256: plugin.sha256.clone(),
+                bytes: bytes.clone(),
+            })
+            .collect(),
+    })
 }
 
-/// Rebuilds a process's route from what the store holds.
-pub async fn route_from_store(
-    runtime: &Runtime,
-    store: &dyn Definitions,
-    process: &str,
-) -> anyhow::Result<Route> {
-    let d = store
-        .deployment(process)?
-        .with_context(|| format!("no bindings are deployed for process '{process}'"))?;
-    let mut plugins = IndexMap::new();
-    for (name, sha) in &d.plugins {
-        let bytes = store
-            .plugin(sha)?
-            .with_context(|| format!("plugin '{name}' ({sha}) is missing from the store"))?;
-        let plugin = runtime
-            .load(name, bytes.into())
-            .await
-            .with_context(|| format!("cannot load plugin '{name}' from the store"))?;
-        plugins.insert(name.clone(), Arc::new(plugin));
+/// Deploys through the engine: one atomic write of the process version,
+/// its bindings and plugins. The plugins just loaded are handed to the
+/// invoker so they are not loaded twice.
+pub async fn deploy(
+    engine: &weft_core::Engine,
+    invoker: &crate::invoker::WasmInvoker,
+    loaded: &Loaded,
+) -> anyhow::Result<weft_core::Deployed> {
+    for (plugin, _) in loaded.plugins.values() {
+        invoker.add(plugin.clone());
     }
-    Ok(Route {
-        bindings: Arc::new(d.bindings),
-        plugins,
-    })
+    let p = &loaded.process;
+    match engine.deploy(deploy_request(loaded)?).await {
+        Ok(d) => Ok(d),
+        Err(weft_core::Error::Conflict(conflict)) => {
+            bail!("{conflict}: give the changed process a new `version:`")
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot deploy process '{}' v{}", p.name, p.version))
+        }
+    }
 }

@@ -36,11 +36,16 @@ fn branch_prefix(r: &Record) -> String {
         .unwrap_or_default()
 }
 
-/// Everything a history record says, on one line.
+/// Everything a history record says, on one line; for an attempt's
+/// outcome, the bindings revision it ran with.
 pub fn record(r: &Record) -> String {
+    let ran = r
+        .bindings
+        .map(|rev| format!("  (bindings r{rev})"))
+        .unwrap_or_default();
     match &r.kind {
-        RecordKind::Transition { .. } => record_body(r),
-        _ => format!("{}{}", branch_prefix(r), record_body(r)),
+        RecordKind::Transition { .. } => format!("{}{ran}", record_body(r)),
+        _ => format!("{}{}{ran}", branch_prefix(r), record_body(r)),
     }
 }
 

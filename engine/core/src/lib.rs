@@ -1,27 +1,39 @@
-//! weft-core: the driver. It feeds events to the pure interpreter, commits
-//! what comes out (group commit through [`Writer`]), and carries out the
-//! commands: invoking actions through an [`Invoker`], re-driving the outbox
-//! after a restart, recording each step's outcome under its idempotency key
-//! so it is never invoked again once recorded.
+//! weft-core: the driver and the one owner of operations. It feeds events
+//! to the pure interpreter, commits what comes out (group commit through
+//! [`Writer`]), and carries out the commands: invoking actions through an
+//! [`Invoker`] with the bindings deployed for each instance's process
+//! version, re-driving the outbox after a restart, recording each step's
+//! outcome under its idempotency key so it is never invoked again once
+//! recorded. Deploy, start, signal, complete, cancel, redrive, migrate,
+//! status, history and list are [`Engine`] methods; the CLI and the server
+//! only parse, call and render.
 //!
 //! Depends on `weft-model`, the store traits and tokio. It knows nothing of
 //! sled or wasmtime: the binary wires those in.
 
+mod apply;
+mod backoff;
 pub mod clock;
+mod dispatch;
 mod engine;
 pub mod guard;
 mod ids;
+mod operate;
 pub mod schedule;
+mod timers;
 pub mod writer;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use weft_model::{Bindings, InstanceId, Invoke, StepOutcome};
+use weft_model::{InstanceId, Invoke, StepOutcome};
+use weft_store::{Definitions, Deployment};
 
+pub use apply::Delivered;
 pub use clock::{Clock, SimClock, SystemClock};
-pub use engine::{Completion, Delivered, Engine, EngineOptions, Notice, Started};
+pub use engine::{Engine, EngineOptions, Notice};
+pub use operate::{Completion, DeployRequest, Deployed, Page, PageQuery, Started, Summary};
 pub use writer::Writer;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +64,20 @@ pub enum Error {
     TokenUsed(String),
     #[error("instance {0}: {1}")]
     Refused(InstanceId, String),
+    #[error(
+        "'{0}' is neither an instance id (26 letters and digits) nor the business key of an instance"
+    )]
+    UnknownTarget(String),
+    #[error(
+        "the business key '{key}' names instances of several processes ({found}); use the instance id"
+    )]
+    AmbiguousKey { key: String, found: String },
+    #[error("{what}: {why}")]
+    TooLarge { what: String, why: String },
+    #[error("the engine has stopped")]
+    Stopped,
+    #[error("{0}")]
+    DeployRefused(String),
 }
 
 impl From<weft_store::Error> for Error {
@@ -67,14 +93,29 @@ pub type HeartbeatSink = Arc<dyn Fn(String) + Send + Sync>;
 
 pub type InvokeFuture<'a> = Pin<Box<dyn Future<Output = StepOutcome> + Send + 'a>>;
 
-/// Carries out an action. The binary implements it over the WASM runtime;
-/// tests implement it in memory.
-pub trait Invoker: Send + Sync + 'static {
-    fn invoke<'a>(&'a self, cmd: &'a Invoke, heartbeat: HeartbeatSink) -> InvokeFuture<'a>;
+pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
-    /// The bindings of a process's actions: retry defaults and timeouts for
-    /// the interpreter, limits for the engine's guards.
-    fn bindings(&self, _process: &str) -> Option<Arc<Bindings>> {
-        None
+/// Carries out actions with the plugins a deployment names. The binary
+/// implements it over the WASM runtime; tests implement it in memory.
+pub trait Invoker: Send + Sync + 'static {
+    /// Gets a deployment's plugins ready (reads their bytes from
+    /// `definitions`, compiles, instantiates) before its first invocation in
+    /// this engine. While it fails, the deployment's invocations stay queued
+    /// and it is tried again later: work is never failed for want of a
+    /// plugin the engine could not load.
+    fn prepare<'a>(
+        &'a self,
+        _deployment: &'a Deployment,
+        _definitions: &'a dyn Definitions,
+    ) -> PrepareFuture<'a> {
+        Box::pin(async { Ok(()) })
     }
+
+    /// Invokes one attempt of `cmd` with `deployment`'s binding of its action.
+    fn invoke<'a>(
+        &'a self,
+        deployment: &'a Deployment,
+        cmd: &'a Invoke,
+        heartbeat: HeartbeatSink,
+    ) -> InvokeFuture<'a>;
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use weft_model::schedule::{Missed, Schedule};
 use weft_model::{Millis, Span};
 
+use crate::backoff::Backoff;
 use crate::{Engine, Result};
 
 /// How many missed firings are walked before the search for the newest one
@@ -21,15 +22,15 @@ const WALK_LIMIT: usize = 10_000;
 impl Engine {
     /// Starts firing the schedules of every deployed process (its newest
     /// version's). Returns how many schedules run.
-    pub fn run_schedules(&self) -> Result<usize> {
+    pub async fn run_schedules(&self) -> Result<usize> {
         let mut newest: BTreeMap<String, u32> = BTreeMap::new();
-        for p in self.inner.store.processes()? {
+        for p in self.read(|s| s.processes()).await? {
             let v = newest.entry(p.name).or_default();
             *v = (*v).max(p.version);
         }
         let mut count = 0;
         for (name, version) in newest {
-            let process = self.process(&name, version)?;
+            let process = self.process(&name, version).await?;
             for (index, schedule) in process.schedules.iter().enumerate() {
                 let engine = self.clone();
                 let (name, schedule) = (name.clone(), schedule.clone());
@@ -41,10 +42,10 @@ impl Engine {
     }
 
     async fn run_schedule(&self, process: String, index: u32, schedule: Schedule) {
-        let store = self.inner.store.clone();
         let clock = self.inner.clock.clone();
         let now = clock.now();
-        let mut mark = match store.schedule_mark(&process, index) {
+        let p = process.clone();
+        let mut mark = match self.read(move |s| s.schedule_mark(&p, index)).await {
             Ok(Some(m)) => m,
             // Never fired: start counting from now, not from the epoch.
             Ok(None) => now,
@@ -63,36 +64,63 @@ impl Engine {
         }
         if mark != now {
             mark = now;
-            self.mark(&process, index, mark);
+            self.mark(&process, index, mark).await;
         }
         while let Some(next) = schedule.cron.next_after(mark) {
             self.doze(clock.sleep_until(next)).await;
             self.fire(&process, index, &schedule, next).await;
             mark = next;
-            self.mark(&process, index, mark);
+            self.mark(&process, index, mark).await;
         }
     }
 
+    /// Starts the firing's instance, trying again with backoff until its
+    /// start is recorded: the schedule's mark moves on only after.
     async fn fire(&self, process: &str, index: u32, schedule: &Schedule, at: Millis) {
         let key = format!("schedule-{index}@{at}");
-        match self
-            .start_keyed(process, None, schedule.input.clone(), Some(key.clone()))
-            .await
-        {
-            Ok(s) if s.existing => {
-                tracing::info!(
-                    "schedule {index} of '{process}': {key} had already started {}",
-                    s.id
-                )
+        let mut backoff = Backoff::new();
+        loop {
+            match self
+                .start_keyed(process, None, schedule.input.clone(), Some(key.clone()))
+                .await
+            {
+                Ok(s) if s.existing => {
+                    tracing::info!(
+                        "schedule {index} of '{process}': {key} had already started {}",
+                        s.id
+                    );
+                    return;
+                }
+                Ok(s) => {
+                    tracing::info!("schedule {index} of '{process}': {key} started {}", s.id);
+                    return;
+                }
+                Err(e) => {
+                    let pause = backoff.pause();
+                    self.report_trouble(format!(
+                        "schedule {index} of '{process}': {key} did not start: {e}; trying again in {pause}"
+                    ));
+                    self.pause(pause).await;
+                }
             }
-            Ok(s) => tracing::info!("schedule {index} of '{process}': {key} started {}", s.id),
-            Err(e) => tracing::error!("schedule {index} of '{process}': {key} did not start: {e}"),
         }
     }
 
-    fn mark(&self, process: &str, index: u32, at: Millis) {
-        if let Err(e) = self.inner.store.put_schedule_mark(process, index, at) {
-            tracing::error!("schedule {index} of '{process}': cannot store its mark: {e}");
+    /// Stores the schedule's mark, trying again with backoff until it is.
+    async fn mark(&self, process: &str, index: u32, at: Millis) {
+        let mut backoff = Backoff::new();
+        loop {
+            let p = process.to_owned();
+            match self.read(move |s| s.put_schedule_mark(&p, index, at)).await {
+                Ok(()) => return,
+                Err(e) => {
+                    let pause = backoff.pause();
+                    self.report_trouble(format!(
+                        "schedule {index} of '{process}': cannot store its mark: {e}; trying again in {pause}"
+                    ));
+                    self.pause(pause).await;
+                }
+            }
         }
     }
 }

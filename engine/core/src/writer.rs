@@ -17,10 +17,19 @@ const MAX_BATCH: usize = 512;
 
 type Reply = oneshot::Sender<Result<std::result::Result<(), Conflict>>>;
 
+// Nearly every job is a commit, moved once into the channel: boxing it
+// would add an allocation per transition to spare the rare barrier bytes.
+#[allow(clippy::large_enum_variant)]
+enum Job {
+    Commit(Commit, Reply),
+    /// Answered once every job queued before it has been written.
+    Barrier(oneshot::Sender<()>),
+}
+
 /// Hands commits to the writer thread.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<(Commit, Reply)>,
+    tx: mpsc::Sender<Job>,
     stats: Arc<Stats>,
 }
 
@@ -35,7 +44,7 @@ pub struct Stats {
 
 impl Writer {
     pub fn start(journal: Arc<dyn Journal>) -> Writer {
-        let (tx, rx) = mpsc::channel::<(Commit, Reply)>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(Stats::default());
         let thread_stats = stats.clone();
         let spawned = std::thread::Builder::new()
@@ -53,7 +62,7 @@ impl Writer {
     pub async fn commit(&self, commit: Commit) -> Result<std::result::Result<(), Conflict>> {
         let (reply, rx) = oneshot::channel();
         self.stats.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send((commit, reply)).is_err() {
+        if self.tx.send(Job::Commit(commit, reply)).is_err() {
             self.stats.queued.fetch_sub(1, Ordering::SeqCst);
             return Err(Error::WriterGone);
         }
@@ -63,17 +72,39 @@ impl Writer {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+
+    /// Returns once every commit handed over before the call is written (or
+    /// has failed), so nothing handed to the writer is lost on a stop.
+    pub async fn drained(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Job::Barrier(tx))
+            .map_err(|_| Error::WriterGone)?;
+        rx.await.map_err(|_| Error::WriterGone)
+    }
 }
 
-fn run(journal: &dyn Journal, rx: &mpsc::Receiver<(Commit, Reply)>, stats: &Stats) {
+fn run(journal: &dyn Journal, rx: &mpsc::Receiver<Job>, stats: &Stats) {
     // Ends when every Writer handle is dropped.
+    let mut barriers = Vec::new();
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Commit(c, r) => batch.push((c, r)),
+                // Everything before it is in this batch: answer after it.
+                Job::Barrier(b) => barriers.push(b),
             }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            for b in barriers.drain(..) {
+                let _ = b.send(());
+            }
+            continue;
         }
         let (commits, replies): (Vec<Commit>, Vec<Reply>) = batch.into_iter().unzip();
         stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -96,6 +127,9 @@ fn run(journal: &dyn Journal, rx: &mpsc::Receiver<(Commit, Reply)>, stats: &Stat
                     let _ = reply.send(Err(Error::Store(e.clone())));
                 }
             }
+        }
+        for b in barriers.drain(..) {
+            let _ = b.send(());
         }
     }
 }

@@ -11,7 +11,6 @@ use serde_json::json;
 use support::*;
 use weft_core::{Clock, Completion, Error};
 use weft_model::{Failure, RecordKind, Span, Status, StepOutcome};
-use weft_store::Instances;
 
 const ONE_STEP: &str = r#"
 process: one

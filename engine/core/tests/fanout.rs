@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use support::*;
 use weft_core::Clock;
 use weft_model::{RecordKind, Status, StepOutcome};
-use weft_store::Instances;
 
 const PIPELINE: &str = r#"
 process: pipeline

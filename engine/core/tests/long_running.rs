@@ -10,7 +10,6 @@ use serde_json::json;
 use support::*;
 use weft_core::Error;
 use weft_model::{Millis, RecordKind, Span, Status};
-use weft_store::Instances;
 
 const DAY: u64 = 86_400_000;
 
@@ -194,7 +193,10 @@ async fn a_business_key_starts_one_instance_and_addresses_it() {
         "the second start changed nothing"
     );
     assert_eq!(sim.store.ids_with_status(Status::Waiting).unwrap().len(), 1);
-    assert_eq!(sim.engine.by_key("loan", "loan-7").unwrap(), Some(a.id));
+    assert_eq!(
+        sim.engine.by_key("loan", "loan-7").await.unwrap(),
+        Some(a.id)
+    );
     // Racing starts with one key: exactly one instance.
     let (x, y) = tokio::join!(
         sim.engine
@@ -309,7 +311,7 @@ fn fired(sim: &Sim) -> Vec<Millis> {
 async fn cron_fires_every_six_hours_over_a_simulated_week() {
     let sim = Sim::new(REPORT, "");
     sim.on("build", script(|_| done(json!({}))));
-    assert_eq!(sim.engine.run_schedules().unwrap(), 1);
+    assert_eq!(sim.engine.run_schedules().await.unwrap(), 1);
     // T0 is 1970-01-01T00:16:40Z: go to 06:00, then a week hour by hour.
     sim.advance(6 * 3_600_000 - 16 * 60_000 - 40_000).await;
     sim.run_for(7 * DAY, 3_600_000).await;
@@ -336,13 +338,13 @@ async fn downtime(missed: &str) -> Vec<Millis> {
     );
     let mut sim = Sim::new(&process, "");
     sim.on("build", script(|_| done(json!({}))));
-    sim.engine.run_schedules().unwrap();
+    sim.engine.run_schedules().await.unwrap();
     sim.run_for(DAY, 3_600_000).await; // four firings
     // Down for two days: eight firings missed.
     sim.engine.shutdown().await;
     sim.clock.advance(Span(2 * DAY));
     sim.reboot().await;
-    sim.engine.run_schedules().unwrap();
+    sim.engine.run_schedules().await.unwrap();
     sim.run_for(7 * 3_600_000, 3_600_000).await;
     fired(&sim)
 }

@@ -21,7 +21,6 @@ use serde_json::json;
 use support::*;
 use weft_core::{Clock, Completion};
 use weft_model::{Failure, InstanceId, Phase, RecordKind, Span, Status, StepOutcome};
-use weft_store::Instances;
 
 const SAGA: &str = r#"
 process: saga

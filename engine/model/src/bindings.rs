@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::def::{BindingDef, BindingsDef, RateLimitDef};
+use crate::limits;
 use crate::process::{ENGINE_ERROR_KINDS, Process, StateKind};
 use crate::retry::RetryPolicy;
 use crate::source::{Diagnostics, Document, pointer};
@@ -142,6 +143,7 @@ pub struct Grants {
 
 /// Validates a bindings document; relative paths are taken from `base`.
 pub fn bindings(doc: &Document, base: &Path) -> Result<Bindings, Diagnostics> {
+    crate::source::check_depth(doc)?;
     let def: BindingsDef = deserialize(doc, "", &doc.value).map_err(Diagnostics::from)?;
     let mut diags = Diagnostics::default();
     let mut plugins = IndexMap::new();
@@ -227,6 +229,17 @@ fn binding(
             DEFAULT_MEMORY
         }
     };
+    if let Some(config) = &raw.config
+        && let Err(e) = limits::check(config)
+    {
+        diags.push(
+            doc.diag(
+                &format!("{at}/config"),
+                format!("the config of action '{name}' {e}"),
+            )
+            .hint("it goes with every invocation; give the plugin a file under `dirs:` for large data"),
+        );
+    }
     let mut grants = Grants::default();
     for (guest, host) in &raw.dirs {
         if !guest.starts_with('/') {

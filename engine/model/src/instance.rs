@@ -453,6 +453,10 @@ pub struct Record {
     /// The branch it happened in (`build`, `3`, `build/lint`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// For the outcome of an attempt: the bindings revision of the
+    /// instance's process version it ran with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<u32>,
     #[serde(flatten)]
     pub kind: RecordKind,
 }

@@ -282,6 +282,7 @@ impl<'p> Machine<'p> {
             seq: self.inst.seq,
             at: self.now,
             branch: None,
+            bindings: None,
             kind,
         });
         self.inst.seq += 1;
@@ -607,6 +608,7 @@ impl<'p> Machine<'p> {
                 seq: self.inst.seq,
                 at: r.at,
                 branch,
+                bindings: r.bindings,
                 kind: r.kind,
             });
             self.inst.seq += 1;

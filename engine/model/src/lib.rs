@@ -13,6 +13,8 @@ pub mod def;
 pub mod expr;
 pub mod instance;
 pub mod interpret;
+pub mod limits;
+mod nesting;
 pub mod process;
 pub mod retry;
 pub mod schedule;

@@ -142,7 +142,8 @@ impl Cron {
                 s += 1;
                 continue;
             }
-            return Some(Millis(s * 1000));
+            // None past the end of representable time rather than overflow.
+            return s.checked_mul(1000).map(Millis);
         }
         None
     }
@@ -164,23 +165,28 @@ fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64, Stri
             let base = if names.len() == 12 { 1 } else { 0 };
             return Ok(i as u32 + base);
         }
-        let n: u32 = v
-            .parse()
-            .map_err(|_| format!("'{v}' is not a number between {lo} and {hi}"))?;
-        if n < lo || n > hi {
-            return Err(format!("{n} is outside {lo}-{hi}"));
-        }
-        Ok(n)
+        // Digits only: `parse` would also take a sign.
+        let n = v
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| v.parse::<u32>().ok())
+            .flatten()
+            .filter(|n| (lo..=hi).contains(n));
+        n.ok_or_else(|| format!("'{v}' is not a number from {lo} to {hi}"))
     };
     let mut bits = 0u64;
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("'{s}' is not a step (a number above 0)"))?;
+                // A step beyond the field's largest value would select the
+                // first value only, which is never what was meant.
+                let step = s
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| s.parse::<u32>().ok())
+                    .flatten()
+                    .filter(|s| (1..=hi).contains(s))
+                    .ok_or_else(|| format!("'{s}' is not a step (a number from 1 to {hi})"))?;
                 (r, step)
             }
             None => (part, 1),
@@ -188,6 +194,9 @@ fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64, Stri
         let (from, to) = match range {
             "*" | "?" => (lo, hi),
             r => match r.split_once('-') {
+                Some((a, b)) if a.is_empty() || b.is_empty() => {
+                    return Err(format!("'{r}' is not a range (write it like 1-5)"));
+                }
                 Some((a, b)) => (value(a)?, value(b)?),
                 // `5/10` means from 5 to the end, every 10.
                 None if step > 1 => (value(r)?, hi),
@@ -200,10 +209,9 @@ fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str]) -> Result<u64, Stri
         if from > to {
             return Err(format!("the range {from}-{to} runs backwards"));
         }
-        let mut v = from;
-        while v <= to {
+        // `value` keeps both ends within lo..=hi (at most 59), so every bit fits.
+        for v in (from..=to).step_by(step as usize) {
             bits |= 1 << v;
-            v += step;
         }
     }
     Ok(bits)
@@ -296,5 +304,57 @@ mod tests {
             };
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn parse_extreme_or_garbage_fields_each_refused_naming_the_field() {
+        let names = ["second", "minute", "hour", "day", "month", "weekday"];
+        let garbage = [
+            "1/4294967295",
+            "*/4294967295",
+            "0-7/4294967295",
+            "*/4294967296",
+            "5-4294967295",
+            "4294967295-5",
+            "4294967295",
+            "99999999999999999999",
+            "*/0",
+            "*/-1",
+            "*/",
+            "/5",
+            "1//2",
+            "1/2/3",
+            "-1",
+            "1-",
+            "-",
+            "1-2-3",
+            ",",
+            "1,,2",
+            "0x10",
+            "\u{ff15}",
+            "MON-",
+            "**",
+        ];
+        for (i, name) in names.iter().enumerate() {
+            for g in garbage {
+                let mut fields = ["*"; 6];
+                fields[i] = g;
+                let text = fields.join(" ");
+                let err = match Cron::parse(&text) {
+                    Ok(c) => panic!("{text} should be refused, parsed as {c}"),
+                    Err(e) => e,
+                };
+                assert!(
+                    err.starts_with(&format!("{name} field '{g}': ")),
+                    "{text}: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn next_after_the_end_of_time_is_none() {
+        let cron = Cron::parse("* * * * * *").expect("parses");
+        assert_eq!(cron.next_after(Millis(u64::MAX)), None);
     }
 }

@@ -13,6 +13,9 @@ use std::fmt;
 use marked_yaml::{LoaderOptions, Node};
 use serde_json::{Map, Number, Value};
 
+use crate::limits::MAX_DOCUMENT_DEPTH;
+use crate::nesting;
+
 /// A 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Pos {
@@ -233,10 +236,33 @@ impl Format {
 
 /// Loads a document whose top level must be a mapping.
 pub fn load(file: &str, text: &str, format: Format) -> Result<Document, Diagnostic> {
+    // Before any reader runs: the YAML reader recurses once per level.
+    if let Some(pos) = nesting::too_deep(text, MAX_DOCUMENT_DEPTH) {
+        return Err(too_deep(file, Some(pos)));
+    }
     match format {
         Format::Json => load_json(file, text),
         Format::Yaml => load_yaml(file, text),
     }
+}
+
+fn too_deep(file: &str, pos: Option<Pos>) -> Diagnostic {
+    Diagnostic::new(
+        file,
+        pos,
+        format!("the document nests deeper than {MAX_DOCUMENT_DEPTH} levels"),
+    )
+    .hint("check the indentation and the brackets")
+}
+
+/// Refuses a document that nests too deep to be deserialized safely (serde
+/// recurses once per level). `load` already refused such a text; this covers
+/// documents made with `Document::from_value`.
+pub(crate) fn check_depth(doc: &Document) -> Result<(), Diagnostic> {
+    if crate::limits::depth(&doc.value) <= MAX_DOCUMENT_DEPTH {
+        return Ok(());
+    }
+    Err(too_deep(&doc.file, None))
 }
 
 fn options() -> LoaderOptions {
@@ -266,7 +292,7 @@ fn load_json(file: &str, text: &str) -> Result<Document, Diagnostic> {
     // it just reports problems without a line.
     let mut map = SourceMap::default();
     if let Ok(node) = marked_yaml::parse_yaml_with_options(0, text, options()) {
-        let _ = convert(&node, String::new(), &mut map);
+        let _ = convert(&node, String::new(), &mut map, 0);
     }
     Ok(Document {
         file: file.to_owned(),
@@ -295,8 +321,9 @@ fn load_yaml(file: &str, text: &str) -> Result<Document, Diagnostic> {
     let node = marked_yaml::parse_yaml_with_options(0, text, options())
         .map_err(|e| load_error(file, e))?;
     let mut map = SourceMap::default();
-    let value = convert(&node, String::new(), &mut map)
-        .map_err(|(pos, msg)| Diagnostic::new(file, Some(pos), msg))?;
+    let value = convert(&node, String::new(), &mut map, 0).map_err(|e| match e {
+        ConvertError::TooDeep(pos) => too_deep(file, Some(pos)),
+    })?;
     Ok(Document {
         file: file.to_owned(),
         value,
@@ -364,34 +391,48 @@ fn load_error(file: &str, e: marked_yaml::LoadError) -> Diagnostic {
     }
 }
 
-type ConvertError = (Pos, String);
+enum ConvertError {
+    TooDeep(Pos),
+}
 
-fn convert(node: &Node, at: String, map: &mut SourceMap) -> Result<Value, ConvertError> {
-    map.values.insert(at.clone(), node_pos(node));
+/// `depth` counts the collections around `node`. The text was measured
+/// before parsing; this exact count also bounds the recursion here, and
+/// catches what the text scan counts low (`[a: [b: ...]]`).
+fn convert(
+    node: &Node,
+    at: String,
+    map: &mut SourceMap,
+    depth: usize,
+) -> Result<Value, ConvertError> {
+    let mut pos = node_pos(node);
+    // A block mapping's own mark can sit after its first key; point at
+    // whichever comes first.
+    if let Node::Mapping(m) = node
+        && let Some(first) = m.iter().next().and_then(|(k, _)| k.span().start())
+    {
+        pos = pos.min(marker_pos(first));
+    }
+    map.values.insert(at.clone(), pos);
+    if !matches!(node, Node::Scalar(_)) && depth >= MAX_DOCUMENT_DEPTH {
+        return Err(ConvertError::TooDeep(pos));
+    }
     match node {
         Node::Scalar(s) => Ok(scalar(s)),
         Node::Sequence(seq) => {
             let mut out = Vec::with_capacity(seq.len());
             for (i, item) in seq.iter().enumerate() {
-                out.push(convert(item, format!("{at}/{i}"), map)?);
+                out.push(convert(item, format!("{at}/{i}"), map, depth + 1)?);
             }
             Ok(Value::Array(out))
         }
         Node::Mapping(m) => {
-            // A block mapping's own mark can sit after its first key; point
-            // at whichever comes first.
-            if let Some(first) = m.iter().next().and_then(|(k, _)| k.span().start()) {
-                let first = marker_pos(first);
-                let own = map.values.entry(at.clone()).or_insert(first);
-                *own = (*own).min(first);
-            }
             let mut out = Map::new();
             for (k, v) in m.iter() {
                 let child = format!("{at}/{}", pointer_segment(k.as_str()));
                 if let Some(p) = k.span().start() {
                     map.keys.insert(child.clone(), marker_pos(p));
                 }
-                let value = convert(v, child, map)?;
+                let value = convert(v, child, map, depth + 1)?;
                 out.insert(k.as_str().to_owned(), value);
             }
             Ok(Value::Object(out))

@@ -11,6 +11,7 @@ use crate::def::{
     CompensateDef, MachineDef, ProcessDef, RetryDef, ScheduleDef, StateDef, StateType, TargetDef,
 };
 use crate::expr::{CompileError, Expr, PathExpr};
+use crate::limits;
 use crate::process::{
     Arm, Compensation, MapState, Parallel, Process, State, StateKind, Task, Tolerance, Transition,
     Wait, WaitTimer, is_engine_error_kind,
@@ -23,6 +24,7 @@ use crate::time::Span;
 /// Validates a process document. Checks that need the bindings and plugin
 /// manifests live in `bindings::check`.
 pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
+    crate::source::check_depth(doc)?;
     let mut diags = Diagnostics::default();
     let shell: Shell = deserialize(doc, "", &doc.value)?;
     let def = ProcessDef {
@@ -81,6 +83,7 @@ fn machine(
     let mut states = IndexMap::new();
     for (name, value) in raw {
         let at = format!("{base}{}", pointer(["states", name]));
+        check_key_name(doc, &at, "state", name, diags);
         match deserialize::<StateDef>(doc, &at, value) {
             Ok(def) => {
                 if let Some(state) = state(doc, &at, name, &def, &names, diags) {
@@ -176,6 +179,13 @@ fn schedules(doc: &Document, raw: Option<&Value>, diags: &mut Diagnostics) -> Ve
                 &format!("{at}/input"),
                 "a schedule's input must be an object",
             ));
+            continue;
+        }
+        if let Err(e) = limits::check(&input) {
+            diags.push(
+                doc.diag(&format!("{at}/input"), format!("the schedule's input {e}"))
+                    .hint("start with a small input and let the first step fetch the rest"),
+            );
             continue;
         }
         out.push(Schedule {
@@ -276,8 +286,39 @@ fn check_header(doc: &Document, def: &ProcessDef, diags: &mut Diagnostics) {
     }
 }
 
-/// Names of processes, actions, plugins and error kinds: letters, digits,
-/// `-`, `_` and `.`.
+/// State and branch names are segments of step keys
+/// (`<instance>/<state>/<visit>/<branch>/<state>/<visit>`): a '/' in one
+/// would let a top-level state share its key with a step inside a branch, and
+/// a finished step's result would be taken for the other's.
+fn check_key_name(doc: &Document, at: &str, what: &str, name: &str, diags: &mut Diagnostics) {
+    if valid_name(name) {
+        return;
+    }
+    let fixed: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut hint = "it is part of step keys like <instance>/<state>/<visit>; rename it".to_owned();
+    if !fixed.is_empty() {
+        hint.push_str(&format!(", e.g. to '{fixed}'"));
+    }
+    diags.push(
+        doc.key_diag(
+            at,
+            format!("{what} name '{name}' may use only letters, digits, '-', '_' and '.'"),
+        )
+        .hint(hint),
+    );
+}
+
+/// Names of processes, actions, plugins, error kinds, states and branches:
+/// letters, digits, `-`, `_` and `.`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -622,13 +663,8 @@ fn parallel_state(
     match &raw.branches {
         Some(list) if !list.is_empty() => {
             for (b, value) in list {
-                if !valid_name(b) {
-                    diags.push(doc.key_diag(
-                        &format!("{at}/branches/{}", pointer_segment(b)),
-                        format!("'{b}' is not a valid branch name"),
-                    ));
-                }
                 let bat = format!("{at}/branches/{}", pointer_segment(b));
+                check_key_name(doc, &bat, "branch", b, diags);
                 if let Some(p) = branch(doc, &bat, b, value, diags) {
                     branches.push((b.clone(), std::sync::Arc::new(p)));
                 }

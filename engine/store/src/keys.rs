@@ -31,6 +31,19 @@ pub fn process(name: &str, version: u32) -> Vec<u8> {
     k
 }
 
+/// `name \0 version(u32 BE) revision(u32 BE)`: one bindings revision of a
+/// process version; the last key under the version's prefix is the newest.
+pub fn deployment(name: &str, version: u32, revision: u32) -> Vec<u8> {
+    let mut k = process(name, version);
+    k.extend_from_slice(&revision.to_be_bytes());
+    k
+}
+
+/// `name \0 version(u32 BE)`: every bindings revision of a process version.
+pub fn deployment_prefix(name: &str, version: u32) -> Vec<u8> {
+    process(name, version)
+}
+
 /// `name \0`: the prefix of every version of a process.
 pub fn process_prefix(name: &str) -> Vec<u8> {
     let mut k = name.as_bytes().to_vec();

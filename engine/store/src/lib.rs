@@ -1,18 +1,20 @@
-//! weft-store: where everything weft knows is kept.
+//! weft-store: the contract of every place weft keeps what it knows.
 //!
-//! Narrow traits per table ([`Definitions`], [`Instances`], [`Journal`]), a
-//! sled implementation for real use ([`SledStore`]) and an in-memory one for
-//! tests ([`MemStore`]); one conformance suite (`tests/conformance.rs`) runs
-//! against both. A [`Commit`] — history append, instance snapshot, outbox
-//! changes, recorded step results — is applied atomically and is durable when
-//! [`Journal::commit`] returns; a batch of commits shares one atomic write and
-//! one flush (group commit).
+//! Narrow traits per table ([`Definitions`], [`Instances`], [`Journal`]), the
+//! key layout ([`keys`]) that ordered key-value backends share, an in-memory
+//! implementation for tests ([`MemStore`]), and the conformance suite
+//! ([`testkit`]) that every backend's crate runs against itself (sled lives in
+//! `weft-store-sled`). A [`Commit`] — history append, instance snapshot,
+//! outbox changes, recorded step results — is applied atomically and is
+//! durable when [`Journal::commit`] returns; a batch of commits shares one
+//! atomic write and one flush (group commit). A [`Deploy`] — process version,
+//! bindings and plugin components — is one atomic write too.
 //!
-//! Depends on `weft-model` and sled only: no tokio, no wasmtime.
+//! Depends on `weft-model` only: no tokio, no wasmtime, no database.
 
-mod keys;
+pub mod keys;
 mod mem;
-mod sled_store;
+pub mod testkit;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -20,24 +22,43 @@ use serde_json::Value;
 use weft_model::{Bindings, Failure, Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
 pub use mem::MemStore;
-pub use sled_store::SledStore;
+
+/// A backend's own error, kept as the source of ours.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot open the store at {path}: {source}")]
-    Open { path: String, source: sled::Error },
+    Open { path: String, source: BackendError },
     #[error("the store at {path} is in use by another weft process")]
     Locked { path: String },
-    #[error("store {op} failed: {source}")]
-    Sled {
+    /// An operation failed in the backend; `what` names the ids involved.
+    #[error("store: cannot {op} {what}: {source}")]
+    Backend {
         op: &'static str,
-        source: sled::Error,
+        what: String,
+        source: BackendError,
     },
     #[error("stored {what} is unreadable: {source}")]
     Corrupt {
         what: String,
         source: serde_json::Error,
     },
+}
+
+impl Error {
+    /// A backend failure of `op` on `what` (ids, keys).
+    pub fn backend(
+        op: &'static str,
+        what: impl Into<String>,
+        source: impl Into<BackendError>,
+    ) -> Error {
+        Error::Backend {
+            op,
+            what: what.into(),
+            source: source.into(),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,6 +85,8 @@ pub enum Conflict {
         expected: u64,
         got: u64,
     },
+    /// A step tried to open a completion token another step holds (or held).
+    TokenTaken { token: String, key: String },
 }
 
 impl std::fmt::Display for Conflict {
@@ -91,6 +114,10 @@ impl std::fmt::Display for Conflict {
                 f,
                 "history of {instance} would continue at {got}, but the next number is {expected}"
             ),
+            Conflict::TokenTaken { token, key } => write!(
+                f,
+                "completion token '{token}' is already in use by step {key}"
+            ),
         }
     }
 }
@@ -105,15 +132,75 @@ pub struct ProcessRecord {
     pub deployed_at: Millis,
 }
 
-/// The bindings a process's actions run with, and the exact plugin
-/// components (by sha256) they name.
+/// The bindings one process version's actions run with, and the exact
+/// plugin components (by sha256) they name. Each re-deploy of bindings for a
+/// version makes a new revision; instances use the newest from their next
+/// attempt on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
     pub process: String,
+    /// The process version these bindings belong to.
+    #[serde(default)]
+    pub version: u32,
+    /// 1 for the first bindings of the version, then one more per change.
+    #[serde(default)]
+    pub revision: u32,
     pub bindings: Bindings,
     /// Plugin name to the sha256 of its component bytes.
     pub plugins: IndexMap<String, String>,
     pub deployed_at: Millis,
+}
+
+/// A plugin component to store with a deploy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginBlob {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: std::sync::Arc<[u8]>,
+}
+
+/// Everything one deploy writes — the process version, its bindings and
+/// the plugin components they name — written as one atomic change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deploy {
+    pub process: ProcessRecord,
+    pub bindings: Bindings,
+    pub plugins: Vec<PluginBlob>,
+}
+
+impl Deploy {
+    /// The deployment record this deploy makes, as revision `revision`.
+    pub fn deployment(&self, revision: u32) -> Deployment {
+        Deployment {
+            process: self.process.name.clone(),
+            version: self.process.version,
+            revision,
+            bindings: self.bindings.clone(),
+            plugins: self
+                .plugins
+                .iter()
+                .map(|p| (p.name.clone(), p.sha256.clone()))
+                .collect(),
+            deployed_at: self.process.deployed_at,
+        }
+    }
+
+    /// Whether `d` already holds exactly these bindings and plugins.
+    pub fn same_as(&self, d: &Deployment) -> bool {
+        let fresh = self.deployment(d.revision);
+        d.bindings == fresh.bindings && d.plugins == fresh.plugins
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployed {
+    /// The bindings revision in force for the version now.
+    pub revision: u32,
+    /// The process version was new.
+    pub new_version: bool,
+    /// A new bindings revision was written (false when nothing changed).
+    pub new_revision: bool,
 }
 
 /// The recorded outcome of a step, filed under its idempotency key.
@@ -181,9 +268,20 @@ pub trait Definitions: Send + Sync {
     fn process(&self, name: &str, version: u32) -> Result<Option<ProcessRecord>>;
     fn latest_process(&self, name: &str) -> Result<Option<ProcessRecord>>;
     fn processes(&self) -> Result<Vec<ProcessRecord>>;
-    fn put_deployment(&self, d: &Deployment) -> Result<()>;
-    fn deployment(&self, process: &str) -> Result<Option<Deployment>>;
-    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()>;
+    /// Stores a process version with its bindings and plugins in one atomic
+    /// write: after a crash it is whole or absent. The same definition with
+    /// the same bindings again changes nothing; other bindings make a new
+    /// revision; another definition under an existing version is a conflict.
+    fn deploy(&self, d: &Deploy) -> Result<Result<Deployed, Conflict>>;
+    /// The newest bindings revision of a process version.
+    fn deployment(&self, process: &str, version: u32) -> Result<Option<Deployment>>;
+    /// One bindings revision of a process version.
+    fn deployment_revision(
+        &self,
+        process: &str,
+        version: u32,
+        revision: u32,
+    ) -> Result<Option<Deployment>>;
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
     /// When schedule `index` of a process last fired (or was last
     /// considered, when missed firings were skipped).
@@ -208,6 +306,8 @@ pub trait Instances: Send + Sync {
     /// The earliest armed timer's due time, without scanning: timers are
     /// kept in due-time order.
     fn next_timer(&self) -> Result<Option<Millis>>;
+    /// The due time of the earliest timer due after `after`.
+    fn next_timer_after(&self, after: Millis) -> Result<Option<Millis>>;
     /// Timers due at or before `until`, earliest first, at most `limit`.
     fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>>;
     fn token(&self, token: &str) -> Result<Option<TokenRecord>>;
@@ -229,7 +329,7 @@ impl<T: Definitions + Instances + Journal> Store for T {}
 
 /// Checks the parts of a commit that need no stored state: history numbers
 /// run without gaps and end where the snapshot says.
-fn check_shape(c: &Commit) -> Result<(), Conflict> {
+pub fn check_shape(c: &Commit) -> Result<(), Conflict> {
     let first = c.records.first().map(|r| r.seq);
     for (i, r) in c.records.iter().enumerate() {
         let expected = first.unwrap_or(0) + i as u64;
@@ -250,4 +350,28 @@ fn check_shape(c: &Commit) -> Result<(), Conflict> {
         });
     }
     Ok(())
+}
+
+/// Checks the tokens a commit opens against those already held: a token
+/// belongs to one step, once. `held` looks a token up in what is stored (and
+/// in earlier commits of the same batch).
+pub fn check_tokens(
+    c: &Commit,
+    mut held: impl FnMut(&str) -> Result<Option<TokenRecord>>,
+) -> Result<Result<(), Conflict>> {
+    for (token, record) in &c.tokens {
+        if record.closed_at.is_some() {
+            continue;
+        }
+        if let Some(old) = held(token)? {
+            let same_step_still_open = old.key == record.key && old.closed_at.is_none();
+            if !same_step_still_open {
+                return Ok(Err(Conflict::TokenTaken {
+                    token: token.clone(),
+                    key: old.key,
+                }));
+            }
+        }
+    }
+    Ok(Ok(()))
 }

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
 use crate::{
-    Commit, Conflict, Definitions, Deployment, Instances, Journal, ProcessRecord, Result,
-    StepResult, TokenRecord, check_shape,
+    Commit, Conflict, Definitions, Deploy, Deployed, Deployment, Instances, Journal, ProcessRecord,
+    Result, StepResult, TokenRecord, check_shape,
 };
 
 #[derive(Debug, Default)]
@@ -19,7 +19,7 @@ pub struct MemStore {
 #[derive(Debug, Default, Clone)]
 struct Inner {
     processes: BTreeMap<(String, u32), ProcessRecord>,
-    deployments: BTreeMap<String, Deployment>,
+    deployments: BTreeMap<(String, u32, u32), Deployment>,
     plugins: BTreeMap<String, Vec<u8>>,
     instances: BTreeMap<InstanceId, Instance>,
     history: BTreeMap<(InstanceId, u64), Record>,
@@ -42,6 +42,13 @@ impl MemStore {
         // data is still consistent because every write completes under it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn latest_deployment<'a>(g: &'a Inner, process: &str, version: u32) -> Option<&'a Deployment> {
+    g.deployments
+        .range((process.to_owned(), version, 0)..=(process.to_owned(), version, u32::MAX))
+        .next_back()
+        .map(|(_, d)| d)
 }
 
 impl Definitions for MemStore {
@@ -82,21 +89,60 @@ impl Definitions for MemStore {
         Ok(self.lock().processes.values().cloned().collect())
     }
 
-    fn put_deployment(&self, d: &Deployment) -> Result<()> {
-        self.lock().deployments.insert(d.process.clone(), d.clone());
-        Ok(())
+    fn deploy(&self, d: &Deploy) -> Result<Result<Deployed, Conflict>> {
+        let mut g = self.lock();
+        let p = &d.process;
+        let new_version = match g.processes.get(&(p.name.clone(), p.version)) {
+            Some(old) if old.definition != p.definition => {
+                return Ok(Err(Conflict::ProcessVersion {
+                    name: p.name.clone(),
+                    version: p.version,
+                }));
+            }
+            Some(_) => false,
+            None => true,
+        };
+        let latest = latest_deployment(&g, &p.name, p.version);
+        if let Some(old) = latest.filter(|old| d.same_as(old)) {
+            return Ok(Ok(Deployed {
+                revision: old.revision,
+                new_version,
+                new_revision: false,
+            }));
+        }
+        let revision = latest.map_or(1, |old| old.revision + 1);
+        g.processes.insert((p.name.clone(), p.version), p.clone());
+        for blob in &d.plugins {
+            g.plugins
+                .entry(blob.sha256.clone())
+                .or_insert_with(|| blob.bytes.to_vec());
+        }
+        g.deployments.insert(
+            (p.name.clone(), p.version, revision),
+            d.deployment(revision),
+        );
+        Ok(Ok(Deployed {
+            revision,
+            new_version,
+            new_revision: true,
+        }))
     }
 
-    fn deployment(&self, process: &str) -> Result<Option<Deployment>> {
-        Ok(self.lock().deployments.get(process).cloned())
+    fn deployment(&self, process: &str, version: u32) -> Result<Option<Deployment>> {
+        Ok(latest_deployment(&self.lock(), process, version).cloned())
     }
 
-    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
-        self.lock()
-            .plugins
-            .entry(sha256.to_owned())
-            .or_insert_with(|| bytes.to_vec());
-        Ok(())
+    fn deployment_revision(
+        &self,
+        process: &str,
+        version: u32,
+        revision: u32,
+    ) -> Result<Option<Deployment>> {
+        Ok(self
+            .lock()
+            .deployments
+            .get(&(process.to_owned(), version, revision))
+            .cloned())
     }
 
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
@@ -173,6 +219,11 @@ impl Instances for MemStore {
         Ok(self.lock().timers.values().next().map(|t| t.at))
     }
 
+    fn next_timer_after(&self, after: Millis) -> Result<Option<Millis>> {
+        let from = crate::keys::timers_until(after.0.saturating_add(1));
+        Ok(self.lock().timers.range(from..).next().map(|(_, t)| t.at))
+    }
+
     fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>> {
         Ok(self
             .lock()
@@ -223,7 +274,10 @@ impl Journal for MemStore {
         let mut g = self.lock();
         let mut out = Vec::with_capacity(batch.len());
         for c in batch {
-            let verdict = check_shape(c).and_then(|()| check_stored(&g, c));
+            let mut verdict = check_shape(c).and_then(|()| check_stored(&g, c));
+            if verdict.is_ok() {
+                verdict = crate::check_tokens(c, |t| Ok(g.tokens.get(t).cloned()))?;
+            }
             if verdict.is_ok() {
                 let id = &c.instance.id;
                 if let (None, Some(key)) = (c.previous, &c.instance.key) {

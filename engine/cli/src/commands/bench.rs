@@ -116,7 +116,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         "idle instances: {rss_mb:.1} MB resident above an empty engine with {} instances waiting in a wait state \
          (sled cache capped at {} MiB)",
         args.idle,
-        weft_store::SledStore::CACHE_BYTES >> 20
+        weft_store_sled::SledStore::CACHE_BYTES >> 20
     ));
     render::say(format_args!(
         "resume: first resumed step {first_ms:.0} ms after opening a store with {} unfinished instances ({resume_detail})",
@@ -212,15 +212,14 @@ async fn idle(
     // every instance parked in `hold`.
     let data = scratch.join("idle");
     let store = super::open_store(&data, true)?;
-    load::deploy(&*store, &loaded, clock.now())?;
     let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
-    invoker.install("waiter", loaded.route());
     let engine = Engine::new(
         store.clone(),
-        invoker,
+        invoker.clone(),
         clock.clone(),
         EngineOptions::default(),
     );
+    load::deploy(&engine, &invoker, &loaded).await?;
     engine.start("waiter", Some(1), json!({"n": -1})).await?;
     let empty = rss_mb();
     start_many(&engine, args.idle, false).await?;
@@ -240,30 +239,31 @@ async fn idle(
     drop(engine);
     drop(store);
 
-    // Resume: instances signalled by a passive engine (which commits but
+    // Resume: instances signalled by an offline engine (which commits but
     // carries nothing out) each have their next step in the outbox, as
     // after a crash. Time from opening the store to the first step done.
     let data = scratch.join("resume");
     {
         let store = super::open_store(&data, true)?;
-        load::deploy(&*store, &loaded, clock.now())?;
         let options = EngineOptions {
-            passive: true,
+            offline: true,
             ..EngineOptions::default()
         };
         let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
-        let engine = Engine::new(store.clone(), invoker, clock.clone(), options);
+        let engine = Engine::new(store.clone(), invoker.clone(), clock.clone(), options);
+        load::deploy(&engine, &invoker, &loaded).await?;
         start_many(&engine, args.idle, true).await?;
         engine.shutdown().await;
     }
     let started = now();
+    // The path `weft serve` takes: open the store (waiting for the one
+    // above to let go of it), build the engine, resume; the plugin is read
+    // from the store and loaded before the first invocation.
     let store = super::open_store(&data, false)?;
     let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
-    let route = load::route_from_store(runtime, &*store, "waiter").await?;
-    invoker.install("waiter", route);
     let engine = Engine::new(store.clone(), invoker, clock, EngineOptions::default());
     let mut notices = engine.subscribe();
-    let resumed = engine.resume()?.len();
+    let resumed = engine.resume().await?.len();
     let first = loop {
         match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
             Ok(Ok(n))
@@ -316,10 +316,9 @@ async fn transitions(
 ) -> anyhow::Result<(f64, u64, u64)> {
     let store = super::open_store(data, true)?;
     let clock = Arc::new(SystemClock);
-    load::deploy(&*store, loaded, clock.now())?;
     let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
-    invoker.install("bench", loaded.route());
-    let engine = Engine::new(store, invoker, clock, EngineOptions::default());
+    let engine = Engine::new(store, invoker.clone(), clock, EngineOptions::default());
+    load::deploy(&engine, &invoker, loaded).await?;
 
     let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
     let mut notices = engine.subscribe();

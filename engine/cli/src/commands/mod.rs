@@ -14,7 +14,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use weft_runtime::{Runtime, RuntimeOptions};
-use weft_store::SledStore;
+use weft_store_sled::SledStore;
+
+use crate::invoker::WasmInvoker;
 
 use crate::args::Command;
 use crate::inbox::Request;
@@ -66,8 +68,8 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
             .await
         }
         Command::Serve { data } => serve::serve(&data.dir).await,
-        Command::Status { id, data, json } => show::status(&id, &data.dir, json),
-        Command::History { id, data, json } => show::history(&id, &data.dir, json),
+        Command::Status { id, data, json } => show::status(&id, &data.dir, json).await,
+        Command::History { id, data, json } => show::history(&id, &data.dir, json).await,
         Command::Resume { data } => resume::resume(&data.dir).await,
         Command::Complete {
             token,
@@ -105,8 +107,22 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
-/// Opens the store in a data directory, creating it when `create` is set.
+/// How long a command waits for another weft process to let go of the data
+/// directory (a short command finishing) before it gives up.
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the store in a data directory, creating it when `create` is set,
+/// waiting a while if another weft process has it open.
 pub fn open_store(dir: &Path, create: bool) -> anyhow::Result<Arc<SledStore>> {
+    open_store_within(dir, create, LOCK_PATIENCE)
+}
+
+/// `open_store`, waiting at most `patience` for the directory's lock.
+pub fn open_store_within(
+    dir: &Path,
+    create: bool,
+    patience: std::time::Duration,
+) -> anyhow::Result<Arc<SledStore>> {
     let db = dir.join("db");
     if !create && !db.exists() {
         anyhow::bail!(
@@ -115,51 +131,55 @@ pub fn open_store(dir: &Path, create: bool) -> anyhow::Result<Arc<SledStore>> {
             dir.display()
         );
     }
-    let store = SledStore::open(&db)
+    let store = SledStore::open_patiently(&db, patience)
         .with_context(|| format!("cannot open the data in {}", dir.display()))?;
     Ok(Arc::new(store))
 }
 
-/// The names of the processes stored, each once.
-pub fn process_names(store: &dyn weft_store::Definitions) -> anyhow::Result<Vec<String>> {
-    let mut names: Vec<String> = store.processes()?.into_iter().map(|p| p.name).collect();
-    names.dedup(); // stored by name, then version
-    Ok(names)
-}
-
-/// The processes that have bindings deployed: those an engine can run.
-pub fn deployed(store: &dyn weft_store::Definitions) -> anyhow::Result<Vec<String>> {
-    let mut names = process_names(store)?;
-    let mut keep = Vec::with_capacity(names.len());
-    for name in names.drain(..) {
-        if store.deployment(&name)?.is_some() {
-            keep.push(name);
-        }
-    }
-    Ok(keep)
-}
-
-/// An engine on an open store that runs `processes`, their bindings and
-/// plugins loaded from the store. It takes spooled operator requests.
-pub async fn engine_on(
+/// An engine on an open store: it runs every deployed process, with the
+/// bindings and plugins of each instance's version read from the store, and
+/// takes spooled operator requests.
+pub fn engine_on(
     store: Arc<SledStore>,
     data: &Path,
-    processes: &[String],
-) -> anyhow::Result<weft_core::Engine> {
-    let runtime = runtime(Some(data))?;
-    let invoker = Arc::new(crate::invoker::WasmInvoker::new(runtime.clone()));
-    for name in processes {
-        let route = crate::load::route_from_store(&runtime, &*store, name).await?;
-        invoker.install(name, route);
-    }
+) -> anyhow::Result<(weft_core::Engine, Arc<WasmInvoker>)> {
+    engine_with(store, data, runtime(Some(data))?)
+}
+
+/// `engine_on` with a runtime of the caller's: plugins it loaded while
+/// checking a definition can then be handed to the engine's invoker (a
+/// component runs only in the runtime that compiled it).
+pub fn engine_with(
+    store: Arc<SledStore>,
+    data: &Path,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<(weft_core::Engine, Arc<WasmInvoker>)> {
+    let invoker = Arc::new(WasmInvoker::new(runtime));
     let engine = weft_core::Engine::new(
         store,
-        invoker,
+        invoker.clone(),
         Arc::new(weft_core::SystemClock),
         weft_core::EngineOptions::default(),
     );
     crate::inbox::serve(&engine, data);
-    Ok(engine)
+    Ok((engine, invoker))
+}
+
+/// An engine that applies changes and carries nothing out (no engine runs
+/// on the directory): the next `weft serve` or `weft resume` continues.
+/// It applies each instance's bindings like any engine; it loads no plugin.
+pub fn offline_engine(store: Arc<SledStore>) -> anyhow::Result<weft_core::Engine> {
+    let invoker = Arc::new(WasmInvoker::new(runtime(None)?));
+    let options = weft_core::EngineOptions {
+        offline: true,
+        ..weft_core::EngineOptions::default()
+    };
+    Ok(weft_core::Engine::new(
+        store,
+        invoker,
+        Arc::new(weft_core::SystemClock),
+        options,
+    ))
 }
 
 /// The WASM runtime, caching compiled plugins under the data directory.

@@ -1,47 +1,52 @@
-//! `weft complete`, `heartbeat`, `redrive`, `cancel`: operator requests,
-//! applied by the engine that holds the data directory, or directly when none
-//! does (see `inbox`).
+//! `weft complete`, `heartbeat`, `redrive`, `cancel`, `signal`, `migrate`:
+//! operator requests, applied by the engine that holds the data directory,
+//! or by an offline engine when none does (see `inbox`).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use weft_core::{Engine, EngineOptions, SystemClock};
 
-use super::open_store;
+use super::{offline_engine, open_store_within};
 use crate::inbox::{self, Request};
-use crate::invoker::WasmInvoker;
 use crate::{exit, render};
 
-/// How long to wait for a running engine to take a spooled request.
+/// How long to wait for a running engine to take a spooled request, or for
+/// a short command to let go of the directory.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub async fn operate(data: &Path, req: Request) -> anyhow::Result<u8> {
-    let reply = match open_store(data, false) {
-        Ok(store) => {
-            // Nothing runs here: commit the change and leave what follows to
-            // the next engine.
-            let runtime = super::runtime(None)?;
-            let invoker = Arc::new(WasmInvoker::new(runtime));
-            let options = EngineOptions {
-                passive: true,
-                ..EngineOptions::default()
-            };
-            let engine = Engine::new(store, invoker, Arc::new(SystemClock), options);
-            let mut reply = inbox::apply(&engine, &req).await;
-            if reply.ok {
-                reply.message.push_str(&format!(
-                    "; no engine is running, so it continues with `weft resume --data {}`",
-                    data.display()
-                ));
+    let reply = match open_store_within(data, false, Duration::ZERO) {
+        Ok(store) => apply_offline(store, data, &req).await?,
+        Err(e) if is_locked(&e) => {
+            // An engine runs (it takes the request from the inbox) or a
+            // short command holds the directory (it will let go): whichever
+            // comes first answers.
+            match inbox::send_or_open(data, &req, PATIENCE).await? {
+                inbox::Answer::Reply(reply) => reply,
+                inbox::Answer::Opened(store) => apply_offline(store, data, &req).await?,
             }
-            reply
         }
-        Err(e) if is_locked(&e) => inbox::send(data, &req, PATIENCE).await?,
         Err(e) => return Err(e),
     };
     Ok(answer(reply))
+}
+
+async fn apply_offline(
+    store: std::sync::Arc<weft_store_sled::SledStore>,
+    data: &Path,
+    req: &Request,
+) -> anyhow::Result<inbox::Reply> {
+    let engine = offline_engine(store)?;
+    let mut reply = inbox::apply(&engine, req).await;
+    engine.shutdown().await;
+    if reply.ok {
+        reply.message.push_str(&format!(
+            "; no engine is running, so it continues with `weft resume --data {}`",
+            data.display()
+        ));
+    }
+    Ok(reply)
 }
 
 /// Prints an engine's reply to a request; the exit code it means.

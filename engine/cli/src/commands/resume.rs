@@ -24,26 +24,28 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
     // its history stands (print only what follows), whether it waits on a
     // timer, a token or branches rather than an invocation.
     let mut found = Vec::with_capacity(running.len());
-    let mut processes: Vec<String> = Vec::new();
     for id in running {
-        let Some(inst) = store.instance(&id)? else {
-            continue;
+        let inst = match store.instance(&id) {
+            Ok(Some(inst)) => inst,
+            Ok(None) => continue,
+            // One unreadable record must not stop the others.
+            Err(e) => {
+                eprintln!("warning: instance {id} is left alone: {e}");
+                continue;
+            }
         };
         let waits = inst.fan.is_some()
             || inst
                 .step
                 .as_ref()
                 .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking));
-        if !processes.contains(&inst.process) {
-            processes.push(inst.process.clone());
-        }
         found.push((id, inst.seq, waits));
     }
-    let engine = super::engine_on(store.clone(), data, &processes).await?;
+    let (engine, _) = super::engine_on(store.clone(), data)?;
     let mut notices = engine.subscribe();
     // Instances with an invocation to carry out get it now; those waiting
     // on a retry timer or a completion token wait on.
-    let pending: std::collections::HashSet<_> = engine.resume()?.into_iter().collect();
+    let pending: std::collections::HashSet<_> = engine.resume().await?.into_iter().collect();
     let mut moving = Vec::new();
     let mut from = Vec::new();
     for (id, seq, waits) in found {

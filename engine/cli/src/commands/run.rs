@@ -2,16 +2,14 @@
 //! transition as it commits, then the end state and output.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use weft_core::{Clock, Engine, EngineOptions, SystemClock};
+use weft_core::Engine;
 use weft_model::{InstanceId, Status};
 
 use super::open_store;
 use crate::args::Definition;
-use crate::invoker::WasmInvoker;
 use crate::{exit, load, render};
 
 pub async fn run(
@@ -32,14 +30,9 @@ pub async fn run(
         }
     };
     let store = open_store(data, true)?;
-    let clock = Arc::new(SystemClock);
-    load::deploy(&*store, &loaded, clock.now())?;
+    let (engine, invoker) = super::engine_with(store, data, runtime)?;
+    load::deploy(&engine, &invoker, &loaded).await?;
     let (name, version) = (loaded.process.name.clone(), loaded.process.version);
-    let invoker = Arc::new(WasmInvoker::new(runtime));
-    invoker.install(&name, loaded.route());
-    let engine = Engine::new(store, invoker, clock, EngineOptions::default());
-    crate::inbox::serve(&engine, data);
-
     start_and_follow(&engine, &name, Some(version), input, key, data).await
 }
 
@@ -65,7 +58,7 @@ pub async fn start_and_follow(
             key.unwrap_or_default()
         ));
         // Its pending work, if any, belongs to this engine now.
-        engine.resume()?;
+        engine.resume().await?;
     }
     let ended = follow(engine, std::slice::from_ref(&id), &[0], &mut notices, false).await?;
     let inst = ended.into_iter().next().context("the instance vanished")?;
@@ -102,7 +95,7 @@ pub async fn follow(
     notices: &mut tokio::sync::broadcast::Receiver<weft_core::Notice>,
     prefix: bool,
 ) -> anyhow::Result<Vec<weft_model::Instance>> {
-    let store = engine.store().clone();
+    let mut trouble = engine.trouble();
     let mut printed = from.to_vec();
     let mut ended: Vec<Option<weft_model::Instance>> = vec![None; ids.len()];
     let mut dirty: Vec<usize> = (0..ids.len()).collect();
@@ -111,10 +104,11 @@ pub async fn follow(
             let id = &ids[i];
             // Snapshot first, history second: a commit writes both at once,
             // so the history read afterwards holds every record up to it.
-            let inst = store
-                .instance(id)?
-                .with_context(|| format!("instance {id} vanished from the store"))?;
-            for r in store.history(id, printed[i])? {
+            let inst = engine
+                .status(id)
+                .await
+                .with_context(|| format!("cannot read instance {id}"))?;
+            for r in engine.history(id, printed[i]).await? {
                 if let Some(line) = render::progress(&r) {
                     if prefix {
                         render::say(format_args!("{id}  {line}"));
@@ -131,15 +125,30 @@ pub async fn follow(
         if ended.iter().all(Option::is_some) {
             return Ok(ended.into_iter().flatten().collect());
         }
-        match notices.recv().await {
-            Ok(n) => {
-                if let Some(i) = ids.iter().position(|id| *id == n.instance) {
-                    dirty.push(i);
+        tokio::select! {
+            n = notices.recv() => match n {
+                Ok(n) => {
+                    if let Some(i) = ids.iter().position(|id| *id == n.instance) {
+                        dirty.push(i);
+                    }
+                }
+                // Fell behind: look at every instance again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    dirty.extend(0..ids.len())
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    bail!("the engine stopped")
+                }
+            },
+            changed = trouble.changed() => {
+                let problem = trouble.borrow_and_update().clone();
+                if let (Ok(()), Some(problem)) = (changed, problem) {
+                    bail!(
+                        "{problem}\nthe instance stays where it was; when the store works again, \
+                         `weft resume --data <dir>` carries on"
+                    );
                 }
             }
-            // Fell behind: look at every instance again.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => dirty.extend(0..ids.len()),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => bail!("the engine stopped"),
         }
     }
 }

@@ -15,10 +15,10 @@ use crate::{exit, render};
 
 pub async fn serve(data: &Path) -> anyhow::Result<u8> {
     let store = open_store(data, true)?;
-    let engine = engine_on(store.clone(), data, &super::deployed(&*store)?).await?;
+    let (engine, _) = engine_on(store.clone(), data)?;
     let mut notices = engine.subscribe();
-    let resumed = engine.resume()?;
-    let schedules = engine.run_schedules()?;
+    let resumed = engine.resume().await?;
+    let schedules = engine.run_schedules().await?;
     // Counted once work is under way: it reads an index entry per instance.
     let waiting = store.ids_with_status(Status::Waiting)?.len();
     render::say(format_args!(

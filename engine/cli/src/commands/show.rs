@@ -1,19 +1,14 @@
-//! `weft status` and `weft history`: read an instance back from the store.
+//! `weft status` and `weft history`: an instance as the engine reports it.
 
 use std::path::Path;
 
-use anyhow::Context;
-use weft_store::Instances;
-
-use super::open_store;
+use super::{offline_engine, open_store};
 use crate::{exit, render};
 
-pub fn status(id: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
-    let store = open_store(data, false)?;
-    let id = crate::inbox::resolve_in(&*store, id)?;
-    let inst = store
-        .instance(&id)?
-        .with_context(|| format!("there is no instance {id} in {}", data.display()))?;
+pub async fn status(target: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
+    let engine = offline_engine(open_store(data, false)?)?;
+    let id = engine.resolve(target).await?;
+    let inst = engine.status(&id).await?;
     if json {
         render::say(format_args!(
             "{}",
@@ -25,13 +20,10 @@ pub fn status(id: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-pub fn history(id: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
-    let store = open_store(data, false)?;
-    let id = crate::inbox::resolve_in(&*store, id)?;
-    if store.instance(&id)?.is_none() {
-        anyhow::bail!("there is no instance {id} in {}", data.display());
-    }
-    let records = store.history(&id, 0)?;
+pub async fn history(target: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
+    let engine = offline_engine(open_store(data, false)?)?;
+    let id = engine.resolve(target).await?;
+    let records = engine.history(&id, 0).await?;
     if json {
         render::say(format_args!(
             "{}",

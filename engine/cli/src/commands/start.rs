@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use super::{engine_on, open_store, run};
+use std::time::Duration;
+
+use super::{engine_on, open_store_within, run};
 use crate::inbox::{self, Request};
 
 pub async fn start(
@@ -14,22 +16,24 @@ pub async fn start(
     data: &Path,
 ) -> anyhow::Result<u8> {
     let input = run::parse_input(input)?;
-    match open_store(data, false) {
-        Ok(store) => {
-            let engine = engine_on(store.clone(), data, &super::deployed(&*store)?).await?;
-            run::start_and_follow(&engine, process, version, input, key, data).await
-        }
+    let store = match open_store_within(data, false, Duration::ZERO) {
+        Ok(store) => store,
         Err(e) if super::operate::is_locked(&e) => {
-            // A running engine (`weft serve`) starts it and carries it on.
+            // A running engine (`weft serve`) starts it and carries it on;
+            // if what holds the directory lets go first, start it here.
             let req = Request::Start {
                 process: process.to_owned(),
                 version,
-                input,
-                key,
+                input: input.clone(),
+                key: key.clone(),
             };
-            let reply = inbox::send(data, &req, super::operate::PATIENCE).await?;
-            Ok(super::operate::answer(reply))
+            match inbox::send_or_open(data, &req, super::operate::PATIENCE).await? {
+                inbox::Answer::Reply(reply) => return Ok(super::operate::answer(reply)),
+                inbox::Answer::Opened(store) => store,
+            }
         }
-        Err(e) => Err(e),
-    }
+        Err(e) => return Err(e),
+    };
+    let (engine, _) = engine_on(store, data)?;
+    run::start_and_follow(&engine, process, version, input, key, data).await
 }

@@ -2,8 +2,6 @@
 
 use std::path::Path;
 
-use weft_core::{Clock, SystemClock};
-
 use crate::args::Definition;
 use crate::{exit, load, render};
 
@@ -48,12 +46,24 @@ pub async fn deploy(def: &Definition, data: &Path) -> anyhow::Result<u8> {
         }
     };
     let store = super::open_store(data, true)?;
-    load::deploy(&*store, &loaded, SystemClock.now())?;
+    let engine = super::offline_engine(store)?;
+    let invoker = crate::invoker::WasmInvoker::new(runtime);
+    let deployed = load::deploy(&engine, &invoker, &loaded).await?;
+    engine.shutdown().await;
     let p = &loaded.process;
+    let what = match (deployed.new_version, deployed.new_revision) {
+        (true, _) => format!("deployed process '{}' v{}", p.name, p.version),
+        (false, true) => format!(
+            "deployed bindings revision {} for process '{}' v{}: its running instances use them from their next attempt",
+            deployed.revision, p.name, p.version
+        ),
+        (false, false) => format!(
+            "process '{}' v{} is already deployed with these bindings (revision {})",
+            p.name, p.version, deployed.revision
+        ),
+    };
     render::say(format_args!(
-        "deployed process '{}' v{} with bindings for {} actions ({} plugins) to {}",
-        p.name,
-        p.version,
+        "{what}, {} actions bound to {} plugins, in {}",
         loaded.bindings.actions.len(),
         loaded.plugins.len(),
         data.display()

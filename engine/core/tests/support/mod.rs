@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod flaky;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -14,7 +16,7 @@ use serde_json::{Value, json};
 use weft_core::{Clock, Engine, EngineOptions, HeartbeatSink, InvokeFuture, Invoker, SimClock};
 use weft_model::source::{Format, load};
 use weft_model::{Bindings, Failure, Instance, InstanceId, Invoke, Millis, Span, StepOutcome};
-use weft_store::{Definitions, Instances, MemStore, ProcessRecord, Store};
+use weft_store::{Deploy, Deployment, MemStore, ProcessRecord, Store};
 
 pub const T0: Millis = Millis(1_000_000);
 
@@ -49,7 +51,8 @@ pub struct Scripted {
     pub max_running: Mutex<HashMap<String, usize>>,
     per_action: Mutex<HashMap<String, usize>>,
     pub dropped: AtomicUsize,
-    bindings: Mutex<Option<Arc<Bindings>>>,
+    /// The bindings revision each call ran with, in call order.
+    pub revisions: Mutex<Vec<u32>>,
 }
 
 struct Running<'a>(&'a Scripted, String, bool);
@@ -65,7 +68,16 @@ impl Drop for Running<'_> {
 }
 
 impl Invoker for Scripted {
-    fn invoke<'a>(&'a self, inv: &'a Invoke, heartbeat: HeartbeatSink) -> InvokeFuture<'a> {
+    fn invoke<'a>(
+        &'a self,
+        deployment: &'a Deployment,
+        inv: &'a Invoke,
+        heartbeat: HeartbeatSink,
+    ) -> InvokeFuture<'a> {
+        self.revisions
+            .lock()
+            .expect("lock")
+            .push(deployment.revision);
         Box::pin(async move {
             let nth = {
                 let mut calls = self.calls.lock().expect("lock");
@@ -107,10 +119,6 @@ impl Invoker for Scripted {
             guard.2 = true;
             out
         })
-    }
-
-    fn bindings(&self, _process: &str) -> Option<Arc<Bindings>> {
-        self.bindings.lock().expect("lock").clone()
     }
 }
 
@@ -169,38 +177,63 @@ pub fn slow(ms: u64, out: StepOutcome) -> Script {
 
 pub struct Sim {
     pub clock: Arc<SimClock>,
-    pub store: Arc<MemStore>,
+    pub store: Arc<dyn Store>,
     pub invoker: Arc<Scripted>,
     pub engine: Engine,
+    /// The bindings every deploy of this world carries.
+    pub bindings: Bindings,
+}
+
+/// Bindings from YAML (plugin paths unused); empty text binds nothing.
+pub fn parse_bindings(text: &str) -> Bindings {
+    if text.trim().is_empty() {
+        return Bindings {
+            plugins: Default::default(),
+            actions: Default::default(),
+        };
+    }
+    let bdoc = load("b.yaml", text, Format::Yaml).expect("bindings load");
+    weft_model::bindings::bindings(&bdoc, std::path::Path::new("/"))
+        .unwrap_or_else(|d| panic!("{d}"))
+}
+
+/// Stores a process version with bindings, straight into the store (the
+/// scripted invoker needs no plugins, so none are checked).
+pub fn deploy_into(store: &dyn Store, process: &str, bindings: &Bindings, at: Millis) -> u32 {
+    let doc = load("p.yaml", process, Format::Yaml).expect("process loads");
+    let p = weft_model::validate::process(&doc).unwrap_or_else(|d| panic!("{d}"));
+    store
+        .deploy(&Deploy {
+            process: ProcessRecord {
+                name: p.name.clone(),
+                version: p.version,
+                definition: p.definition.clone(),
+                deployed_at: at,
+            },
+            bindings: bindings.clone(),
+            plugins: vec![],
+        })
+        .expect("io")
+        .expect("deploys")
+        .revision
 }
 
 impl Sim {
     /// A world with `process` deployed and `bindings` (YAML, plugin paths
     /// unused) in force.
     pub fn new(process: &str, bindings: &str) -> Sim {
+        Sim::on_store(process, bindings, Arc::new(MemStore::new()))
+    }
+
+    /// A world on a store of the test's choosing.
+    pub fn on_store(process: &str, bindings: &str, store: Arc<dyn Store>) -> Sim {
         let clock = Arc::new(SimClock::new(T0));
-        let store = Arc::new(MemStore::new());
-        let doc = load("p.yaml", process, Format::Yaml).expect("process loads");
-        let p = weft_model::validate::process(&doc).unwrap_or_else(|d| panic!("{d}"));
-        store
-            .put_process(&ProcessRecord {
-                name: p.name.clone(),
-                version: p.version,
-                definition: p.definition.clone(),
-                deployed_at: T0,
-            })
-            .expect("io")
-            .expect("deploys");
+        let bindings = parse_bindings(bindings);
+        deploy_into(&*store, process, &bindings, T0);
         let invoker = Arc::new(Scripted {
             clock: clock.clone(),
             ..Default::default()
         });
-        if !bindings.trim().is_empty() {
-            let bdoc = load("b.yaml", bindings, Format::Yaml).expect("bindings load");
-            let b = weft_model::bindings::bindings(&bdoc, std::path::Path::new("/"))
-                .unwrap_or_else(|d| panic!("{d}"));
-            *invoker.bindings.lock().expect("lock") = Some(Arc::new(b));
-        }
         let engine = Engine::new(
             store.clone(),
             invoker.clone(),
@@ -212,22 +245,14 @@ impl Sim {
             store,
             invoker,
             engine,
+            bindings,
         }
     }
 
-    /// Deploys another process or version into the same store.
+    /// Deploys another process or version into the same store, with this
+    /// world's bindings.
     pub fn deploy(&self, process: &str) {
-        let doc = load("p.yaml", process, Format::Yaml).expect("process loads");
-        let p = weft_model::validate::process(&doc).unwrap_or_else(|d| panic!("{d}"));
-        self.store
-            .put_process(&ProcessRecord {
-                name: p.name.clone(),
-                version: p.version,
-                definition: p.definition.clone(),
-                deployed_at: self.clock.now(),
-            })
-            .expect("io")
-            .expect("deploys");
+        deploy_into(&*self.store, process, &self.bindings, self.clock.now());
     }
 
     pub fn on(&self, action: &str, script: Script) {
@@ -280,7 +305,7 @@ impl Sim {
             self.clock.clone(),
             EngineOptions::default(),
         );
-        self.engine.resume().expect("resumes");
+        self.engine.resume().await.expect("resumes");
     }
 }
 

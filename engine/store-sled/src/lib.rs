@@ -1,6 +1,10 @@
-//! The sled store: one database per engine; definitions in trees of their
-//! own, every journal table in one tree (see `keys`), so a batch of commits
-//! is one atomic `apply_batch`, then one flush.
+//! weft-store-sled: the embedded default store. One sled database per data
+//! directory; definitions in trees of their own, every journal table in one
+//! tree (see `weft_store::keys`), so a batch of commits is one atomic
+//! `apply_batch`, then one flush.
+//!
+//! Depends on `weft-store` (the contract it fulfils), `weft-model` and sled;
+//! nothing of tokio or wasmtime.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,14 +14,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 
-use crate::keys;
-use crate::{
-    Commit, Conflict, Definitions, Deployment, Error, Instances, Journal, ProcessRecord, Result,
-    StepResult, TokenRecord, check_shape,
+use weft_store::keys;
+use weft_store::{
+    Commit, Conflict, Definitions, Deploy, Deployed, Deployment, Error, Instances, Journal,
+    ProcessRecord, Result, StepResult, TokenRecord, check_shape,
 };
 
 #[derive(Clone)]
 pub struct SledStore {
+    dir: std::path::PathBuf,
     db: sled::Db,
     processes: sled::Tree,
     deployments: sled::Tree,
@@ -37,8 +42,9 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
-fn sled_err(op: &'static str) -> impl FnOnce(sled::Error) -> Error {
-    move |source| Error::Sled { op, source }
+/// A sled failure of `op` on `what` (the ids involved).
+fn sled_err(op: &'static str, what: impl std::fmt::Display) -> impl FnOnce(sled::Error) -> Error {
+    move |source| Error::backend(op, what.to_string(), source)
 }
 
 fn decode<T: DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T> {
@@ -57,6 +63,9 @@ impl SledStore {
     /// much of the store is kept in memory however many there are.
     pub const CACHE_BYTES: u64 = 16 << 20;
 
+    /// How long `close` waits for sled's threads to let go of the lock.
+    const CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
     /// Opens (or creates) the store in `dir`. Only one process may have a
     /// store open at a time.
     pub fn open(dir: &Path) -> Result<SledStore> {
@@ -72,10 +81,10 @@ impl SledStore {
                 }
                 _ => Error::Open {
                     path: path.clone(),
-                    source,
+                    source: source.into(),
                 },
             })?;
-        let tree = |name: &str| db.open_tree(name).map_err(sled_err("open tree"));
+        let tree = |name: &str| db.open_tree(name).map_err(sled_err("open tree", name));
         Ok(SledStore {
             processes: tree(keys::PROCESSES)?,
             deployments: tree(keys::DEPLOYMENTS)?,
@@ -83,15 +92,67 @@ impl SledStore {
             schedules: tree(keys::SCHEDULES)?,
             journal: tree(keys::JOURNAL)?,
             commit_lock: Arc::new(Mutex::new(())),
+            dir: dir.to_owned(),
             db,
         })
+    }
+
+    /// Flushes, closes the database and returns once its lock on the
+    /// directory is released, so it can be opened again at once — by this
+    /// process or another. (sled lets go of the lock when its last internal
+    /// handle drops, which its I/O threads may do a moment after ours.)
+    pub fn close(self) -> Result<()> {
+        self.flush()?;
+        let lock_file = self.dir.join("db");
+        let path = self.dir.display().to_string();
+        drop(self);
+        // Counted in pauses, not read off a clock: this crate takes no time
+        // source, and a pause is a lower bound of the time waited.
+        let pause = std::time::Duration::from_millis(2);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&lock_file)
+                .map_err(|e| Error::backend("close", path.clone(), e))?;
+            match file.try_lock() {
+                Ok(()) => return Ok(()),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::backend("close", path, e));
+                }
+            }
+            if waited > Self::CLOSE_PATIENCE {
+                return Err(Error::Locked { path });
+            }
+            std::thread::sleep(pause);
+            waited += pause;
+        }
+    }
+
+    /// Opens the store, waiting up to `patience` while another process has
+    /// it open (a short command finishing), instead of failing at once.
+    pub fn open_patiently(dir: &Path, patience: std::time::Duration) -> Result<SledStore> {
+        let mut pause = std::time::Duration::from_millis(5);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match Self::open(dir) {
+                Err(Error::Locked { .. }) if waited < patience => {
+                    std::thread::sleep(pause);
+                    waited += pause;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
     }
 
     fn scan<T: DeserializeOwned>(&self, prefix: &[u8], what: &str) -> Result<Vec<T>> {
         self.journal
             .scan_prefix(prefix)
             .map(|kv| {
-                let (_, v) = kv.map_err(sled_err("read journal"))?;
+                let (_, v) = kv.map_err(sled_err("read", what))?;
                 decode(|| what.to_owned(), &v)
             })
             .collect()
@@ -102,27 +163,30 @@ impl SledStore {
         key: &[u8],
         what: impl FnOnce() -> String,
     ) -> Result<Option<T>> {
-        self.journal
-            .get(key)
-            .map_err(sled_err("read journal"))?
-            .map(|v| decode(what, &v))
-            .transpose()
+        match self.journal.get(key) {
+            Ok(v) => v.map(|v| decode(what, &v)).transpose(),
+            Err(e) => Err(sled_err("read", what())(e)),
+        }
     }
 
     /// Makes everything written so far durable.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush().map(|_| ()).map_err(sled_err("flush"))
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(sled_err("flush", "the database"))
     }
 }
 
 impl Definitions for SledStore {
     fn put_process(&self, p: &ProcessRecord) -> Result<Result<(), Conflict>> {
         let key = keys::process(&p.name, p.version);
+        let what = || format!("process {} v{}", p.name, p.version);
         let new = encode(p);
         loop {
-            let old = self.processes.get(&key).map_err(sled_err("read process"))?;
+            let old = self.processes.get(&key).map_err(sled_err("read", what()))?;
             if let Some(old) = &old {
-                let stored: ProcessRecord = decode(|| format!("process {}", p.name), old)?;
+                let stored: ProcessRecord = decode(what, old)?;
                 return Ok(if stored.definition == p.definition {
                     Ok(())
                 } else {
@@ -135,7 +199,7 @@ impl Definitions for SledStore {
             let swapped = self
                 .processes
                 .compare_and_swap(&key, None::<&[u8]>, Some(new.as_slice()))
-                .map_err(sled_err("write process"))?;
+                .map_err(sled_err("write", what()))?;
             if swapped.is_ok() {
                 self.flush()?;
                 return Ok(Ok(()));
@@ -144,20 +208,22 @@ impl Definitions for SledStore {
     }
 
     fn process(&self, name: &str, version: u32) -> Result<Option<ProcessRecord>> {
+        let what = || format!("process {name} v{version}");
         self.processes
             .get(keys::process(name, version))
-            .map_err(sled_err("read process"))?
-            .map(|v| decode(|| format!("process {name} v{version}"), &v))
+            .map_err(sled_err("read", what()))?
+            .map(|v| decode(what, &v))
             .transpose()
     }
 
     fn latest_process(&self, name: &str) -> Result<Option<ProcessRecord>> {
+        let what = || format!("process {name}");
         self.processes
             .scan_prefix(keys::process_prefix(name))
             .next_back()
             .transpose()
-            .map_err(sled_err("read process"))?
-            .map(|(_, v)| decode(|| format!("process {name}"), &v))
+            .map_err(sled_err("read", what()))?
+            .map(|(_, v)| decode(what, &v))
             .transpose()
     }
 
@@ -165,62 +231,165 @@ impl Definitions for SledStore {
         self.processes
             .iter()
             .map(|kv| {
-                let (_, v) = kv.map_err(sled_err("list processes"))?;
+                let (_, v) = kv.map_err(sled_err("list", "processes"))?;
                 decode(|| "process".to_owned(), &v)
             })
             .collect()
     }
 
-    fn put_deployment(&self, d: &Deployment) -> Result<()> {
-        self.deployments
-            .insert(d.process.as_bytes(), encode(d))
-            .map_err(sled_err("write deployment"))?;
-        self.flush()
-    }
-
-    fn deployment(&self, process: &str) -> Result<Option<Deployment>> {
-        self.deployments
-            .get(process.as_bytes())
-            .map_err(sled_err("read deployment"))?
-            .map(|v| decode(|| format!("deployment of {process}"), &v))
-            .transpose()
-    }
-
-    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
-        if !self
-            .plugins
-            .contains_key(sha256)
-            .map_err(sled_err("read plugin"))?
+    fn deploy(&self, d: &Deploy) -> Result<Result<Deployed, Conflict>> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let p = &d.process;
+        let what = format!("the deploy of process {} v{}", p.name, p.version);
+        let pkey = keys::process(&p.name, p.version);
+        // The newest revision is read before the transaction: deploys are
+        // rare and the transaction re-checks it, so a racing deploy fails
+        // the compare instead of writing the same revision twice.
+        let latest = self.deployment(&p.name, p.version)?;
+        if let Some(old) = &latest
+            && d.same_as(old)
         {
-            self.plugins
-                .insert(sha256.as_bytes(), bytes)
-                .map_err(sled_err("write plugin"))?;
-            self.flush()?;
+            let stored = self.process(&p.name, p.version)?;
+            if stored
+                .as_ref()
+                .is_some_and(|s| s.definition == p.definition)
+            {
+                return Ok(Ok(Deployed {
+                    revision: old.revision,
+                    new_version: false,
+                    new_revision: false,
+                }));
+            }
         }
-        Ok(())
+        let revision = latest.as_ref().map_or(1, |old| old.revision + 1);
+        let dkey = keys::deployment(&p.name, p.version, revision);
+        let record = encode(&d.deployment(revision));
+        let process = encode(p);
+        let outcome = (&self.processes, &self.deployments, &self.plugins).transaction(
+            |(processes, deployments, plugins)| {
+                let new_version = match processes.get(&pkey)? {
+                    Some(old) => {
+                        let stored: ProcessRecord = serde_json::from_slice(&old)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        if stored.definition != p.definition {
+                            return Ok(Err(Conflict::ProcessVersion {
+                                name: p.name.clone(),
+                                version: p.version,
+                            }));
+                        }
+                        false
+                    }
+                    None => {
+                        processes.insert(pkey.as_slice(), process.as_slice())?;
+                        true
+                    }
+                };
+                if deployments.get(&dkey)?.is_some() {
+                    // Another deploy took this revision first.
+                    return Err(ConflictableTransactionError::Conflict);
+                }
+                deployments.insert(dkey.as_slice(), record.as_slice())?;
+                for blob in &d.plugins {
+                    if plugins.get(blob.sha256.as_bytes())?.is_none() {
+                        plugins.insert(blob.sha256.as_bytes(), &*blob.bytes)?;
+                    }
+                }
+                Ok(Ok(new_version))
+            },
+        );
+        let new_version = match outcome {
+            Ok(Ok(v)) => v,
+            Ok(Err(conflict)) => return Ok(Err(conflict)),
+            Err(TransactionError::Abort(source)) => {
+                return Err(Error::Corrupt {
+                    what: format!("process {} v{}", p.name, p.version),
+                    source,
+                });
+            }
+            Err(TransactionError::Storage(e)) => return Err(sled_err("write", what)(e)),
+        };
+        self.flush()?;
+        Ok(Ok(Deployed {
+            revision,
+            new_version,
+            new_revision: true,
+        }))
+    }
+
+    fn deployment(&self, process: &str, version: u32) -> Result<Option<Deployment>> {
+        let what = || format!("the bindings of process {process} v{version}");
+        let newest = self
+            .deployments
+            .scan_prefix(keys::deployment_prefix(process, version))
+            .next_back()
+            .transpose()
+            .map_err(sled_err("read", what()))?;
+        match newest {
+            Some((_, v)) => decode(what, &v).map(Some),
+            None => self.legacy_deployment(process, version),
+        }
+    }
+
+    fn deployment_revision(
+        &self,
+        process: &str,
+        version: u32,
+        revision: u32,
+    ) -> Result<Option<Deployment>> {
+        let what = || format!("bindings revision {revision} of process {process} v{version}");
+        self.deployments
+            .get(keys::deployment(process, version, revision))
+            .map_err(sled_err("read", what()))?
+            .map(|v| decode(what, &v))
+            .transpose()
     }
 
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .plugins
             .get(sha256.as_bytes())
-            .map_err(sled_err("read plugin"))?
+            .map_err(sled_err("read", format!("plugin {sha256}")))?
             .map(|v| v.to_vec()))
     }
 
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {
+        let what = || format!("the mark of schedule {index} of {process}");
         self.schedules
             .get(keys::schedule(process, index))
-            .map_err(sled_err("read schedule"))?
-            .map(|v| decode(|| format!("schedule {index} of {process}"), &v))
+            .map_err(sled_err("read", what()))?
+            .map(|v| decode(what, &v))
             .transpose()
     }
 
     fn put_schedule_mark(&self, process: &str, index: u32, at: Millis) -> Result<()> {
         self.schedules
             .insert(keys::schedule(process, index), encode(&at))
-            .map_err(sled_err("write schedule"))?;
+            .map_err(sled_err(
+                "write",
+                format!("the mark of schedule {index} of {process}"),
+            ))?;
         self.flush()
+    }
+}
+
+impl SledStore {
+    /// Data directories written before bindings belonged to a version kept
+    /// one deployment per process name: it applies to every version, as
+    /// revision 0.
+    fn legacy_deployment(&self, process: &str, version: u32) -> Result<Option<Deployment>> {
+        let what = || format!("the bindings of process {process}");
+        let Some(v) = self
+            .deployments
+            .get(process.as_bytes())
+            .map_err(sled_err("read", what()))?
+        else {
+            return Ok(None);
+        };
+        let mut d: Deployment = decode(what, &v)?;
+        d.version = version;
+        d.revision = 0;
+        Ok(Some(d))
     }
 }
 
@@ -233,7 +402,7 @@ impl Instances for SledStore {
         self.journal
             .range(keys::history(id, from)..keys::history(id, u64::MAX))
             .map(|kv| {
-                let (_, v) = kv.map_err(sled_err("read history"))?;
+                let (_, v) = kv.map_err(sled_err("read", format!("the history of {id}")))?;
                 decode(|| format!("history of {id}"), &v)
             })
             .collect()
@@ -243,7 +412,7 @@ impl Instances for SledStore {
         self.journal
             .scan_prefix([keys::STATUS, keys::status_byte(status)])
             .map(|kv| {
-                let (k, _) = kv.map_err(sled_err("read status index"))?;
+                let (k, _) = kv.map_err(sled_err("read", format!("the {status} index")))?;
                 Ok(InstanceId(String::from_utf8_lossy(&k[2..]).into_owned()))
             })
             .collect()
@@ -273,8 +442,25 @@ impl Instances for SledStore {
             .scan_prefix([keys::TIMER])
             .next()
             .transpose()
-            .map_err(sled_err("read timers"))?;
+            .map_err(sled_err("read", "the next timer"))?;
         Ok(first.and_then(|(k, _)| {
+            let due: [u8; 8] = k.get(1..9)?.try_into().ok()?;
+            Some(Millis(u64::from_be_bytes(due)))
+        }))
+    }
+
+    fn next_timer_after(&self, after: Millis) -> Result<Option<Millis>> {
+        let from = keys::timers_until(after.0.saturating_add(1));
+        let first = self
+            .journal
+            .range(from..)
+            .next()
+            .transpose()
+            .map_err(sled_err("read", "the next timer"))?;
+        Ok(first.and_then(|(k, _)| {
+            if k.first() != Some(&keys::TIMER) {
+                return None;
+            }
             let due: [u8; 8] = k.get(1..9)?.try_into().ok()?;
             Some(Millis(u64::from_be_bytes(due)))
         }))
@@ -286,7 +472,7 @@ impl Instances for SledStore {
             .range(vec![keys::TIMER]..end)
             .take(limit)
             .map(|kv| {
-                let (_, v) = kv.map_err(sled_err("read timers"))?;
+                let (_, v) = kv.map_err(sled_err("read", "the next timer"))?;
                 decode(|| "timer".to_owned(), &v)
             })
             .collect()
@@ -306,10 +492,7 @@ fn check_stored(
     batch: &HashMap<InstanceId, u64>,
 ) -> Result<std::result::Result<(), Conflict>> {
     let id = &c.instance.id;
-    let read = |e| Error::Sled {
-        op: "check commit",
-        source: e,
-    };
+    let read = |e| Error::backend("check", format!("the commit of {id}"), e);
     let in_batch = batch.get(id).copied();
     let exists = in_batch.is_some()
         || store
@@ -403,6 +586,7 @@ impl Journal for SledStore {
         let _one_writer = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut seen: HashMap<InstanceId, u64> = HashMap::new();
         let mut keys_seen: HashMap<Vec<u8>, InstanceId> = HashMap::new();
+        let mut tokens_seen: HashMap<String, TokenRecord> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut writes = sled::Batch::default();
         for c in batch {
@@ -410,6 +594,12 @@ impl Journal for SledStore {
                 Ok(()) => check_stored(self, c, &seen)?,
                 Err(conflict) => Err(conflict),
             };
+            if verdict.is_ok() {
+                verdict = weft_store::check_tokens(c, |t| match tokens_seen.get(t) {
+                    Some(r) => Ok(Some(r.clone())),
+                    None => self.token(t),
+                })?;
+            }
             let business = new_business_key(c);
             if let (Ok(()), Some((k, process, key))) = (&verdict, &business) {
                 let taken = match keys_seen.get(k) {
@@ -430,22 +620,25 @@ impl Journal for SledStore {
                     keys_seen.insert(k, c.instance.id.clone());
                 }
                 seen.insert(c.instance.id.clone(), c.instance.seq);
+                tokens_seen.extend(c.tokens.iter().cloned());
                 add_to_batch(&mut writes, c);
             }
             outcomes.push(verdict);
         }
         // One batch: sled recovers it whole or not at all.
-        self.journal
-            .apply_batch(writes)
-            .map_err(sled_err("commit"))?;
+        self.journal.apply_batch(writes).map_err(sled_err(
+            "write",
+            format!("a batch of {} commits", batch.len()),
+        ))?;
         self.flush()?;
         Ok(outcomes)
     }
 
     fn remove_timer(&self, timer: &Timer) -> Result<()> {
-        self.journal
-            .remove(keys::timer(timer))
-            .map_err(sled_err("remove timer"))?;
+        self.journal.remove(keys::timer(timer)).map_err(sled_err(
+            "remove",
+            format!("the {} timer of {}", timer.kind.as_str(), timer.instance),
+        ))?;
         Ok(())
     }
 }

@@ -1,0 +1,448 @@
+//! The operations users call — deploy, start, signal, complete, heartbeat,
+//! redrive, cancel, migrate, resolve, status, history, list, resume — taking
+//! and returning plain types. The CLI and the server parse, call these and
+//! render; they do no engine work of their own.
+
+use serde_json::Value;
+use weft_model::interpret;
+use weft_model::{Bindings, Event, Failure, Instance, InstanceId, Process, Record, Span, Status};
+use weft_store::{Deploy, PluginBlob, ProcessRecord, TokenRecord};
+
+use crate::apply::defaults_of;
+use crate::engine::lock;
+use crate::{Delivered, Engine, Error, Result};
+
+pub use weft_store::Deployed;
+
+/// How long a completion waits for its token when the step that hands it
+/// out is still being committed (the adapter gave the token to someone who
+/// was quicker than the engine's commit).
+const EARLY_TOKEN_PATIENCE: Span = Span(10_000);
+
+/// What `start_keyed` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub id: InstanceId,
+    /// An instance with the business key already existed; nothing started.
+    pub existing: bool,
+}
+
+/// How an outside party completes a pending step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Completion {
+    Done(Value),
+    Failed(Failure),
+}
+
+/// A checked process version with its checked bindings and the plugin
+/// components they name: what `deploy` stores, all at once.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub process: Process,
+    pub bindings: Bindings,
+    pub plugins: Vec<PluginBlob>,
+}
+
+/// Which instances `list` returns: filters, then a page after a cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageQuery {
+    pub process: Option<String>,
+    pub status: Option<Status>,
+    pub state: Option<String>,
+    /// Only instances after this id (ids sort by creation time).
+    pub after: Option<InstanceId>,
+    pub limit: usize,
+}
+
+/// One line of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub id: InstanceId,
+    pub process: String,
+    pub version: u32,
+    pub key: Option<String>,
+    pub status: Status,
+    pub state: String,
+    pub updated_at: weft_model::Millis,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<Summary>,
+    /// The cursor for the next page, when there may be more.
+    pub next: Option<InstanceId>,
+}
+
+impl Engine {
+    /// Stores a process version with its bindings and plugins, atomically.
+    /// Running instances of that version use the new bindings from their
+    /// next attempt; other versions keep theirs. Refused when an action of
+    /// the process has no binding or a binding names a plugin not given.
+    pub async fn deploy(&self, req: DeployRequest) -> Result<Deployed> {
+        let p = &req.process;
+        let refuse = Error::DeployRefused;
+        for action in p.actions() {
+            let Some(binding) = req.bindings.actions.get(action) else {
+                return Err(refuse(format!(
+                    "process '{}' v{} uses action '{action}', which the bindings do not bind",
+                    p.name, p.version
+                )));
+            };
+            if !req.plugins.iter().any(|b| b.name == binding.plugin) {
+                return Err(refuse(format!(
+                    "action '{action}' is bound to plugin '{}', which the deploy does not carry",
+                    binding.plugin
+                )));
+            }
+        }
+        let deploy = Deploy {
+            process: ProcessRecord {
+                name: p.name.clone(),
+                version: p.version,
+                definition: p.definition.clone(),
+                deployed_at: self.inner.clock.now(),
+            },
+            bindings: req.bindings.clone(),
+            plugins: req.plugins.clone(),
+        };
+        let deployed = self
+            .read(move |s| s.deploy(&deploy))
+            .await?
+            .map_err(Error::Conflict)?;
+        // The next read of this version's bindings sees the new revision.
+        lock(&self.inner.deployments).remove(&(p.name.clone(), p.version));
+        self.inner.deployed.notify_waiters();
+        Ok(deployed)
+    }
+
+    /// Starts an instance of a deployed process (the newest version unless
+    /// one is given) and returns once its start is durable.
+    pub async fn start(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        input: Value,
+    ) -> Result<InstanceId> {
+        Ok(self.start_keyed(name, version, input, None).await?.id)
+    }
+
+    /// Starts an instance with a business key, unique per process: when one
+    /// was already started with the key, returns it instead of starting a
+    /// duplicate (checked in the same commit, so racing starts make one).
+    pub async fn start_keyed(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        input: Value,
+        key: Option<String>,
+    ) -> Result<Started> {
+        if let Some(k) = &key
+            && let Some(id) = self.by_key(name, k).await?
+        {
+            return Ok(Started { id, existing: true });
+        }
+        if !input.is_object() {
+            return Err(Error::InputNotObject);
+        }
+        weft_model::limits::check(&input).map_err(|why| Error::TooLarge {
+            what: "the instance input".into(),
+            why: why.to_string(),
+        })?;
+        let _work = self.work();
+        let process = match version {
+            Some(v) => self.process(name, v).await?,
+            None => self.latest(name).await?,
+        };
+        let deployment = self.deployment(name, process.version).await?;
+        let now = self.inner.clock.now();
+        let id = self.inner.ids.next(now);
+        let defaults = defaults_of(deployment.as_deref());
+        let mut applied = interpret::start(&process, defaults, id.clone(), input, now);
+        applied.instance.key = key;
+        match self.write(None, applied, None).await {
+            Ok(invokes) => {
+                self.dispatch(invokes, false);
+                Ok(Started {
+                    id,
+                    existing: false,
+                })
+            }
+            Err(Error::Conflict(weft_store::Conflict::KeyTaken { instance, .. })) => Ok(Started {
+                id: instance,
+                existing: true,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The instance of `process` started with a business key.
+    pub async fn by_key(&self, process: &str, key: &str) -> Result<Option<InstanceId>> {
+        let (p, k) = (process.to_owned(), key.to_owned());
+        self.read(move |s| s.by_key(&p, &k)).await
+    }
+
+    /// An instance named by its id, or by the business key it was started
+    /// with (looked up in every deployed process).
+    pub async fn resolve(&self, text: &str) -> Result<InstanceId> {
+        if let Some(id) = InstanceId::parse(text) {
+            let probe = id.clone();
+            if self.read(move |s| s.instance(&probe)).await?.is_some() {
+                return Ok(id);
+            }
+        }
+        let key = text.to_owned();
+        let found = self
+            .read(move |s| {
+                let mut names: Vec<String> = s.processes()?.into_iter().map(|p| p.name).collect();
+                names.dedup(); // stored by name, then version
+                let mut found = Vec::new();
+                for name in names {
+                    if let Some(id) = s.by_key(&name, &key)? {
+                        found.push((name, id));
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        match found.as_slice() {
+            [] if InstanceId::parse(text).is_some() => {
+                Err(Error::NoInstance(InstanceId(text.to_ascii_uppercase())))
+            }
+            [] => Err(Error::UnknownTarget(text.to_owned())),
+            [(_, id)] => Ok(id.clone()),
+            _ => Err(Error::AmbiguousKey {
+                key: text.to_owned(),
+                found: found
+                    .iter()
+                    .map(|(p, id)| format!("{p}: {id}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// An instance as stored.
+    pub async fn status(&self, id: &InstanceId) -> Result<Instance> {
+        let owned = id.clone();
+        self.read(move |s| s.instance(&owned))
+            .await?
+            .ok_or_else(|| Error::NoInstance(id.clone()))
+    }
+
+    /// An instance's history from record `from` on.
+    pub async fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>> {
+        let owned = id.clone();
+        let (exists, records) = self
+            .read(move |s| Ok((s.instance(&owned)?.is_some(), s.history(&owned, from)?)))
+            .await?;
+        if !exists {
+            return Err(Error::NoInstance(id.clone()));
+        }
+        Ok(records)
+    }
+
+    /// Instances matching the query, oldest first, a page at a time.
+    pub async fn list(&self, query: PageQuery) -> Result<Page> {
+        let limit = query.limit.clamp(1, 1_000);
+        let q = query.clone();
+        self.read(move |s| {
+            let statuses: Vec<Status> = match q.status {
+                Some(st) => vec![st],
+                None => Status::ALL.to_vec(),
+            };
+            let mut ids = Vec::new();
+            for st in statuses {
+                ids.extend(s.ids_with_status(st)?);
+            }
+            ids.sort();
+            let mut items = Vec::new();
+            let mut next = None;
+            for id in ids
+                .into_iter()
+                .filter(|id| q.after.as_ref().is_none_or(|a| id > a))
+            {
+                let Some(inst) = s.instance(&id)? else {
+                    continue;
+                };
+                let wanted = q.process.as_ref().is_none_or(|p| *p == inst.process)
+                    && q.state.as_ref().is_none_or(|st| *st == inst.state);
+                if !wanted {
+                    continue;
+                }
+                if items.len() == limit {
+                    next = items.last().map(|i: &Summary| i.id.clone());
+                    break;
+                }
+                items.push(Summary {
+                    id: inst.id,
+                    process: inst.process,
+                    version: inst.version,
+                    key: inst.key,
+                    status: inst.status,
+                    state: inst.state,
+                    updated_at: inst.updated_at,
+                });
+            }
+            Ok(Page { items, next })
+        })
+        .await
+    }
+
+    /// Delivers an external event to a waiting instance. Refused, with the
+    /// events the instance does accept, when its state does not accept it.
+    pub async fn signal(&self, id: &InstanceId, name: &str, data: Value) -> Result<()> {
+        weft_model::limits::check(&data).map_err(|why| Error::TooLarge {
+            what: format!("the payload of signal '{name}'"),
+            why: why.to_string(),
+        })?;
+        let event = Event::Signal {
+            name: name.to_owned(),
+            data,
+        };
+        self.operator(id, event).await
+    }
+
+    /// Moves an instance to another deployed version of its process, or
+    /// refuses when its state or data does not fit that version.
+    pub async fn migrate(&self, id: &InstanceId, version: u32) -> Result<()> {
+        let _work = self.work();
+        self.exclusive(id, async {
+            let inst = self.take_current(id).await?;
+            let applied = match self.process(&inst.process, version).await {
+                Ok(to) => interpret::migrate(&to, &inst, self.inner.clock.now())
+                    .map_err(|why| Error::Refused(id.clone(), why)),
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(applied) => {
+                    let previous = inst.status;
+                    let written = self.write(Some(previous), applied, None).await;
+                    if written.is_err() {
+                        self.put_back(inst);
+                    }
+                    written.map(drop)
+                }
+                Err(e) => {
+                    self.put_back(inst);
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Picks up every unfinished piece of work in the store after a restart:
+    /// each outbox invocation is carried out again (unless its outcome was
+    /// already recorded); stored timers fire when due. Returns the instances
+    /// with invocations to carry out.
+    pub async fn resume(&self) -> Result<Vec<InstanceId>> {
+        let invokes = self.read(|s| s.outbox()).await?;
+        let mut ids: Vec<InstanceId> = invokes.iter().map(|i| i.instance.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        self.dispatch_recovered(invokes);
+        self.inner.timer_wake.notify_one();
+        Ok(ids)
+    }
+
+    /// Waits until the instance is no longer running, and returns it.
+    pub async fn wait(&self, id: &InstanceId) -> Result<Instance> {
+        let mut rx = self.subscribe();
+        loop {
+            let inst = self.status(id).await?;
+            if inst.status != Status::Running {
+                return Ok(inst);
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(n) if &n.instance == id && n.status != Status::Running => break,
+                    Ok(_) => continue,
+                    // Missed some notices, or the engine is gone: look again.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Completes a step that waits on `token`. A token completes once.
+    pub async fn complete(&self, token: &str, completion: Completion) -> Result<InstanceId> {
+        let record = self.open_token(token).await?;
+        let event = match completion {
+            Completion::Done(output) => {
+                weft_model::limits::check(&output).map_err(|why| Error::TooLarge {
+                    what: format!("the output completing token '{token}'"),
+                    why: why.to_string(),
+                })?;
+                Event::StepDone {
+                    key: record.key.clone(),
+                    output,
+                }
+            }
+            Completion::Failed(failure) => Event::StepFailed {
+                key: record.key.clone(),
+                failure,
+                heartbeat: None,
+            },
+        };
+        match self.deliver(&record.instance, event, None).await? {
+            Delivered::Applied => Ok(record.instance),
+            Delivered::Rejected(_) => Err(Error::TokenUsed(token.to_owned())),
+        }
+    }
+
+    /// Reports progress of a step that waits on `token`.
+    pub async fn heartbeat(&self, token: &str, details: String) -> Result<InstanceId> {
+        let record = self.open_token(token).await?;
+        let event = Event::Heartbeat {
+            key: record.key.clone(),
+            details,
+        };
+        match self.deliver(&record.instance, event, None).await? {
+            Delivered::Applied => Ok(record.instance),
+            Delivered::Rejected(_) => Err(Error::TokenUsed(token.to_owned())),
+        }
+    }
+
+    /// The open token's record. A token not (yet) stored while this engine
+    /// has invocations in flight may be one an adapter handed out before the
+    /// engine committed its `pending` answer: wait for that commit, a while.
+    async fn open_token(&self, token: &str) -> Result<TokenRecord> {
+        let clock = self.inner.clock.clone();
+        let give_up = clock.now().plus(EARLY_TOKEN_PATIENCE);
+        loop {
+            let opened = self.inner.tokens_opened.notified();
+            let t = token.to_owned();
+            if let Some(record) = self.read(move |s| s.token(&t)).await? {
+                if record.closed_at.is_some() {
+                    return Err(Error::TokenUsed(token.to_owned()));
+                }
+                return Ok(record);
+            }
+            let in_flight = !lock(&self.inner.running).is_empty();
+            if !in_flight || clock.now() >= give_up {
+                return Err(Error::NoToken(token.to_owned()));
+            }
+            tokio::select! {
+                () = opened => {}
+                () = clock.sleep_until(give_up) => {}
+            }
+        }
+    }
+
+    /// Retries a parked instance from the step it stopped at.
+    pub async fn redrive(&self, id: &InstanceId) -> Result<()> {
+        self.operator(id, Event::Redrive).await
+    }
+
+    /// Ends an instance, undoing its completed steps first when asked.
+    pub async fn cancel(&self, id: &InstanceId, compensate: bool) -> Result<()> {
+        self.operator(id, Event::Cancel { compensate }).await
+    }
+
+    async fn operator(&self, id: &InstanceId, event: Event) -> Result<()> {
+        match self.deliver(id, event, None).await? {
+            Delivered::Applied => Ok(()),
+            Delivered::Rejected(why) => Err(Error::Refused(id.clone(), why.to_string())),
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! The engine as the one owner of deployments and operations, under the
+//! interleavings that used to go wrong: bindings per process version
+//! whichever engine applies an event, work queued while no bindings exist,
+//! re-deployed bindings from the next attempt, a completion racing its
+//! pending commit, a cancel racing a recovered invocation, failing timers,
+//! store errors, schedules — on a simulated clock, without sleeping.
+
+#![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use support::flaky::Flaky;
+use support::*;
+use weft_core::{Clock, Completion, DeployRequest, Engine, EngineOptions, Error, PageQuery};
+use weft_model::{RecordKind, Status, StepOutcome};
+use weft_store::{Definitions, Instances, MemStore, PluginBlob, Store};
+
+const APPROVAL: &str = r#"
+process: approval
+version: 1
+start: review
+states:
+  review:
+    type: wait
+    on: { approve: pay }
+  pay:
+    action: pay
+    on: { done: paid, error: unpaid }
+  paid: { type: succeed }
+  unpaid: { type: fail }
+"#;
+
+const PAY_RETRIES: &str = "plugins: { p: /p.wasm }\nactions:\n  pay: { plugin: p, retry: { max_attempts: 3, initial: 1s } }\n";
+
+fn fail_twice() -> Script {
+    script(|ctx| {
+        if ctx.nth < 2 {
+            failed("retryable")
+        } else {
+            done(json!({"paid": true}))
+        }
+    })
+}
+
+fn kinds(store: &dyn Store, id: &weft_model::InstanceId) -> Vec<String> {
+    store
+        .history(id, 0)
+        .unwrap()
+        .iter()
+        .map(|r| match &r.kind {
+            RecordKind::Transition { event, to, .. } => format!("{event}->{to}"),
+            RecordKind::AttemptFailed { attempt, .. } => format!("attempt {attempt} failed"),
+            other => format!("{other:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signal_applied_offline_keeps_the_bindings_retry_policy() {
+    let sim = Sim::new(APPROVAL, PAY_RETRIES);
+    sim.on("pay", fail_twice());
+    let id = sim.start(json!({})).await;
+    assert_eq!(sim.instance(&id).status, Status::Waiting);
+    // An offline engine (no engine runs: a CLI command applies the signal).
+    let offline = Engine::new(
+        sim.store.clone(),
+        sim.invoker.clone(),
+        sim.clock.clone(),
+        EngineOptions {
+            offline: true,
+            ..EngineOptions::default()
+        },
+    );
+    offline.signal(&id, "approve", json!({})).await.unwrap();
+    assert!(
+        sim.invoker.calls_of("pay").is_empty(),
+        "offline invokes nothing"
+    );
+    // The step it entered carries the binding's retry policy.
+    let step = sim.instance(&id).step.expect("in the pay step");
+    assert_eq!(step.retry.max_attempts, 3);
+    sim.engine.resume().await.unwrap();
+    sim.run_for(5_000, 100).await;
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+    assert_eq!(sim.invoker.calls_of("pay").len(), 3);
+}
+
+#[tokio::test]
+async fn deploying_v2_leaves_running_v1_instances_on_v1_bindings() {
+    let sim = Sim::new(APPROVAL, PAY_RETRIES);
+    sim.on("pay", fail_twice());
+    let id = sim.start(json!({})).await;
+    // v2: same shape, bindings without retries.
+    let v2 = APPROVAL.replace("version: 1", "version: 2");
+    deploy_into(
+        &*sim.store,
+        &v2,
+        &parse_bindings("plugins: { p: /p.wasm }\nactions:\n  pay: { plugin: p }\n"),
+        sim.clock.now(),
+    );
+    sim.engine.signal(&id, "approve", json!({})).await.unwrap();
+    sim.run_for(5_000, 100).await;
+    let inst = sim.instance(&id);
+    assert_eq!((inst.version, inst.status), (1, Status::Succeeded));
+    assert_eq!(sim.invoker.calls_of("pay").len(), 3, "v1's three attempts");
+}
+
+const ONE: &str = r#"
+process: one
+version: 1
+start: call
+states:
+  call:
+    action: call_api
+    retry: { max_attempts: 2, initial: 1s }
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+
+fn request(process: &str, bindings: &str) -> DeployRequest {
+    let doc = weft_model::source::load("p.yaml", process, weft_model::Format::Yaml).unwrap();
+    DeployRequest {
+        process: weft_model::validate::process(&doc).unwrap(),
+        bindings: parse_bindings(bindings),
+        plugins: vec![PluginBlob {
+            name: "p".into(),
+            sha256: "00ff".into(),
+            bytes: Arc::from(&b"\0asm"[..]),
+        }],
+    }
+}
+
+#[tokio::test]
+async fn redeployed_bindings_apply_from_the_next_attempt_and_history_says_which() {
+    let first = "plugins: { p: /p.wasm }\nactions:\n  call_api: { plugin: p, config: { v: 1 } }\n";
+    let sim = Sim::new(ONE, first);
+    sim.on(
+        "call_api",
+        script(|ctx| {
+            if ctx.nth == 0 {
+                failed("retryable")
+            } else {
+                done(json!(2))
+            }
+        }),
+    );
+    let id = sim.start(json!({})).await;
+    assert_eq!(*sim.invoker.revisions.lock().unwrap(), [1]);
+    // The tool is swapped while the instance waits to retry.
+    let swapped =
+        "plugins: { p: /p.wasm }\nactions:\n  call_api: { plugin: p, config: { v: 2 } }\n";
+    let deployed = sim.engine.deploy(request(ONE, swapped)).await.unwrap();
+    assert_eq!((deployed.revision, deployed.new_revision), (2, true));
+    sim.run_for(2_000, 100).await;
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+    assert_eq!(*sim.invoker.revisions.lock().unwrap(), [1, 2]);
+    let stamped: Vec<Option<u32>> = sim
+        .store
+        .history(&id, 0)
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.kind,
+                RecordKind::AttemptFailed { .. } | RecordKind::Transition { .. }
+            )
+        })
+        .map(|r| r.bindings)
+        .collect();
+    assert_eq!(stamped, [Some(1), Some(2)]);
+    // The same deploy again changes nothing.
+    let again = sim.engine.deploy(request(ONE, swapped)).await.unwrap();
+    assert_eq!((again.revision, again.new_revision), (2, false));
+}
+
+#[tokio::test]
+async fn a_deploy_that_leaves_an_action_unbound_is_refused_and_writes_nothing() {
+    let sim = Sim::new(ONE, "");
+    let err = sim
+        .engine
+        .deploy(request(&ONE.replace("version: 1", "version: 2"), ""))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeployRefused(_)), "{err}");
+    assert!(err.to_string().contains("call_api"), "{err}");
+    assert_eq!(sim.store.process("one", 2).unwrap(), None);
+}
+
+#[tokio::test]
+async fn work_without_bindings_stays_queued_until_a_deploy() {
+    // A clock and an invoker from a world; a store with the process but no
+    // bindings at all.
+    let sim = Sim::new(ONE, "");
+    let doc = weft_model::source::load("p.yaml", ONE, weft_model::Format::Yaml).unwrap();
+    let p = weft_model::validate::process(&doc).unwrap();
+    let bare = Arc::new(MemStore::new());
+    bare.put_process(&weft_store::ProcessRecord {
+        name: p.name.clone(),
+        version: p.version,
+        definition: p.definition.clone(),
+        deployed_at: T0,
+    })
+    .unwrap()
+    .unwrap();
+    let engine = Engine::new(
+        bare.clone(),
+        sim.invoker.clone(),
+        sim.clock.clone(),
+        EngineOptions::default(),
+    );
+    let id = engine.start("one", None, json!({})).await.unwrap();
+    for _ in 0..5 {
+        engine.settle().await;
+        sim.clock.advance(weft_model::Span(10_000));
+    }
+    engine.settle().await;
+    assert!(sim.invoker.calls_of("call_api").is_empty());
+    let inst = bare.instance(&id).unwrap().unwrap();
+    assert_eq!(inst.status, Status::Running, "nothing failed");
+    assert_eq!(bare.outbox_of(&id).unwrap().len(), 1, "still queued");
+    let bindings = "plugins: { p: /p.wasm }\nactions:\n  call_api: { plugin: p }\n";
+    engine.deploy(request(ONE, bindings)).await.unwrap();
+    engine.settle().await;
+    assert_eq!(sim.invoker.calls_of("call_api").len(), 1);
+    assert_eq!(
+        bare.instance(&id).unwrap().unwrap().status,
+        Status::Succeeded
+    );
+}
+
+const PENDING: &str = r#"
+process: pend
+version: 1
+start: ask
+states:
+  ask:
+    action: ask
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+
+#[tokio::test]
+async fn a_completion_racing_the_pending_commit_is_not_lost() {
+    let sim = Sim::new(PENDING, "");
+    let (handed_out, mut told) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let handed_out = std::sync::Mutex::new(Some(handed_out));
+    sim.on(
+        "ask",
+        Arc::new(move |_ctx| {
+            // The adapter gives the token away before answering `pending`.
+            if let Some(tx) = handed_out.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            Box::pin(async {
+                tokio::task::yield_now().await;
+                StepOutcome::Pending {
+                    token: "tok-7".into(),
+                }
+            })
+        }),
+    );
+    let engine = sim.engine.clone();
+    let completer = tokio::spawn(async move {
+        told.recv().await;
+        engine
+            .complete("tok-7", Completion::Done(json!({"answer": 42})))
+            .await
+    });
+    let id = sim.engine.start("pend", None, json!({})).await.unwrap();
+    let completed = completer.await.unwrap();
+    assert_eq!(completed.unwrap(), id);
+    sim.engine.settle().await;
+    let inst = sim.instance(&id);
+    assert_eq!(inst.status, Status::Succeeded);
+    // A token completes once.
+    let again = sim
+        .engine
+        .complete("tok-7", Completion::Done(json!(1)))
+        .await;
+    assert!(matches!(again, Err(Error::TokenUsed(_))), "{again:?}");
+}
+
+#[tokio::test]
+async fn a_token_taken_by_another_step_fails_the_second_step_as_an_adapter_error() {
+    let process = PENDING.replace("on: { done: ok }", "on: { done: ok, error: broken }")
+        + "  broken: { type: fail }\n";
+    let sim = Sim::new(&process, "");
+    sim.on(
+        "ask",
+        script(|_| StepOutcome::Pending {
+            token: "same".into(),
+        }),
+    );
+    let a = sim.start(json!({})).await;
+    let b = sim.start(json!({})).await;
+    assert_eq!(sim.instance(&a).status, Status::Running);
+    let inst = sim.instance(&b);
+    assert_eq!(inst.status, Status::Failed);
+    let history = kinds(&*sim.store, &b);
+    assert!(
+        history.contains(&"error.adapter->broken".to_owned()),
+        "{history:?}"
+    );
+    let error = inst.error.expect("failed with an error");
+    assert!(
+        error.message.contains("already in use"),
+        "{}",
+        error.message
+    );
+}
+
+const SLOW: &str = r#"
+process: slow
+version: 1
+start: work
+states:
+  work:
+    action: work
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+
+#[tokio::test]
+async fn a_step_cancelled_while_its_recovered_invocation_waits_is_never_invoked() {
+    let mut sim = Sim::new(SLOW, "");
+    sim.on("work", slow(3_600_000, done(json!(1))));
+    // More unfinished steps than a restart carries out at once.
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        ids.push(sim.engine.start("slow", None, json!({})).await.unwrap());
+    }
+    sim.engine.settle().await;
+    sim.on("work", slow(1_000, done(json!(1))));
+    sim.invoker.calls.lock().unwrap().clear();
+    sim.reboot().await;
+    sim.engine.settle().await;
+    let called = |id: &weft_model::InstanceId| {
+        sim.invoker
+            .calls_of("work")
+            .iter()
+            .any(|c| c.key.starts_with(id.as_str()))
+    };
+    assert_eq!(sim.invoker.calls_of("work").len(), 256, "a slot each");
+    let last = ids.iter().find(|id| !called(id)).unwrap().clone();
+    sim.engine.cancel(&last, false).await.unwrap();
+    sim.run_for(5_000, 500).await;
+    assert_eq!(sim.instance(&last).status, Status::Cancelled);
+    assert!(!called(&last), "a cancelled step is never invoked");
+    let done = ids
+        .iter()
+        .filter(|id| sim.instance(id).status == Status::Succeeded)
+        .count();
+    assert_eq!(done, 299);
+}
+
+const NAP: &str = r#"
+process: nap
+version: 1
+start: nap
+states:
+  nap:
+    type: wait
+    wait: { for: 1s }
+    on: { elapsed: ok }
+  ok: { type: succeed }
+"#;
+
+#[tokio::test]
+async fn failing_timers_are_retried_with_backoff_and_do_not_starve_others() {
+    let flaky = Arc::new(Flaky::default());
+    let sim = Sim::on_store(NAP, "", flaky.clone());
+    let mut bad = Vec::new();
+    for _ in 0..600 {
+        bad.push(sim.engine.start("nap", None, json!({})).await.unwrap());
+    }
+    sim.clock.advance(weft_model::Span(10));
+    let good = sim.engine.start("nap", None, json!({})).await.unwrap();
+    flaky.unreadable.lock().unwrap().extend(bad.iter().cloned());
+    sim.engine.settle().await;
+    sim.advance(1_100).await;
+    assert_eq!(sim.instance(&good).status, Status::Succeeded);
+    // The failing ones are tried again, with backoff, not in a loop: after
+    // 10 s each has been tried a handful of times, and all are still due.
+    sim.run_for(10_000, 100).await;
+    assert!(
+        sim.engine.trouble().borrow().is_some(),
+        "the trouble is told"
+    );
+    for id in &bad {
+        assert_eq!(
+            flaky.inner.instance(id).unwrap().unwrap().status,
+            Status::Waiting
+        );
+    }
+    // Once the records can be read, they fire.
+    flaky.unreadable.lock().unwrap().clear();
+    sim.run_for(31_000, 1_000).await;
+    for id in &bad {
+        assert_eq!(sim.instance(id).status, Status::Succeeded);
+    }
+}
+
+#[tokio::test]
+async fn an_outcome_the_store_cannot_take_is_retried_until_it_can() {
+    let flaky = Arc::new(Flaky::default());
+    let sim = Sim::on_store(SLOW, "", flaky.clone());
+    sim.on("work", slow(1_000, done(json!({"n": 1}))));
+    let id = sim.start(json!({})).await;
+    // The disk fills while the step runs.
+    flaky.commits_fail.store(true, Ordering::SeqCst);
+    sim.run_for(3_000, 100).await;
+    let trouble = sim.engine.trouble().borrow().clone();
+    assert!(
+        trouble
+            .as_deref()
+            .is_some_and(|t| t.contains("no space left on device")),
+        "{trouble:?}"
+    );
+    assert_eq!(
+        flaky.inner.instance(&id).unwrap().unwrap().status,
+        Status::Running
+    );
+    let tries = flaky.failed_commits.load(Ordering::SeqCst);
+    assert!(
+        (2..=10).contains(&tries),
+        "backoff, not a loop: {tries} tries"
+    );
+    // Space comes back.
+    flaky.commits_fail.store(false, Ordering::SeqCst);
+    sim.run_for(31_000, 1_000).await;
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+    assert!(
+        sim.engine.trouble().borrow().is_none(),
+        "the trouble is over"
+    );
+    assert_eq!(sim.invoker.calls_of("work").len(), 1, "invoked once");
+}
+
+const REPORT: &str = r#"
+process: report
+version: 1
+start: make
+schedule:
+  - { cron: "0 0 * * * *" }
+states:
+  make:
+    action: make
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+
+#[tokio::test]
+async fn a_schedule_mark_moves_only_after_its_firing_is_recorded() {
+    let flaky = Arc::new(Flaky::default());
+    let sim = Sim::on_store(REPORT, "", flaky.clone());
+    sim.engine.run_schedules().await.unwrap();
+    sim.engine.settle().await;
+    let before = flaky.schedule_mark("report", 0).unwrap();
+    flaky.commits_fail.store(true, Ordering::SeqCst);
+    // Past the next full hour: the firing cannot be recorded.
+    sim.run_for(3_700_000, 60_000).await;
+    assert_eq!(flaky.schedule_mark("report", 0).unwrap(), before);
+    assert!(
+        flaky
+            .inner
+            .ids_with_status(Status::Succeeded)
+            .unwrap()
+            .is_empty()
+    );
+    flaky.commits_fail.store(false, Ordering::SeqCst);
+    sim.run_for(60_000, 1_000).await;
+    let started = flaky.inner.ids_with_status(Status::Succeeded).unwrap();
+    assert_eq!(started.len(), 1, "the firing happened once it could");
+    assert!(flaky.schedule_mark("report", 0).unwrap() > before);
+}
+
+#[tokio::test]
+async fn list_pages_through_instances_with_filters() {
+    let sim = Sim::new(APPROVAL, "");
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        ids.push(sim.engine.start("approval", None, json!({})).await.unwrap());
+    }
+    sim.engine.settle().await;
+    sim.engine.cancel(&ids[3], false).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = sim
+            .engine
+            .list(PageQuery {
+                status: Some(Status::Waiting),
+                after: after.clone(),
+                limit: 10,
+                ..PageQuery::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.items.iter().map(|s| s.id.clone()));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let mut expected = ids.clone();
+    expected.remove(3);
+    expected.sort();
+    assert_eq!(seen, expected);
+    let cancelled = sim
+        .engine
+        .list(PageQuery {
+            status: Some(Status::Cancelled),
+            limit: 10,
+            ..PageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled.items.len(), 1);
+    assert_eq!(cancelled.items[0].state, "review");
+}
+
+#[tokio::test]
+async fn resolve_finds_ids_and_business_keys_and_says_what_is_wrong() {
+    let sim = Sim::new(APPROVAL, "");
+    let started = sim
+        .engine
+        .start_keyed("approval", None, json!({}), Some("order-9".into()))
+        .await
+        .unwrap();
+    assert_eq!(sim.engine.resolve("order-9").await.unwrap(), started.id);
+    assert_eq!(
+        sim.engine
+            .resolve(&started.id.as_str().to_lowercase())
+            .await
+            .unwrap(),
+        started.id
+    );
+    let err = sim.engine.resolve("nope").await.unwrap_err();
+    assert!(matches!(err, Error::UnknownTarget(_)), "{err}");
+}
+
+#[tokio::test]
+async fn payloads_nested_too_deep_are_refused_where_they_enter() {
+    let sim = Sim::new(APPROVAL, "");
+    let id = sim.start(json!({})).await;
+    let mut deep = json!(1);
+    for _ in 0..126 {
+        deep = json!({ "by": deep });
+    }
+    let err = sim
+        .engine
+        .signal(&id, "approve", deep.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+    assert_eq!(sim.instance(&id).status, Status::Waiting, "nothing changed");
+    let err = sim
+        .engine
+        .start("approval", None, json!({ "x": deep }))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+}
