@@ -220,6 +220,31 @@ impl Engine {
         }
     }
 
+    /// Stops the engine and returns once it holds nothing of the store any
+    /// more — its tasks dropped, its writer thread ended — so the store can
+    /// be closed and opened again (a reboot in the same process).
+    pub async fn close(self) {
+        self.shutdown().await;
+        let ended = self.inner.writer.ended();
+        let inner = Arc::downgrade(&self.inner);
+        drop(self);
+        // Aborted tasks drop their handles when the runtime next gets to
+        // them; the writer's channel closes with the last one.
+        for _ in 0..100_000 {
+            if inner.strong_count() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        if inner.strong_count() != 0 {
+            tracing::error!("closing: engine tasks still hold the store");
+            return;
+        }
+        if let Some(ended) = ended {
+            let _ = ended.await;
+        }
+    }
+
     pub(crate) fn work(&self) -> Work {
         self.inner.working.fetch_add(1, Ordering::SeqCst);
         Work(self.inner.clone())

@@ -31,6 +31,8 @@ enum Job {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<Stats>,
+    /// Told when the thread has ended and let go of the journal.
+    ended: Arc<std::sync::Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
 /// Counters for benchmarks and metrics.
@@ -47,14 +49,23 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(Stats::default());
         let thread_stats = stats.clone();
+        let (ended_tx, ended_rx) = oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("weft-writer".into())
-            .spawn(move || run(&*journal, &rx, &thread_stats));
+            .spawn(move || {
+                run(&*journal, &rx, &thread_stats);
+                drop(journal);
+                let _ = ended_tx.send(());
+            });
         if let Err(e) = spawned {
             // Without the thread every commit fails with WriterGone below.
             tracing::error!("cannot start the writer thread: {e}");
         }
-        Writer { tx, stats }
+        Writer {
+            tx,
+            stats,
+            ended: Arc::new(std::sync::Mutex::new(Some(ended_rx))),
+        }
     }
 
     /// Writes one commit (with whatever else is queued) and returns once it
@@ -71,6 +82,13 @@ impl Writer {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The signal that the writer thread has ended (every handle to this
+    /// writer dropped, the queue written) and let go of the journal; taken
+    /// once.
+    pub(crate) fn ended(&self) -> Option<oneshot::Receiver<()>> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Returns once every commit handed over before the call is written (or

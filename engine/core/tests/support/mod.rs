@@ -182,7 +182,12 @@ pub struct Sim {
     pub engine: Engine,
     /// The bindings every deploy of this world carries.
     pub bindings: Bindings,
+    /// For a durable store: closes nothing itself, opens the store again
+    /// (a reboot then really reopens it, as after a crash).
+    reopen: Option<Reopen>,
 }
+
+pub type Reopen = Arc<dyn Fn() -> Arc<dyn Store> + Send + Sync>;
 
 /// Bindings from YAML (plugin paths unused); empty text binds nothing.
 pub fn parse_bindings(text: &str) -> Bindings {
@@ -246,7 +251,24 @@ impl Sim {
             invoker,
             engine,
             bindings,
+            reopen: None,
         }
+    }
+
+    /// A world on a sled store in `dir`; each reboot closes and reopens it.
+    pub fn on_sled(process: &str, bindings: &str, dir: &std::path::Path) -> Sim {
+        let path = dir.to_owned();
+        let reopen: Reopen = Arc::new(move || {
+            let store = weft_store_sled::SledStore::open_patiently(
+                &path,
+                std::time::Duration::from_secs(10),
+            )
+            .expect("sled opens");
+            Arc::new(store)
+        });
+        let mut sim = Sim::on_store(process, bindings, reopen());
+        sim.reopen = Some(reopen);
+        sim
     }
 
     /// Deploys another process or version into the same store, with this
@@ -298,7 +320,26 @@ impl Sim {
     /// Drops this engine (as a crash would) and starts a new one on the same
     /// store, which then resumes.
     pub async fn reboot(&mut self) {
-        self.engine.shutdown().await;
+        match self.reopen.clone() {
+            None => self.engine.shutdown().await,
+            Some(reopen) => {
+                // Every handle to the store goes, then it is opened anew.
+                let placeholder = Engine::new(
+                    Arc::new(MemStore::new()),
+                    self.invoker.clone(),
+                    self.clock.clone(),
+                    EngineOptions {
+                        offline: true,
+                        ..EngineOptions::default()
+                    },
+                );
+                std::mem::replace(&mut self.engine, placeholder)
+                    .close()
+                    .await;
+                self.store = Arc::new(MemStore::new());
+                self.store = reopen();
+            }
+        }
         self.engine = Engine::new(
             self.store.clone(),
             self.invoker.clone(),
