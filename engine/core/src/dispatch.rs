@@ -142,6 +142,19 @@ impl Engine {
     }
 
     pub(crate) async fn run_invoke(&self, inv: Invoke, recovered: bool) {
+        /// Counts the invocation until its outcome is committed (or it is
+        /// dropped): a completion for a token not stored yet waits while any
+        /// is counted.
+        struct Invoking<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Invoking<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.inner
+            .invoking
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _invoking = Invoking(&self.inner.invoking);
         let mut backoff = Backoff::new();
         // An outcome recorded before a restart is used, never invoked again.
         let recorded = loop {
@@ -237,6 +250,13 @@ impl Engine {
                     let r = StepResult::Failed { failure };
                     event = event_of(&inv.key, &r, None);
                     result = Some(r);
+                }
+                Err(e) if e.is_unreadable() => {
+                    // Trying again would read the same damaged record: the
+                    // step stays in the outbox, said once, and the engine
+                    // carries on with everything else.
+                    self.report_trouble(format!("instance {} is left alone: {e}", inv.instance));
+                    return;
                 }
                 Err(e @ (Error::Store(_) | Error::WriterGone)) => {
                     self.report_trouble(format!(

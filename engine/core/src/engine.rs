@@ -86,6 +86,8 @@ pub(crate) struct Inner {
     /// Woken when a commit opens completion tokens: a completion that came
     /// before its token was committed waits for it.
     pub(crate) tokens_opened: Notify,
+    /// Invocations between dispatch and the commit of their outcome.
+    pub(crate) invoking: AtomicUsize,
     pub(crate) guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
     /// Tasks doing work right now (not waiting on the clock); `settle` waits
     /// for none.
@@ -140,6 +142,7 @@ impl Engine {
                 ids: IdSource::default(),
                 running: Mutex::new(HashMap::new()),
                 tokens_opened: Notify::new(),
+                invoking: AtomicUsize::new(0),
                 guards: Mutex::new(HashMap::new()),
                 working: AtomicUsize::new(0),
                 timer_wake: Notify::new(),

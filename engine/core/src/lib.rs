@@ -80,6 +80,14 @@ pub enum Error {
     DeployRefused(String),
 }
 
+impl Error {
+    /// A stored record that cannot be decoded: reading it again will not
+    /// help (unlike an I/O failure, which may pass).
+    pub fn is_unreadable(&self) -> bool {
+        matches!(self, Error::Store(e) if matches!(**e, weft_store::Error::Corrupt { .. }))
+    }
+}
+
 impl From<weft_store::Error> for Error {
     fn from(e: weft_store::Error) -> Self {
         Error::Store(Arc::new(e))

@@ -336,7 +336,15 @@ impl Engine {
     /// already recorded); stored timers fire when due. Returns the instances
     /// with invocations to carry out.
     pub async fn resume(&self) -> Result<Vec<InstanceId>> {
-        let invokes = self.read(|s| s.outbox()).await?;
+        let entries = self.read(|s| s.outbox()).await?;
+        let mut invokes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match entry {
+                Ok(inv) => invokes.push(inv),
+                // Left where it is, said once; every other one resumes.
+                Err(e) => self.report_trouble(format!("left alone: {e}")),
+            }
+        }
         let mut ids: Vec<InstanceId> = invokes.iter().map(|i| i.instance.clone()).collect();
         ids.sort();
         ids.dedup();
@@ -418,7 +426,11 @@ impl Engine {
                 }
                 return Ok(record);
             }
-            let in_flight = !lock(&self.inner.running).is_empty();
+            let in_flight = self
+                .inner
+                .invoking
+                .load(std::sync::atomic::Ordering::SeqCst)
+                > 0;
             if !in_flight || clock.now() >= give_up {
                 return Err(Error::NoToken(token.to_owned()));
             }

@@ -569,3 +569,27 @@ async fn payloads_nested_too_deep_are_refused_where_they_enter() {
         .unwrap_err();
     assert!(matches!(err, Error::TooLarge { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_damaged_outbox_entry_is_left_alone_and_the_others_resume() {
+    let flaky = Arc::new(Flaky::default());
+    let mut sim = Sim::on_store(SLOW, "", flaky.clone());
+    sim.on("work", slow(3_600_000, done(json!(1))));
+    let a = sim.start(json!({})).await;
+    let b = sim.start(json!({})).await;
+    flaky.damaged_outbox.lock().unwrap().insert(a.clone());
+    sim.on("work", slow(1_000, done(json!(1))));
+    sim.reboot().await;
+    let trouble = sim.engine.trouble().borrow().clone().unwrap_or_default();
+    assert!(
+        trouble.contains("left alone") && trouble.contains(a.as_str()),
+        "{trouble}"
+    );
+    sim.advance(2_000).await;
+    assert_eq!(sim.instance(&b).status, Status::Succeeded);
+    assert_eq!(
+        sim.instance(&a).status,
+        Status::Running,
+        "left where it was"
+    );
+}

@@ -18,26 +18,21 @@ pub struct InstanceId(pub String);
 impl InstanceId {
     pub const LEN: usize = 26;
 
-    /// Builds an id from a creation time and 80 random bits, in Crockford
-    /// base32 so ids sort by time.
+    /// Builds an id from a creation time and 80 random bits: a ULID
+    /// (Crockford base32), so ids sort by creation time.
     pub fn new(at: Millis, random: u128) -> Self {
-        const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-        let value: u128 = (u128::from(at.0 & 0xFFFF_FFFF_FFFF) << 80) | (random & ((1 << 80) - 1));
-        let mut out = [0u8; Self::LEN];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let shift = 5 * (Self::LEN - 1 - i);
-            *slot = ALPHABET[((value >> shift) & 31) as usize];
-        }
-        InstanceId(out.iter().map(|&b| b as char).collect())
+        InstanceId(ulid::Ulid::from_parts(at.0, random).to_string())
     }
 
-    /// Accepts what `new` produces (case-insensitive).
+    /// Accepts what `new` produces (case-insensitive; Crockford's I, L and
+    /// O are not read as digits: an id has none of them).
     pub fn parse(text: &str) -> Option<Self> {
         let t = text.trim().to_ascii_uppercase();
-        (t.len() == Self::LEN
-            && t.bytes()
-                .all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b))))
-        .then_some(InstanceId(t))
+        let clean = t.len() == Self::LEN && !t.bytes().any(|b| b"ILOU".contains(&b));
+        clean
+            .then(|| ulid::Ulid::from_string(&t).ok())
+            .flatten()
+            .map(|u| InstanceId(u.to_string()))
     }
 
     pub fn as_str(&self) -> &str {

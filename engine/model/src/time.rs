@@ -26,74 +26,46 @@ impl Millis {
 impl fmt::Display for Millis {
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-21T14:05:09.123Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0 / 1000;
-        let (days, rem) = (secs / 86_400, secs % 86_400);
-        let (y, m, d) = civil_from_days(days as i64);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60,
-            self.0 % 1000
-        )
+        let ms = i64::try_from(self.0).unwrap_or(i64::MAX);
+        match jiff::Timestamp::from_millisecond(ms) {
+            Ok(t) => write!(f, "{}", t.strftime("%Y-%m-%dT%H:%M:%S.%3fZ")),
+            // Past jiff's range (year 9999): say the number, not a date.
+            Err(_) => write!(f, "{}ms after the epoch", self.0),
+        }
     }
 }
 
 impl Millis {
     /// Parses an RFC 3339 time: `2026-11-21T14:05:09Z`, with optional
-    /// fractional seconds and a `Z` or `±hh:mm` offset.
+    /// fractional seconds and a `Z` or `±hh:mm` offset (hours 0-23, minutes
+    /// 0-59). Parsing is jiff's; the extra checks keep to RFC 3339 where
+    /// jiff is more lenient.
     pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
         let bad =
             || format!("'{text}' is not an RFC 3339 time (write it like 2026-11-21T14:05:09Z)");
-        let b = text.trim().as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        let t = text.trim();
+        let b = t.as_bytes();
+        // A full date and time with seconds, and an offset of ±hh:mm or Z.
+        if b.len() < 20 || b.get(10).is_none_or(|c| !matches!(c, b'T' | b't' | b' ')) {
             return Err(bad());
         }
-        if b[13] != b':' || b[16] != b':' {
-            return Err(bad());
-        }
-        let num = |from: usize, to: usize| -> Result<i64, String> {
-            let s = std::str::from_utf8(&b[from..to]).map_err(|_| bad())?;
-            if !s.bytes().all(|c| c.is_ascii_digit()) {
-                return Err(bad());
+        let offset_ok = match b.last() {
+            Some(b'Z' | b'z') => true,
+            _ => {
+                let off = &b[b.len().saturating_sub(6)..];
+                off.len() == 6
+                    && matches!(off[0], b'+' | b'-')
+                    && off[3] == b':'
+                    && [1, 2, 4, 5].iter().all(|&i| off[i].is_ascii_digit())
+                    && (off[1] - b'0') * 10 + (off[2] - b'0') <= 23
+                    && (off[4] - b'0') * 10 + (off[5] - b'0') <= 59
             }
-            s.parse::<i64>().map_err(|_| bad())
         };
-        let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-        let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-        if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) as i64 {
+        if !offset_ok {
             return Err(bad());
         }
-        if h > 23 || mi > 59 || s > 60 {
-            return Err(bad());
-        }
-        let mut i = 19;
-        let mut millis = 0i64;
-        if b.get(i) == Some(&b'.') {
-            i += 1;
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i == start {
-                return Err(bad());
-            }
-            let digits = &text.trim()[start..i.min(start + 3)];
-            millis = digits.parse::<i64>().map_err(|_| bad())? * 10i64.pow(3 - digits.len() as u32);
-        }
-        let offset_min = match b.get(i) {
-            Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-            Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-                let m = num(i + 1, i + 3)? * 60 + num(i + 4, i + 6)?;
-                if *sign == b'+' { m } else { -m }
-            }
-            _ => return Err(bad()),
-        };
-        let days = days_from_civil(y, mo as u32, d as u32);
-        let ms =
-            ((days * 86_400 + h * 3600 + mi * 60 + s.min(59)) - offset_min * 60) * 1000 + millis;
-        u64::try_from(ms)
+        let stamp: jiff::Timestamp = t.replacen(' ', "T", 1).parse().map_err(|_| bad())?;
+        u64::try_from(stamp.as_millisecond())
             .map(Millis)
             .map_err(|_| format!("'{text}' is before 1970"))
     }
@@ -226,6 +198,28 @@ impl fmt::Display for Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_offsets_beyond_a_day_or_an_hour_are_refused() {
+        for text in [
+            "2026-11-21T14:05:09+99:99",
+            "2026-11-21T14:05:09+24:00",
+            "2026-11-21T14:05:09+01:60",
+            "2026-11-21T14:05:09",
+            "2026-02-30T14:05:09Z",
+            "2026-11-21T25:05:09Z",
+        ] {
+            assert!(Millis::parse_rfc3339(text).is_err(), "{text}");
+        }
+        let utc = Millis::parse_rfc3339("2026-11-21T14:05:09.123Z").expect("valid");
+        assert_eq!(utc.to_string(), "2026-11-21T14:05:09.123Z");
+        let east = Millis::parse_rfc3339("2026-11-21T15:35:09.123+01:30").expect("valid");
+        assert_eq!(east, utc);
+        assert_eq!(
+            Millis::parse_rfc3339("2026-11-21 14:05:09.123z").expect("valid"),
+            utc
+        );
+    }
 
     #[test]
     fn span_parses_units_and_sums() {

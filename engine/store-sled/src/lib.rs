@@ -418,8 +418,17 @@ impl Instances for SledStore {
             .collect()
     }
 
-    fn outbox(&self) -> Result<Vec<Invoke>> {
-        self.scan(&[keys::OUTBOX], "outbox entry")
+    fn outbox(&self) -> Result<Vec<Result<Invoke>>> {
+        self.journal
+            .scan_prefix([keys::OUTBOX])
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_err("read", "the outbox"))?;
+                Ok(decode(
+                    || format!("outbox entry {}", String::from_utf8_lossy(&k[1..])),
+                    &v,
+                ))
+            })
+            .collect()
     }
 
     fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>> {

@@ -297,8 +297,10 @@ pub trait Instances: Send + Sync {
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>>;
     /// Ids of instances with this status, oldest first.
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>>;
-    /// Every pending outbox invocation of every instance.
-    fn outbox(&self) -> Result<Vec<Invoke>>;
+    /// Every pending outbox invocation of every instance; an entry that
+    /// cannot be read comes back as its error, so one damaged record does
+    /// not hide the others.
+    fn outbox(&self) -> Result<Vec<Result<Invoke>>>;
     fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>>;
     fn result(&self, key: &str) -> Result<Option<StepResult>>;
     /// The instance of `process` started with this business key.

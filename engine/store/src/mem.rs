@@ -189,8 +189,8 @@ impl Instances for MemStore {
             .collect())
     }
 
-    fn outbox(&self) -> Result<Vec<Invoke>> {
-        Ok(self.lock().outbox.values().cloned().collect())
+    fn outbox(&self) -> Result<Vec<Result<Invoke>>> {
+        Ok(self.lock().outbox.values().cloned().map(Ok).collect())
     }
 
     fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>> {

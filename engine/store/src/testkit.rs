@@ -336,6 +336,7 @@ fn outbox_results_and_status_index_move_with_the_instance(h: &mut dyn Harness) {
     c2.outbox = vec![invoke(&b, "reserve")];
     all_ok(s.commit(&[c1, c2]).expect("io"));
     assert_eq!(s.outbox().expect("io").len(), 2);
+    assert!(s.outbox().expect("io").iter().all(Result::is_ok));
     assert_eq!(
         s.ids_with_status(Status::Running).expect("io"),
         vec![a.clone(), b.clone()]

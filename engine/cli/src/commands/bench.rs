@@ -45,7 +45,29 @@ pub struct BenchArgs {
     /// unfinished instances for the resume figure.
     #[arg(long, default_value_t = 100_000)]
     pub idle: usize,
+    /// Items of the map state timed for the fan-out figure (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    pub map_items: usize,
 }
+
+const MAP: &str = r#"
+process: fan
+version: 1
+start: each
+states:
+  each:
+    type: map
+    items: .items
+    max_concurrency: 64
+    output: .results
+    branch:
+      start: e
+      states:
+        e: { action: echo, input: '{n: .item}', on: { done: ok } }
+        ok: { type: succeed }
+    on: { done: end }
+  end: { type: succeed, output: '{n: (.results | length)}' }
+"#;
 
 const WAITER: &str = r#"
 process: waiter
@@ -123,9 +145,22 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         args.idle
     ));
 
+    let map_s = if args.map_items > 0 {
+        let secs = map(&args, &scratch, &runtime).await?;
+        render::say(format_args!(
+            "map: one instance over {} items, 64 at a time, ended in {secs:.2} s ({:.0} items/s)",
+            args.map_items,
+            args.map_items as f64 / secs
+        ));
+        secs
+    } else {
+        0.0
+    };
+
     render::say(format_args!(
         "transitions_per_s={rate:.0} invoke_p50_us={p50:.1} invoke_p99_us={p99:.1} \
-         waiting_rss_mb={rss_mb:.1} resume_first_step_ms={first_ms:.0}"
+         waiting_rss_mb={rss_mb:.1} resume_first_step_ms={first_ms:.0} map_items={} map_s={map_s:.2}",
+        args.map_items
     ));
     if args.data.is_none() {
         let _ = std::fs::remove_dir_all(&scratch);
@@ -284,6 +319,35 @@ async fn idle(
         first.as_secs_f64() * 1e3,
         format!("{resumed} with a step in the outbox"),
     ))
+}
+
+/// Seconds one instance takes through a map state over `--map-items`
+/// items of the echo plugin, 64 at a time.
+async fn map(
+    args: &BenchArgs,
+    scratch: &std::path::Path,
+    runtime: &Arc<Runtime>,
+) -> anyhow::Result<f64> {
+    let loaded = echo_process(scratch, runtime, &args.plugin, "fan", MAP).await?;
+    let store = super::open_store(&scratch.join("map"), true)?;
+    let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
+    let clock = Arc::new(SystemClock);
+    let engine = Engine::new(store, invoker.clone(), clock, EngineOptions::default());
+    load::deploy(&engine, &invoker, &loaded).await?;
+    let items: Vec<usize> = (0..args.map_items).collect();
+    let started = now();
+    let id = engine.start("fan", None, json!({ "items": items })).await?;
+    let inst = engine.wait(&id).await?;
+    let took = started.elapsed().as_secs_f64();
+    engine.shutdown().await;
+    if inst.status != Status::Succeeded || inst.output != Some(json!({ "n": args.map_items })) {
+        bail!(
+            "the map instance ended {} with {:?}",
+            inst.status,
+            inst.output
+        );
+    }
+    Ok(took)
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

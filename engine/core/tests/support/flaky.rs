@@ -20,6 +20,8 @@ pub struct Flaky {
     /// Reads of these instances fail.
     pub unreadable: Mutex<HashSet<InstanceId>>,
     pub failed_commits: AtomicUsize,
+    /// The outbox entries of these instances read back damaged.
+    pub damaged_outbox: Mutex<HashSet<InstanceId>>,
 }
 
 fn broken(op: &'static str, what: String) -> Error {
@@ -75,8 +77,20 @@ impl Instances for Flaky {
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>> {
         self.inner.ids_with_status(status)
     }
-    fn outbox(&self) -> Result<Vec<Invoke>> {
-        self.inner.outbox()
+    fn outbox(&self) -> Result<Vec<Result<Invoke>>> {
+        let damaged = self.damaged_outbox.lock().expect("lock");
+        Ok(self
+            .inner
+            .outbox()?
+            .into_iter()
+            .map(|e| match e {
+                Ok(inv) if damaged.contains(&inv.instance) => Err(Error::Corrupt {
+                    what: format!("outbox entry {}", inv.key),
+                    source: serde_json::from_str::<Invoke>("{\"tru").expect_err("damaged"),
+                }),
+                other => other,
+            })
+            .collect())
     }
     fn outbox_of(&self, id: &InstanceId) -> Result<Vec<Invoke>> {
         self.inner.outbox_of(id)

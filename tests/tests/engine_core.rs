@@ -1,0 +1,194 @@
+//! The engine core through the real binary: a step always runs with its own
+//! process version's bindings whichever command applies the event, a cron
+//! schedule fires under `weft serve`, and `weft heartbeat` keeps a pending
+//! step alive until `weft complete` ends it.
+
+#![allow(clippy::unwrap_used)] // an unwrap that fails is a test that fails
+
+use std::time::Duration;
+
+use weft_tests::{Running, Sandbox, json, order_input, order_process, root, run, run_args};
+
+const RECORD: &str = "    config: { simulate: { record: /log/calls.log } }";
+
+fn waits() -> String {
+    root()
+        .join("tests/fixtures/waits.yaml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn another_processes_due_timer_fires_with_its_own_bindings_under_weft_run() {
+    let s = Sandbox::new();
+    let bindings = s.bindings(&[("echo", RECORD)]);
+    let data = s.data();
+    // `waits` parks on a 2 s timer, then runs `echo`.
+    let nap = run(&[
+        "run",
+        &waits(),
+        "--bindings",
+        &bindings,
+        "--input",
+        r#"{"mode": "timer"}"#,
+        "--data",
+        &data,
+    ]);
+    assert_eq!(nap.code, 4, "waiting: {}\n{}", nap.stdout, nap.stderr);
+    let id = nap.lines()[0].to_owned();
+    std::thread::sleep(Duration::from_millis(2_500));
+    // `weft run` of another process fires every due timer in the directory.
+    let order = run(&run_args(
+        &order_process(),
+        &bindings,
+        &order_input(1, "4242"),
+        &data,
+    ));
+    assert_eq!(order.code, 0, "{}\n{}", order.stdout, order.stderr);
+    // Whatever `run` left in flight, `resume` finishes.
+    let resumed = run(&["resume", "--data", &data]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    let status = json(&["status", &id, "--data", &data, "--json"]);
+    assert_eq!(status["status"], "succeeded", "{status}");
+    let after_nap: Vec<String> = s
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains("/after_nap/"))
+        .collect();
+    assert_eq!(after_nap.len(), 1, "ran once, first time: {after_nap:?}");
+    assert!(after_nap[0].ends_with(" 1"), "attempt 1: {after_nap:?}");
+}
+
+#[test]
+fn an_offline_signal_keeps_the_bindings_retry_policy() {
+    let s = Sandbox::new();
+    // `echo` fails twice, retryably, then answers; its binding retries.
+    let bindings = s.bindings(&[(
+        "echo",
+        "    retry: { max_attempts: 3, initial: 100ms }\n    config: { simulate: { record: /log/calls.log, retryable_times: 2 } }",
+    )]);
+    let data = s.data();
+    let started = run(&[
+        "run",
+        &waits(),
+        "--bindings",
+        &bindings,
+        "--input",
+        r#"{"mode": "approval"}"#,
+        "--key",
+        "loan-9",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(started.code, 4, "{}\n{}", started.stdout, started.stderr);
+    // No engine runs: the signal is applied offline.
+    let signal = run(&["signal", "loan-9", "approve", "--data-dir", &data]);
+    assert_eq!(signal.code, 0, "{}\n{}", signal.stdout, signal.stderr);
+    let resumed = run(&["resume", "--data", &data]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    let status = json(&["status", "loan-9", "--data", &data, "--json"]);
+    assert_eq!(status["status"], "succeeded", "{status}");
+    let history = run(&["history", "loan-9", "--data", &data]);
+    assert!(
+        history.stdout.contains("(bindings r1)"),
+        "history says which bindings ran: {}",
+        history.stdout
+    );
+}
+
+const CRON: &str = r#"
+process: ticker
+version: 1
+start: tick
+schedule:
+  - { cron: "* * * * * *", input: { from: cron } }
+states:
+  tick:
+    action: echo
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+
+#[test]
+fn a_cron_schedule_fires_under_weft_serve() {
+    let s = Sandbox::new();
+    let bindings = s.bindings(&[("echo", RECORD)]);
+    let data = s.data();
+    let process = s.write("ticker.yaml", CRON);
+    let deployed = run(&["deploy", &process, "--bindings", &bindings, "--data", &data]);
+    assert_eq!(deployed.code, 0, "{}\n{}", deployed.stdout, deployed.stderr);
+    let mut serve = Running::spawn(&["serve", "--data", &data]);
+    serve.wait_for("1 schedule");
+    serve.wait_for("succeeded in 'ok'");
+    serve.kill();
+    let ticks: Vec<String> = s
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("echo "))
+        .collect();
+    assert!(!ticks.is_empty(), "the schedule ran its step");
+}
+
+#[test]
+fn weft_heartbeat_keeps_a_pending_step_alive_until_weft_complete() {
+    let s = Sandbox::new();
+    let text = std::fs::read_to_string(root().join("tests/fixtures/order.yaml"))
+        .unwrap()
+        .replace(
+            "    output: .payment\n",
+            "    output: .payment\n    heartbeat: 1500ms\n",
+        );
+    let process = s.write("p.yaml", &text);
+    let bindings = s.bindings(&[(
+        "charge_payment",
+        "    config: { simulate: { pending: tok-hb } }",
+    )]);
+    let data = s.data();
+    let mut follow = Running::spawn(&run_args(
+        &process,
+        &bindings,
+        &order_input(1, "4242"),
+        &data,
+    ));
+    follow.wait_for("reserve --done--> charge");
+    // Past the limit three times over, kept alive by heartbeats.
+    for i in 0..9 {
+        std::thread::sleep(Duration::from_millis(500));
+        let beat = run(&[
+            "heartbeat",
+            "tok-hb",
+            "--details",
+            &format!("{i}/9"),
+            "--data",
+            &data,
+        ]);
+        assert_eq!(
+            beat.code, 0,
+            "heartbeat {i}: {}\n{}",
+            beat.stdout, beat.stderr
+        );
+        assert!(
+            beat.stdout.contains("recorded a heartbeat"),
+            "{}",
+            beat.stdout
+        );
+    }
+    let done = run(&[
+        "complete",
+        "tok-hb",
+        "--output",
+        r#"{"charge_id": "ch-hb"}"#,
+        "--data",
+        &data,
+    ]);
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    follow.wait_for("succeeded in 'shipped'");
+    let status = follow.child.wait().unwrap();
+    assert!(status.success());
+    let id = follow.seen[0].clone();
+    let inst = json(&["status", &id, "--data", &data, "--json"]);
+    assert_eq!(inst["data"]["payment"]["charge_id"], "ch-hb");
+    // A token completes once.
+    let again = run(&["complete", "tok-hb", "--output", "{}", "--data", &data]);
+    assert_eq!(again.code, 2);
+}
