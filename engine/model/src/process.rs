@@ -163,12 +163,18 @@ pub struct MapState {
     /// jq giving the array.
     pub items: Expr,
     pub branch: std::sync::Arc<Process>,
-    /// Most items in flight at once; 0: all.
+    /// Most items in flight at once (`DEFAULT_CONCURRENCY` unless given).
     pub max_concurrency: usize,
     pub tolerated: Tolerance,
     /// Where the outputs go, as an array in item order (`null` for a
     /// failed item).
     pub output: Option<PathExpr>,
+}
+
+impl MapState {
+    /// Items in flight at once when the map does not say: a map over ten
+    /// thousand files must not start ten thousand invocations at once.
+    pub const DEFAULT_CONCURRENCY: usize = 16;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,0 +1,317 @@
+//! Parallel and map states: starting branches as sub-instances, passing
+//! them their events, joining their results, or failing and stopping them.
+
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::{Applied, Machine, Rejected, apply, start};
+use crate::instance::{
+    Command, Compensable, Event, Failure, Fan, Instance, InstanceError, InstanceId, ParkedOn,
+    Record, Slot, Status, UndoBy,
+};
+use crate::process::{Process, StateKind, Tolerance};
+
+impl Machine<'_> {
+    pub(super) fn enter_fan(&mut self, name: &str, slots: Vec<Slot>) {
+        let visit = self.visit(name);
+        let key = format!("{}/{name}/{visit}", self.inst.id);
+        self.inst.status = Status::Running;
+        self.inst.fan = Some(Box::new(Fan {
+            key,
+            since: self.now,
+            slots,
+            failed: 0,
+        }));
+        self.fan_progress();
+    }
+
+    /// The machine slot `i` of the current fan runs.
+    fn branch_process(&self, i: usize) -> Option<Arc<Process>> {
+        match self.process.state(&self.inst.state).map(|s| &s.kind) {
+            Some(StateKind::Parallel(p)) => p.branches.get(i).map(|(_, b)| b.clone()),
+            Some(StateKind::Map(m)) => Some(m.branch.clone()),
+            _ => None,
+        }
+    }
+
+    /// Takes what a branch's interpreter produced into this instance: its
+    /// records join this history (marked with the branch), its commands are
+    /// this instance's. Returns the branch as it now is.
+    fn lift(&mut self, slot: &str, applied: Applied) -> Instance {
+        let parent = self.inst.id.clone();
+        for r in applied.records {
+            let branch = Some(match r.branch {
+                Some(inner) => format!("{slot}/{inner}"),
+                None => slot.to_owned(),
+            });
+            self.records.push(Record {
+                seq: self.inst.seq,
+                at: r.at,
+                branch,
+                bindings: r.bindings,
+                kind: r.kind,
+            });
+            self.inst.seq += 1;
+        }
+        for c in applied.commands {
+            self.commands.push(match c {
+                Command::Invoke(mut i) => {
+                    i.instance = parent.clone();
+                    i.process = self.inst.process.clone();
+                    i.version = self.inst.version;
+                    Command::Invoke(i)
+                }
+                Command::ArmTimer(mut t) => {
+                    t.instance = parent.clone();
+                    Command::ArmTimer(t)
+                }
+                Command::CancelTimer(mut t) => {
+                    t.instance = parent.clone();
+                    Command::CancelTimer(t)
+                }
+                other => other,
+            });
+        }
+        self.settled.extend(applied.settled);
+        applied.instance
+    }
+
+    fn start_slot(&mut self, i: usize) {
+        let Some(branch) = self.branch_process(i) else {
+            return;
+        };
+        let Some((id, name, input)) = self.inst.fan.as_ref().and_then(|f| {
+            let s = f.slots.get(i)?;
+            let id = InstanceId(format!("{}/{}", f.key, s.name));
+            Some((id, s.name.clone(), s.input.clone()))
+        }) else {
+            return;
+        };
+        let applied = start(&branch, self.defaults, id, input, self.now);
+        let sub = self.lift(&name, applied);
+        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slots.get_mut(i)) {
+            slot.inst = Some(sub);
+        }
+    }
+
+    /// An event for a step inside a branch.
+    pub(super) fn fan_event(&mut self, event: &Event) -> Result<(), Rejected> {
+        let key = event.key().unwrap_or_default();
+        let stale = || Rejected::Stale {
+            key: key.to_owned(),
+        };
+        let fan = self.inst.fan.as_ref().ok_or_else(stale)?;
+        let i = fan
+            .slots
+            .iter()
+            .position(|s| {
+                s.outcome.is_none()
+                    && s.inst.is_some()
+                    && key.starts_with(&format!("{}/{}/", fan.key, s.name))
+            })
+            .ok_or_else(stale)?;
+        let (name, sub) = (fan.slots[i].name.clone(), fan.slots[i].inst.clone());
+        let (branch, sub) = self.branch_process(i).zip(sub).ok_or_else(stale)?;
+        let applied = apply(&branch, self.defaults, &sub, event, self.now)?;
+        let sub = self.lift(&name, applied);
+        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slots.get_mut(i)) {
+            slot.inst = Some(sub);
+        }
+        self.fan_progress();
+        Ok(())
+    }
+
+    /// Notes branches that ended; fails the fan when too many failed,
+    /// starts waiting items while there is room, joins when all ended.
+    fn fan_progress(&mut self) {
+        let (limit, tolerated) = match self.process.state(&self.inst.state).map(|s| &s.kind) {
+            Some(StateKind::Parallel(_)) => (0, Tolerance::Count(0)),
+            Some(StateKind::Map(m)) => (m.max_concurrency, m.tolerated),
+            _ => return,
+        };
+        loop {
+            let Some(fan) = self.inst.fan.as_mut() else {
+                return;
+            };
+            let mut first_failure = None;
+            for slot in fan.slots.iter_mut().filter(|s| s.outcome.is_none()) {
+                let Some(sub) = &slot.inst else { continue };
+                let outcome = match sub.status {
+                    Status::Succeeded => Ok(sub.output.clone().unwrap_or(Value::Null)),
+                    Status::Failed | Status::Cancelled | Status::Parked => {
+                        Err(sub.error.clone().unwrap_or_else(|| InstanceError {
+                            state: sub.state.clone(),
+                            kind: "failed".into(),
+                            message: "the branch ended without succeeding".into(),
+                        }))
+                    }
+                    Status::Running | Status::Waiting => continue,
+                };
+                if let Err(e) = &outcome {
+                    fan.failed += 1;
+                    first_failure.get_or_insert_with(|| (slot.name.clone(), e.clone()));
+                }
+                slot.outcome = Some(outcome);
+            }
+            if let Some((name, err)) = first_failure
+                && tolerated.exceeded(fan.failed, fan.slots.len())
+            {
+                return self.fail_fan(&name, err);
+            }
+            let running = fan
+                .slots
+                .iter()
+                .filter(|s| s.inst.is_some() && s.outcome.is_none())
+                .count();
+            let room = if limit == 0 {
+                usize::MAX
+            } else {
+                limit.saturating_sub(running)
+            };
+            let next: Vec<usize> = fan
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.inst.is_none())
+                .map(|(i, _)| i)
+                .take(room)
+                .collect();
+            if next.is_empty() {
+                if fan.slots.iter().all(|s| s.outcome.is_some()) {
+                    self.join_fan();
+                }
+                return;
+            }
+            for i in next {
+                self.start_slot(i);
+            }
+        }
+    }
+
+    fn join_fan(&mut self) {
+        let Some(fan) = self.inst.fan.take() else {
+            return;
+        };
+        let state = self.inst.state.clone();
+        let (is_map, output) = match self.process.state(&state).map(|s| &s.kind) {
+            Some(StateKind::Map(m)) => (true, m.output.clone()),
+            Some(StateKind::Parallel(p)) => (false, p.output.clone()),
+            _ => (false, None),
+        };
+        let value = |s: &Slot| match &s.outcome {
+            Some(Ok(v)) => v.clone(),
+            _ => Value::Null,
+        };
+        let result = if is_map {
+            Value::Array(fan.slots.iter().map(value).collect())
+        } else {
+            Value::Object(
+                fan.slots
+                    .iter()
+                    .map(|s| (s.name.clone(), value(s)))
+                    .collect(),
+            )
+        };
+        self.merge_undo(&fan);
+        if let Some(path) = output {
+            match path.set(&self.inst.data, &result) {
+                Ok(data) => self.inst.data = data,
+                Err(e) => {
+                    let f = Failure::new("mapping", format!("output of '{state}': {e}"));
+                    return self.route_state_failure(
+                        &state,
+                        &fan.key,
+                        self.now,
+                        f,
+                        ParkedOn::Enter,
+                    );
+                }
+            }
+        }
+        self.take(
+            "done",
+            Some(&fan.key),
+            &state,
+            fan.since,
+            Some(result),
+            None,
+        );
+    }
+
+    /// A branch failed beyond what is tolerated: stop the others, keep what
+    /// they completed for compensation, and route the failure.
+    fn fail_fan(&mut self, name: &str, err: InstanceError) {
+        let key = self
+            .inst
+            .fan
+            .as_ref()
+            .map(|f| f.key.clone())
+            .unwrap_or_default();
+        self.stop_fan();
+        let state = self.inst.state.clone();
+        let f = Failure::new(
+            err.kind,
+            format!("branch '{name}' failed in '{}': {}", err.state, err.message),
+        );
+        self.route_state_failure(&state, &key, self.now, f, ParkedOn::Enter);
+    }
+
+    /// Cancels every branch still running; their completed compensable
+    /// steps join this instance's.
+    pub(super) fn stop_fan(&mut self) {
+        let Some(mut fan) = self.inst.fan.take() else {
+            return;
+        };
+        for i in 0..fan.slots.len() {
+            if fan.slots[i].outcome.is_some() {
+                continue;
+            }
+            let Some(sub) = fan.slots[i].inst.clone() else {
+                continue;
+            };
+            let Some(branch) = self.branch_process(i) else {
+                continue;
+            };
+            let cancel = Event::Cancel { compensate: false };
+            if let Ok(a) = apply(&branch, self.defaults, &sub, &cancel, self.now) {
+                let name = fan.slots[i].name.clone();
+                fan.slots[i].inst = Some(self.lift(&name, a));
+            }
+        }
+        self.merge_undo(&fan);
+    }
+
+    /// Completed compensable steps of every branch, with how to undo each.
+    fn merge_undo(&mut self, fan: &Fan) {
+        for (i, slot) in fan.slots.iter().enumerate() {
+            let (Some(sub), Some(branch)) = (&slot.inst, self.branch_process(i)) else {
+                continue;
+            };
+            for c in &sub.undo {
+                let undo = c.undo.clone().or_else(|| {
+                    let Some(StateKind::Task(t)) = branch.state(&c.state).map(|s| &s.kind) else {
+                        return None;
+                    };
+                    let comp = t.compensate.as_ref()?;
+                    let input = match &comp.input {
+                        None => c.result.clone(),
+                        Some(e) => e.eval(&sub.data).unwrap_or_else(|_| c.result.clone()),
+                    };
+                    Some(UndoBy {
+                        action: comp.action.clone(),
+                        input,
+                        retry: comp.retry.clone(),
+                    })
+                });
+                if let Some(undo) = undo {
+                    self.inst.undo.push(Compensable {
+                        state: format!("{}/{}", slot.name, c.state),
+                        key: c.key.clone(),
+                        result: c.result.clone(),
+                        undo: Some(undo),
+                    });
+                }
+            }
+        }
+    }
+}
