@@ -2,18 +2,54 @@
 //! purely: filters that read the clock, the environment or stdin (`now`, `env`,
 //! `input`, `debug`, ...) are left out, so an expression's result depends only
 //! on its input.
+//!
+//! Every evaluation is bounded, in steps, bytes built, nesting of values and
+//! stack ([`MAX_STEPS`], [`MAX_BYTES`], [`MAX_DEPTH`], [`MAX_STACK`]): an
+//! expression that loops, recurses or builds without end fails with an error
+//! naming the budget it ran out of, like any other failing expression,
+//! instead of hanging the engine, exhausting its memory or overflowing its
+//! stack. Compiling is bounded too ([`MAX_SOURCE`]).
+
+mod bounds;
+mod compare;
+mod convert;
+mod natives;
+mod path;
+mod value;
 
 use std::fmt;
 use std::sync::Arc;
 
 use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, data, unwrap_valr};
+use jaq_core::{Compiler, Ctx, Vars, unwrap_valr};
 use jaq_json::Val;
-use serde::Deserialize;
 use serde_json::Value;
 
-type D = data::JustLut<Val>;
-type Filter = jaq_core::Filter<D>;
+use bounds::{Exceeded, bounded};
+pub use bounds::{MAX_BYTES, MAX_DEPTH, MAX_STACK, MAX_STEPS};
+pub use convert::from_val;
+use convert::to_v;
+use natives::{Bounded, Steps};
+pub use path::{MAX_INDEX_GAP, PathExpr};
+use value::V;
+
+type Filter = jaq_core::Filter<Bounded>;
+
+/// The longest expression text, in bytes. jaq parses and compiles by
+/// recursion, a level of the native stack for each level of nesting (a
+/// bracket, an operator, a keyword) and up to 8 KiB of stack each in a debug
+/// build; compiling runs on a thread of its own with `COMPILE_STACK`, which
+/// this bounds the need for. Real expressions are a few hundred bytes.
+pub const MAX_SOURCE: usize = 16 << 10;
+
+/// Stack of the thread expressions compile on: room for [`MAX_SOURCE`]
+/// levels of nesting at 8 KiB, twice over. Only what is touched is ever
+/// backed by memory.
+const COMPILE_STACK: usize = 256 << 20;
+
+/// A jq error message is cut to this many characters: it ends up in the
+/// instance data (`.error.message`) and may quote a value of any size.
+const MAX_MESSAGE: usize = 1_000;
 
 /// Filters that are not pure functions of their input: they read the clock,
 /// the environment or stdin, or write to stderr. jaq's own definitions use
@@ -42,6 +78,36 @@ const IMPURE: &[&str] = &[
 pub struct CompileError {
     pub message: String,
     pub offset: usize,
+}
+
+/// Why an evaluation gave no value.
+#[derive(Debug)]
+enum Failure {
+    Error(String),
+    NoValue,
+    Exceeded(Exceeded),
+}
+
+impl Failure {
+    fn message(self, source: &str) -> String {
+        match self {
+            Failure::Error(e) => format!("`{source}` failed: {e}"),
+            Failure::NoValue => format!("`{source}` produced no value"),
+            Failure::Exceeded(why) => format!("expression `{source}` {}", why.describe()),
+        }
+    }
+}
+
+/// A jq error as text: a string as it is, any other value as JSON.
+fn error_text(e: jaq_core::Error<V>) -> String {
+    let text = match e.into_val().into_val() {
+        Val::TStr(s) | Val::BStr(s) => String::from_utf8_lossy(&s).into_owned(),
+        other => other.to_string(),
+    };
+    match text.char_indices().nth(MAX_MESSAGE) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
 }
 
 impl fmt::Display for CompileError {
@@ -74,8 +140,18 @@ impl Expr {
     /// Compiles `source`; it may refer to the variables named in `vars`
     /// (each starting with `$`), given in that order to [`Expr::eval_with`].
     pub fn compile_with(source: &str, vars: &[&str]) -> Result<Expr, CompileError> {
-        let code = source.to_owned();
-        let filter = compile(&code, vars)?;
+        if source.len() > MAX_SOURCE {
+            return Err(CompileError {
+                message: format!("the expression is longer than {MAX_SOURCE} bytes"),
+                offset: MAX_SOURCE,
+            });
+        }
+        Self::build(source, vars)
+    }
+
+    /// Compiles `source`, of any length.
+    fn build(source: &str, vars: &[&str]) -> Result<Expr, CompileError> {
+        let filter = compile_apart(source, vars)?;
         Ok(Expr {
             source: source.into(),
             filter: Arc::new(filter),
@@ -98,25 +174,35 @@ impl Expr {
 
     /// Like [`Expr::eval`], with values for the variables named at compile time.
     pub fn eval_with(&self, input: &Value, vars: &[&Value]) -> Result<Value, String> {
+        self.run(input, vars).map_err(|f| f.message(&self.source))
+    }
+
+    fn run(&self, input: &Value, vars: &[&Value]) -> Result<Value, Failure> {
         if vars.len() != self.vars {
-            return Err(format!(
+            return Err(Failure::Error(format!(
                 "expression takes {} variables, {} given",
                 self.vars,
                 vars.len()
-            ));
+            )));
         }
-        let input = to_val(input)?;
-        let vars = vars
-            .iter()
-            .map(|v| to_val(v))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ctx = Ctx::<D>::new(&self.filter.lut, Vars::new(vars));
-        let mut out = self.filter.id.run((ctx, input)).map(unwrap_valr);
-        match out.next() {
-            Some(Ok(v)) => from_val(&v),
-            Some(Err(e)) => Err(format!("`{}` failed: {e}", self.source)),
-            None => Err(format!("`{}` produced no value", self.source)),
-        }
+        bounded(|| {
+            let ctx = Ctx::<Bounded>::new(
+                Steps(&self.filter.lut),
+                Vars::new(vars.iter().map(|v| to_v(v))),
+            );
+            let first = self
+                .filter
+                .id
+                .run((ctx, to_v(input)))
+                .map(unwrap_valr)
+                .next();
+            match first {
+                Some(Ok(v)) => from_val(v.val()).map_err(Failure::Error),
+                Some(Err(e)) => Err(Failure::Error(error_text(e))),
+                None => Err(Failure::NoValue),
+            }
+        })
+        .unwrap_or_else(|why| Err(Failure::Exceeded(why)))
     }
 
     /// True when the expression's first value is neither `false` nor `null`.
@@ -126,124 +212,24 @@ impl Expr {
     }
 }
 
-/// A path into instance data (`.reservation`, `.items[0].result`) that a value
-/// can be stored at. Missing objects and arrays on the way are created, as jq
-/// does.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PathExpr {
-    paths: Expr,
-    /// For plain paths (`.`, `.a`, `.a.b_c`), the keys: these are set
-    /// directly, without running jq over the whole instance data.
-    plain: Option<Vec<String>>,
-}
-
-/// The keys of a plain path like `.a.b`, or `None` for anything fancier.
-fn plain_keys(source: &str) -> Option<Vec<String>> {
-    let s = source.trim();
-    if s == "." {
-        return Some(Vec::new());
-    }
-    let ident = |k: &str| {
-        k.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    };
-    let keys: Vec<&str> = s.strip_prefix('.')?.split('.').collect();
-    keys.iter()
-        .all(|k| ident(k))
-        .then(|| keys.iter().map(|k| (*k).to_owned()).collect())
-}
-
-impl PathExpr {
-    pub fn compile(source: &str) -> Result<PathExpr, CompileError> {
-        // Compile the path alone first so errors point into the user's text.
-        Expr::compile(source)?;
-        let paths = Expr::compile(&format!("[path({source})]"))?;
-        let path = PathExpr {
-            paths,
-            plain: plain_keys(source),
-        };
-        // A non-path (`.a + 1`) only fails when run: try it once on empty data.
-        path.set(&Value::Object(Default::default()), &Value::Null)
-            .map_err(|_| CompileError {
-                message: format!("`{source}` is not a path a result can be stored at"),
+/// Compiles on a thread with a stack large enough for any expression up to
+/// [`MAX_SOURCE`] bytes: the caller's may be small, and overflowing it would
+/// abort the process (the engine compiles deployed processes on its async
+/// workers).
+fn compile_apart(code: &str, vars: &[&str]) -> Result<Filter, CompileError> {
+    std::thread::scope(|scope| {
+        let compiling = std::thread::Builder::new()
+            .name("weft-jq-compile".into())
+            .stack_size(COMPILE_STACK)
+            .spawn_scoped(scope, || compile(code, vars))
+            .map_err(|e| CompileError {
+                message: format!("cannot start compiling: {e}"),
                 offset: 0,
             })?;
-        Ok(path)
-    }
-
-    pub fn source(&self) -> &str {
-        let s = self.paths.source();
-        s.strip_prefix("[path(")
-            .and_then(|s| s.strip_suffix(")]"))
-            .unwrap_or(s)
-    }
-
-    /// `data` with `value` stored at this path.
-    pub fn set(&self, data: &Value, value: &Value) -> Result<Value, String> {
-        let path: Vec<Value> = match &self.plain {
-            Some(keys) => keys.iter().map(|k| Value::String(k.clone())).collect(),
-            None => {
-                let paths = self.paths.eval(data)?;
-                match paths.as_array().map(Vec::as_slice) {
-                    Some([one]) => one.as_array().cloned().unwrap_or_default(),
-                    _ => return Err(format!("`{}` must name exactly one place", self.source())),
-                }
-            }
-        };
-        let mut out = data.clone();
-        let mut slot = &mut out;
-        for step in &path {
-            slot = match step {
-                Value::String(key) => {
-                    if slot.is_null() {
-                        *slot = Value::Object(Default::default());
-                    }
-                    match slot {
-                        Value::Object(m) => m.entry(key.clone()).or_insert(Value::Null),
-                        other => {
-                            return Err(format!("cannot store at .{key} inside {}", kind(other)));
-                        }
-                    }
-                }
-                Value::Number(n) => {
-                    let i = n
-                        .as_u64()
-                        .ok_or_else(|| format!("cannot store at index {n}"))?
-                        as usize;
-                    if slot.is_null() {
-                        *slot = Value::Array(Vec::new());
-                    }
-                    match slot {
-                        Value::Array(a) => {
-                            if a.len() <= i {
-                                a.resize(i + 1, Value::Null);
-                            }
-                            &mut a[i]
-                        }
-                        other => {
-                            return Err(format!("cannot store at [{i}] inside {}", kind(other)));
-                        }
-                    }
-                }
-                other => return Err(format!("cannot store at {other}")),
-            };
-        }
-        *slot = value.clone();
-        Ok(out)
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+        compiling
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 fn compile(code: &str, vars: &[&str]) -> Result<Filter, CompileError> {
@@ -258,9 +244,7 @@ fn compile(code: &str, vars: &[&str]) -> Result<Filter, CompileError> {
             offset,
         });
     }
-    let funs = jaq_core::funs::<D>()
-        .chain(jaq_std::funs::<D>())
-        .chain(jaq_json::funs::<D>());
+    let funs = natives::funs();
     let arena = Arena::default();
     let loader = Loader::new(defs);
     let modules = loader
@@ -368,54 +352,6 @@ fn impure_name(code: &str) -> Option<(&'static str, usize)> {
     None
 }
 
-fn to_val(v: &Value) -> Result<Val, String> {
-    Val::deserialize(v).map_err(|e| format!("cannot read data: {e}"))
-}
-
-/// Converts a jq value back to JSON. Non-finite numbers become `null` (as in
-/// jq); non-string object keys are written as their JSON text.
-pub fn from_val(v: &Val) -> Result<Value, String> {
-    Ok(match v {
-        Val::Null => Value::Null,
-        Val::Bool(b) => Value::Bool(*b),
-        Val::Num(n) => number(n),
-        Val::TStr(b) | Val::BStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        Val::Arr(a) => Value::Array(a.iter().map(from_val).collect::<Result<_, _>>()?),
-        Val::Obj(o) => {
-            let mut m = serde_json::Map::with_capacity(o.len());
-            for (k, v) in o.iter() {
-                let key = match k {
-                    Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
-                    other => from_val(other)?.to_string(),
-                };
-                m.insert(key, from_val(v)?);
-            }
-            Value::Object(m)
-        }
-    })
-}
-
-fn number(n: &jaq_json::Num) -> Value {
-    use jaq_json::Num;
-    match n {
-        Num::Int(i) => Value::from(*i as i64),
-        Num::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
-        Num::BigInt(_) | Num::Dec(_) => {
-            let text = n.to_string();
-            if let Ok(i) = text.parse::<i64>() {
-                Value::from(i)
-            } else if let Ok(u) = text.parse::<u64>() {
-                Value::from(u)
-            } else {
-                text.parse::<f64>()
-                    .ok()
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(Value::Null, Value::Number)
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,6 +451,42 @@ mod tests {
         assert!(PathExpr::compile(".a, .b").is_err());
         // Storing below a scalar is a runtime error, not a panic.
         assert!(p.set(&json!({"payment": 5}), &json!(1)).is_err());
+    }
+
+    #[test]
+    fn typical_expressions_use_a_sliver_of_the_budget() {
+        let data = json!({
+            "order": {"id": "o-1", "sku": "A-1", "qty": 3, "amount": 1500, "email": "a@b.c"},
+            "items": (0..1000).map(|i| json!({"id": i, "price": i % 7})).collect::<Vec<_>>(),
+        });
+        let mut spent = Vec::new();
+        for code in [
+            ".order.amount > 1000",
+            "{sku: .order.sku, qty: .order.qty}",
+            "{to: .order.email, message: (\"Your order \" + .order.id + \" is on its way\")}",
+            "[.items[] | select(.price > 3) | .id] | length",
+            ".items | map({id, total: (.price * 2)})",
+            ".items | sort_by(.price) | group_by(.price) | map(length)",
+        ] {
+            let e = Expr::compile(code).expect("compiles");
+            e.eval(&data).expect("runs");
+            let (steps, bytes) = bounds::last_spent();
+            assert!(steps < MAX_STEPS / 100 && bytes < MAX_BYTES / 100, "{code}");
+            spent.push(format!("{steps:>7} steps {bytes:>8} bytes  {code}"));
+        }
+        println!("{}", spent.join("\n"));
+    }
+
+    #[test]
+    fn input_nested_deeper_than_the_limit_is_taken_as_it_is() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_DEPTH + 20 {
+            deep = json!({"a": deep});
+        }
+        let e = Expr::compile("{b: .a.a.a}").expect("compiles");
+        let out = e.eval(&deep).expect("a part of the input, rewrapped once");
+        assert!(out["b"].is_object());
+        assert!(Expr::compile("[[[.]]]").expect("c").eval(&deep).is_err());
     }
 
     #[test]
