@@ -35,8 +35,11 @@ fn main() -> ExitCode {
     quiet_library_backtraces();
     let cli = args::Cli::parse();
     init_tracing();
+    // Expressions run on the blocking pool with a stack budget of their own
+    // (1 MiB, measured from where they start); 8 MiB threads leave room.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(rt) => rt,

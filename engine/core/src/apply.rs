@@ -81,6 +81,21 @@ impl Engine {
         Ok(Some(d))
     }
 
+    /// Runs the interpreter on tokio's blocking pool: its expressions may
+    /// spend their whole budget (a fraction of a second), which must not
+    /// hold up an async worker and every instance queued behind it.
+    pub(crate) async fn interpret<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(t) => Ok(t),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Stopped),
+        }
+    }
+
     /// Applies an event to an instance. Events that do not apply (late or
     /// repeated outcomes, stale timers) are rejected, not errors.
     pub async fn deliver(
@@ -115,9 +130,15 @@ impl Engine {
                         return Err(e);
                     }
                 };
-                let defaults = defaults_of(deployment.as_deref());
                 let now = self.inner.clock.now();
-                match interpret::apply(&process, defaults, &inst, &event, now) {
+                let (inst, event, applied) = self
+                    .interpret(move || {
+                        let defaults = defaults_of(deployment.as_deref());
+                        let applied = interpret::apply(&process, defaults, &inst, &event, now);
+                        (inst, event, applied)
+                    })
+                    .await?;
+                match applied {
                     Ok(mut applied) => {
                         // A step's outcome is recorded once the step is over;
                         // a failed attempt that will be retried records nothing.

@@ -156,8 +156,13 @@ impl Engine {
         let deployment = self.deployment(name, process.version).await?;
         let now = self.inner.clock.now();
         let id = self.inner.ids.next(now);
-        let defaults = defaults_of(deployment.as_deref());
-        let mut applied = interpret::start(&process, defaults, id.clone(), input, now);
+        let first = id.clone();
+        let mut applied = self
+            .interpret(move || {
+                let defaults = defaults_of(deployment.as_deref());
+                interpret::start(&process, defaults, first, input, now)
+            })
+            .await?;
         applied.instance.key = key;
         match self.write(None, applied, None).await {
             Ok(invokes) => {
@@ -308,10 +313,18 @@ impl Engine {
         let _work = self.work();
         self.exclusive(id, async {
             let inst = self.take_current(id).await?;
-            let applied = match self.process(&inst.process, version).await {
-                Ok(to) => interpret::migrate(&to, &inst, self.inner.clock.now())
-                    .map_err(|why| Error::Refused(id.clone(), why)),
-                Err(e) => Err(e),
+            let now = self.inner.clock.now();
+            let (inst, applied) = match self.process(&inst.process, version).await {
+                Ok(to) => {
+                    let (inst, applied) = self
+                        .interpret(move || {
+                            let applied = interpret::migrate(&to, &inst, now);
+                            (inst, applied)
+                        })
+                        .await?;
+                    (inst, applied.map_err(|why| Error::Refused(id.clone(), why)))
+                }
+                Err(e) => (inst, Err(e)),
             };
             match applied {
                 Ok(applied) => {

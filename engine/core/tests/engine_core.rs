@@ -593,3 +593,43 @@ async fn a_damaged_outbox_entry_is_left_alone_and_the_others_resume() {
         "left where it was"
     );
 }
+
+const RUNAWAY: &str = r#"
+process: runaway
+version: 1
+start: work
+states:
+  work:
+    action: work
+    on:
+      done:
+        - if: 'def c(n): if n > 0 then 1 + c(n - 1) else 0 end; c(.count) > 10'
+          to: big
+        - to: small
+      error.mapping: mapped
+  big: { type: succeed }
+  small: { type: succeed }
+  mapped: { type: fail, error: mapped }
+"#;
+
+#[tokio::test]
+async fn a_runaway_guard_fails_its_mapping_and_the_engine_keeps_serving() {
+    let sim = Sim::new(RUNAWAY, "");
+    let runaway = sim.start(json!({"count": 100_000})).await;
+    let modest = sim.start(json!({"count": 20})).await;
+    let inst = sim.instance(&runaway);
+    assert_eq!(
+        (inst.status, inst.state.as_str()),
+        (Status::Failed, "mapped")
+    );
+    let error = kinds(&*sim.store, &runaway);
+    assert!(
+        error.contains(&"error.mapping->mapped".to_owned()),
+        "{error:?}"
+    );
+    let inst = sim.instance(&modest);
+    assert_eq!(
+        (inst.status, inst.state.as_str()),
+        (Status::Succeeded, "big")
+    );
+}

@@ -96,6 +96,24 @@ impl Machine<'_> {
             }
             Err(e) => {
                 let f = Failure::new("mapping", format!("a guard of '{from}' on '{event}': {e}"));
+                // A guard that fails (a runaway expression, data of the wrong
+                // shape) is the mapping's failure: routable as
+                // `error.mapping`, unless routing an error already failed
+                // that way (then nothing could route it: park).
+                if !event.starts_with("error") && self.has_route(&from, "error.mapping") {
+                    let on = ParkedOn::Route {
+                        event: event.to_owned(),
+                        result,
+                        failure,
+                    };
+                    return self.route_state_failure(
+                        &from,
+                        key.unwrap_or_default(),
+                        started_at,
+                        f,
+                        on,
+                    );
+                }
                 let on = ParkedOn::Route {
                     event: event.to_owned(),
                     result,
