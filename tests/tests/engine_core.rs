@@ -192,3 +192,69 @@ fn weft_heartbeat_keeps_a_pending_step_alive_until_weft_complete() {
     let again = run(&["complete", "tok-hb", "--output", "{}", "--data", &data]);
     assert_eq!(again.code, 2);
 }
+
+/// A tmpfs of `mb` MiB at `dir`, unmounted on drop; `None` where this
+/// machine does not let the test mount one.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, mb: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}M"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallDisk(dir.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_weft_run_with_the_reason_and_resume_finishes_after() {
+    let s = Sandbox::new();
+    let Some(disk) = SmallDisk::mount(&s.path("disk"), 64) else {
+        eprintln!("SKIPPED: this machine does not let the test mount a tmpfs to fill");
+        return;
+    };
+    let data = disk.0.join("data").display().to_string();
+    let bindings = s.bindings(&[(
+        "charge_payment",
+        "    config: { simulate: { sleep_ms: 3000, heartbeat: true } }",
+    )]);
+    let mut follow = Running::spawn(&run_args(
+        &order_process(),
+        &bindings,
+        &order_input(1, "4242"),
+        &data,
+    ));
+    follow.wait_for("reserve --done--> charge");
+    // The disk fills while the payment is being taken.
+    let filler = disk.0.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=100"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let status = follow.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "a clear stop, not a hang");
+    let id = follow.seen[0].clone();
+    std::fs::remove_file(&filler).unwrap();
+    let resumed = run(&["resume", "--data", &data]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+    let inst = json(&["status", &id, "--data", &data, "--json"]);
+    assert_eq!(inst["status"], "succeeded", "nothing lost: {inst}");
+    let history = json(&["history", &id, "--data", &data, "--json"]);
+    let seqs: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+}
