@@ -322,7 +322,10 @@ impl Engine {
                             (inst, applied)
                         })
                         .await?;
-                    (inst, applied.map_err(|why| Error::Refused(id.clone(), why)))
+                    (
+                        inst,
+                        applied.map_err(|why| Error::Refused(id.clone(), why.0)),
+                    )
                 }
                 Err(e) => (inst, Err(e)),
             };

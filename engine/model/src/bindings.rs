@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::def::{BindingDef, BindingsDef, RateLimitDef};
+use crate::error::{Error, Result};
 use crate::limits;
 use crate::process::{ENGINE_ERROR_KINDS, Process, StateKind};
 use crate::retry::RetryPolicy;
@@ -205,7 +206,7 @@ fn binding(
         }
         Some(Err(e)) => {
             diags.push(
-                doc.diag(&format!("{at}/timeout"), e)
+                doc.diag(&format!("{at}/timeout"), e.to_string())
                     .hint("write it like 500ms, 30s or 5m"),
             );
             DEFAULT_TIMEOUT
@@ -223,7 +224,7 @@ fn binding(
         }
         Some(Err(e)) => {
             diags.push(
-                doc.diag(&format!("{at}/memory"), e)
+                doc.diag(&format!("{at}/memory"), e.to_string())
                     .hint("write it like 16MiB or 1GiB"),
             );
             DEFAULT_MEMORY
@@ -279,7 +280,7 @@ fn binding(
                 limits.rate = Some(Rate { count, per, burst });
             }
             Err(e) => diags.push(
-                doc.diag(&format!("{at}/rate_limit"), e)
+                doc.diag(&format!("{at}/rate_limit"), e.to_string())
                     .hint("write it like 200/min, 10/s or 5/10s"),
             ),
         }
@@ -307,7 +308,9 @@ fn binding(
                     cool_down,
                 })
             }
-            Err(e) => diags.push(doc.diag(&format!("{at}/circuit_breaker/cool_down"), e)),
+            Err(e) => {
+                diags.push(doc.diag(&format!("{at}/circuit_breaker/cool_down"), e.to_string()))
+            }
         }
     }
     (diags.len() == before).then(|| Binding {
@@ -326,16 +329,17 @@ fn binding(
 }
 
 /// Parses `200/min`, `10/s`, `3/10s`: a count per period.
-pub fn parse_rate(text: &str) -> Result<(u32, Span), String> {
+pub fn parse_rate(text: &str) -> Result<(u32, Span)> {
+    let bad = |message: String| Error::syntax("rate", message);
     let (count, per) = text
         .split_once('/')
-        .ok_or_else(|| format!("'{text}' is not a rate"))?;
+        .ok_or_else(|| bad(format!("'{text}' is not a rate")))?;
     let count: u32 = count
         .trim()
         .parse()
-        .map_err(|_| format!("'{count}' in '{text}' is not a count"))?;
+        .map_err(|_| bad(format!("'{count}' in '{text}' is not a count")))?;
     if count == 0 {
-        return Err(format!("'{text}' allows nothing"));
+        return Err(bad(format!("'{text}' allows nothing")));
     }
     let per = match per.trim() {
         "s" | "sec" | "second" => Span::from_secs(1),
@@ -345,27 +349,28 @@ pub fn parse_rate(text: &str) -> Result<(u32, Span), String> {
         other => Span::parse(other)?,
     };
     if per.as_millis() < u64::from(count) {
-        return Err(format!("'{text}' is faster than one per millisecond"));
+        return Err(bad(format!("'{text}' is faster than one per millisecond")));
     }
     Ok((count, per))
 }
 
 /// Parses `65536`, `512KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB` as binary units).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = |message: String| Error::syntax("size", message);
     let t = text.trim();
     let digits = t.bytes().take_while(u8::is_ascii_digit).count();
     let n: u64 = t[..digits]
         .parse()
-        .map_err(|_| format!("'{text}' is not a size"))?;
+        .map_err(|_| bad(format!("'{text}' is not a size")))?;
     let factor: u64 = match t[digits..].trim() {
         "" | "B" => 1,
         "KiB" | "KB" | "K" => 1 << 10,
         "MiB" | "MB" | "M" => 1 << 20,
         "GiB" | "GB" | "G" => 1 << 30,
-        other => return Err(format!("'{other}' in '{text}' is not a size unit")),
+        other => return Err(bad(format!("'{other}' in '{text}' is not a size unit"))),
     };
     n.checked_mul(factor)
-        .ok_or_else(|| format!("'{text}' is too large"))
+        .ok_or_else(|| bad(format!("'{text}' is too large")))
 }
 
 /// Checks a process against its bindings and the manifests of the plugins

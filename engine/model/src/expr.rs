@@ -25,6 +25,7 @@ use jaq_core::{Compiler, Ctx, Vars, unwrap_valr};
 use jaq_json::Val;
 use serde_json::Value;
 
+use crate::error::{Error, Result};
 use bounds::{Exceeded, bounded};
 pub use bounds::{MAX_BYTES, MAX_DEPTH, MAX_STACK, MAX_STEPS};
 pub use convert::from_val;
@@ -94,6 +95,14 @@ impl Failure {
             Failure::Error(e) => format!("`{source}` failed: {e}"),
             Failure::NoValue => format!("`{source}` produced no value"),
             Failure::Exceeded(why) => format!("expression `{source}` {}", why.describe()),
+        }
+    }
+
+    /// The error evaluating `source` ended in.
+    fn into_error(self, source: &str) -> Error {
+        Error::Eval {
+            expr: source.to_owned(),
+            message: self.message(source),
         }
     }
 }
@@ -168,13 +177,14 @@ impl Expr {
     }
 
     /// The first value the expression yields for `input`.
-    pub fn eval(&self, input: &Value) -> Result<Value, String> {
+    pub fn eval(&self, input: &Value) -> Result<Value> {
         self.eval_with(input, &[])
     }
 
     /// Like [`Expr::eval`], with values for the variables named at compile time.
-    pub fn eval_with(&self, input: &Value, vars: &[&Value]) -> Result<Value, String> {
-        self.run(input, vars).map_err(|f| f.message(&self.source))
+    pub fn eval_with(&self, input: &Value, vars: &[&Value]) -> Result<Value> {
+        self.run(input, vars)
+            .map_err(|f| f.into_error(&self.source))
     }
 
     fn run(&self, input: &Value, vars: &[&Value]) -> Result<Value, Failure> {
@@ -197,7 +207,7 @@ impl Expr {
                 .map(unwrap_valr)
                 .next();
             match first {
-                Some(Ok(v)) => from_val(v.val()).map_err(Failure::Error),
+                Some(Ok(v)) => Ok(from_val(v.val())),
                 Some(Err(e)) => Err(Failure::Error(error_text(e))),
                 None => Err(Failure::NoValue),
             }
@@ -206,7 +216,7 @@ impl Expr {
     }
 
     /// True when the expression's first value is neither `false` nor `null`.
-    pub fn test(&self, input: &Value) -> Result<bool, String> {
+    pub fn test(&self, input: &Value) -> Result<bool> {
         let v = self.eval(input)?;
         Ok(!matches!(v, Value::Null | Value::Bool(false)))
     }

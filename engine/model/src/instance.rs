@@ -129,7 +129,8 @@ pub struct InstanceError {
 pub struct ActiveStep {
     pub state: String,
     pub action: String,
-    /// `<instance>/<state>/<visit>` (plus `/undo` for a compensation): the
+    /// `<instance>/<state>/<visit>` (plus `/undo` for a compensation; built
+    /// by [`StepKey`](crate::StepKey), kept a string as stored): the
     /// same for every attempt, restart and redrive of this visit.
     pub key: String,
     /// Attempts started for this visit, 1-based; handed to the adapter.
@@ -302,7 +303,7 @@ impl Instance {
 /// keys start with `<fan key>/<slot name>/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fan {
-    /// `<instance>/<state>/<visit>`.
+    /// `<instance>/<state>/<visit>` ([`StepKey::visit`](crate::StepKey::visit)).
     pub key: String,
     pub since: Millis,
     pub slots: Vec<Slot>,

@@ -10,6 +10,7 @@
 
 pub mod bindings;
 pub mod def;
+mod error;
 pub mod expr;
 pub mod instance;
 pub mod interpret;
@@ -19,6 +20,7 @@ pub mod process;
 pub mod retry;
 pub mod schedule;
 pub mod source;
+mod step_key;
 pub mod time;
 pub mod validate;
 
@@ -26,15 +28,17 @@ pub use bindings::{
     ActionDefaults, ActionInfo, Binding, Bindings, BreakerPolicy, Grants, Limits, Manifest,
     NoDefaults, Rate,
 };
+pub use error::{Error, Result};
 pub use expr::{Expr, PathExpr};
 pub use instance::{
     ActiveStep, Command, Compensable, Event, Failure, Instance, InstanceError, InstanceId, Invoke,
     ParkedOn, Phase, Record, RecordKind, Status, StepOutcome, Timer, TimerKind,
 };
-pub use interpret::{Applied, Rejected};
+pub use interpret::{Applied, Refused, Rejected};
 pub use process::{Process, State, StateKind};
 pub use retry::{Jitter, RetryPolicy};
 pub use source::{Diagnostic, Diagnostics, Document, Format, Pos};
+pub use step_key::StepKey;
 pub use time::{Millis, Span};
 
 /// Loads and validates a process from its text.

@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::{Error, Result};
 use crate::time::{Millis, civil_from_days, days_from_civil, days_in_month};
 
 /// What the engine does about firings that fell due while no engine ran.
@@ -60,7 +61,11 @@ const MONTHS: [&str; 12] = [
 const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl Cron {
-    pub fn parse(text: &str) -> Result<Cron, String> {
+    pub fn parse(text: &str) -> Result<Cron> {
+        Self::parse_fields(text).map_err(|message| Error::syntax("cron expression", message))
+    }
+
+    fn parse_fields(text: &str) -> Result<Cron, String> {
         let fields: Vec<&str> = text.split_whitespace().collect();
         let fields: Vec<&str> = match fields.len() {
             6 => fields,
@@ -299,7 +304,7 @@ mod tests {
             ("0 0 0 5-1 * *", "runs backwards"),
             ("0 0 0 30 FEB *", "never fires"),
         ] {
-            let Err(err) = Cron::parse(text) else {
+            let Err(err) = Cron::parse(text).map_err(|e| e.to_string()) else {
                 panic!("{text} should be refused")
             };
             assert!(err.contains(want), "{text}: {err}");
@@ -342,7 +347,7 @@ mod tests {
                 let text = fields.join(" ");
                 let err = match Cron::parse(&text) {
                     Ok(c) => panic!("{text} should be refused, parsed as {c}"),
-                    Err(e) => e,
+                    Err(e) => e.to_string(),
                 };
                 assert!(
                     err.starts_with(&format!("{name} field '{g}': ")),

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// Milliseconds since the Unix epoch.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
@@ -40,9 +42,13 @@ impl Millis {
     /// fractional seconds and a `Z` or `±hh:mm` offset (hours 0-23, minutes
     /// 0-59). Parsing is jiff's; the extra checks keep to RFC 3339 where
     /// jiff is more lenient.
-    pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
-        let bad =
-            || format!("'{text}' is not an RFC 3339 time (write it like 2026-11-21T14:05:09Z)");
+    pub fn parse_rfc3339(text: &str) -> Result<Millis> {
+        let bad = || {
+            Error::syntax(
+                "time",
+                format!("'{text}' is not an RFC 3339 time (write it like 2026-11-21T14:05:09Z)"),
+            )
+        };
         let t = text.trim();
         let b = t.as_bytes();
         // A full date and time with seconds, and an offset of ±hh:mm or Z.
@@ -67,7 +73,7 @@ impl Millis {
         let stamp: jiff::Timestamp = t.replacen(' ', "T", 1).parse().map_err(|_| bad())?;
         u64::try_from(stamp.as_millisecond())
             .map(Millis)
-            .map_err(|_| format!("'{text}' is before 1970"))
+            .map_err(|_| Error::syntax("time", format!("'{text}' is before 1970")))
     }
 }
 
@@ -130,21 +136,22 @@ impl Span {
     }
 
     /// Parses `250ms`, `30s`, `5m`, `2h`, `7d` and sums like `1h30m`.
-    pub fn parse(text: &str) -> Result<Span, String> {
+    pub fn parse(text: &str) -> Result<Span> {
+        let bad = |message: String| Error::syntax("duration", message);
         let text = text.trim();
         if text.is_empty() {
-            return Err("a duration cannot be empty".into());
+            return Err(bad("a duration cannot be empty".into()));
         }
         let mut total: u64 = 0;
         let mut rest = text;
         while !rest.is_empty() {
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 {
-                return Err(format!("'{text}' is not a duration"));
+                return Err(bad(format!("'{text}' is not a duration")));
             }
             let n: u64 = rest[..digits]
                 .parse()
-                .map_err(|_| format!("'{text}' is too long a duration"))?;
+                .map_err(|_| bad(format!("'{text}' is too long a duration")))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit = &rest[..unit_len];
@@ -155,17 +162,17 @@ impl Span {
                 "m" => 60_000,
                 "h" => 3_600_000,
                 "d" => 86_400_000,
-                "" => return Err(format!("'{text}' needs a unit (ms, s, m, h or d)")),
+                "" => return Err(bad(format!("'{text}' needs a unit (ms, s, m, h or d)"))),
                 other => {
-                    return Err(format!(
+                    return Err(bad(format!(
                         "'{other}' in '{text}' is not a unit (ms, s, m, h or d)"
-                    ));
+                    )));
                 }
             };
             total = n
                 .checked_mul(factor)
                 .and_then(|v| total.checked_add(v))
-                .ok_or_else(|| format!("'{text}' is too long a duration"))?;
+                .ok_or_else(|| bad(format!("'{text}' is too long a duration")))?;
         }
         Ok(Span(total))
     }

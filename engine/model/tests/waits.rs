@@ -212,7 +212,7 @@ fn migrate_refuses_when_the_state_or_data_does_not_fit() {
             .replace("version: 1", "version: 2")
             .replace("review", "first_review"),
     );
-    let err = interpret::migrate(&renamed, &r.inst, r.now).unwrap_err();
+    let err = interpret::migrate(&renamed, &r.inst, r.now).unwrap_err().0;
     assert_eq!(
         err,
         "version 2 has no state 'review', where the instance is"
@@ -228,7 +228,7 @@ states:
   approved: { type: succeed }
 "#,
     );
-    let err = interpret::migrate(&as_task, &r.inst, r.now).unwrap_err();
+    let err = interpret::migrate(&as_task, &r.inst, r.now).unwrap_err().0;
     assert!(
         err.contains("is a task state, but the instance is in a wait state"),
         "{err}"
@@ -240,7 +240,7 @@ states:
             "      approve:\n        - { if: '.amount + 1 > 2', to: approved }\n      reject: rejected\n      timeout",
         ),
     );
-    let err = interpret::migrate(&guarded, &r.inst, r.now).unwrap_err();
+    let err = interpret::migrate(&guarded, &r.inst, r.now).unwrap_err().0;
     assert!(
         err.starts_with("the instance data does not fit version 4"),
         "{err}"

@@ -52,26 +52,27 @@ pub fn to_v(v: &Value) -> V {
 }
 
 /// Converts a jq value back to JSON. Non-finite numbers become `null` (as in
-/// jq); non-string object keys are written as their JSON text.
-pub fn from_val(v: &Val) -> Result<Value, String> {
-    Ok(match v {
+/// jq); non-string object keys are written as their JSON text. Every jq
+/// value has a JSON form, so this cannot fail.
+pub fn from_val(v: &Val) -> Value {
+    match v {
         Val::Null => Value::Null,
         Val::Bool(b) => Value::Bool(*b),
         Val::Num(n) => number(n),
         Val::TStr(b) | Val::BStr(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
-        Val::Arr(a) => Value::Array(a.iter().map(from_val).collect::<Result<_, _>>()?),
+        Val::Arr(a) => Value::Array(a.iter().map(from_val).collect()),
         Val::Obj(o) => {
             let mut m = serde_json::Map::with_capacity(o.len());
             for (k, v) in o.iter() {
                 let key = match k {
                     Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
-                    other => from_val(other)?.to_string(),
+                    other => from_val(other).to_string(),
                 };
-                m.insert(key, from_val(v)?);
+                m.insert(key, from_val(v));
             }
             Value::Object(m)
         }
-    })
+    }
 }
 
 fn number(n: &jaq_json::Num) -> Value {

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::{CompileError, Expr, Failure, MAX_DEPTH};
+use crate::error::{Error, Result};
 
 /// How far past the end of an array a path may store: the gap fills with
 /// nulls, and an index from a typo or from data (`.a[.n]`) must not make a
@@ -95,13 +96,17 @@ impl PathExpr {
     }
 
     /// `data` with `value` stored at this path.
-    pub fn set(&self, data: &Value, value: &Value) -> Result<Value, String> {
-        let place = self.place(data).map_err(|f| f.message(self.source()))?;
+    pub fn set(&self, data: &Value, value: &Value) -> Result<Value> {
+        let refused = |message| Error::Store {
+            path: self.source().to_owned(),
+            message,
+        };
+        let place = self.place(data).map_err(|f| f.into_error(self.source()))?;
         if place.len() > MAX_DEPTH as usize {
-            return Err(self.too_deep());
+            return Err(refused(self.too_deep()));
         }
         let mut out = data.clone();
-        store(&mut out, &place, value, true)?;
+        store(&mut out, &place, value, true).map_err(refused)?;
         Ok(out)
     }
 }

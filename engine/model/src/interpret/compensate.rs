@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::Machine;
 use crate::instance::{ActiveStep, Failure, ParkedOn, Phase, RecordKind};
 use crate::process::StateKind;
+use crate::step_key::StepKey;
 use crate::time::Span;
 
 impl Machine<'_> {
@@ -57,7 +58,7 @@ impl Machine<'_> {
         let step = ActiveStep {
             state: self.inst.state.clone(),
             action: action.clone(),
-            key: format!("{}/undo", c.key),
+            key: StepKey::undo(&c.key).into(),
             attempt: 1,
             tries: 1,
             input,

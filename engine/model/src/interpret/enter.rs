@@ -10,6 +10,7 @@ use crate::instance::{
 };
 use crate::process::{StateKind, WaitTimer};
 use crate::retry::RetryPolicy;
+use crate::step_key::StepKey;
 use crate::time::Millis;
 
 /// More transitions than this in one step means a cycle that never waits
@@ -62,7 +63,7 @@ impl Machine<'_> {
         match &state.kind {
             StateKind::Task(task) => {
                 let visit = self.visit(name);
-                let key = format!("{}/{name}/{visit}", self.inst.id);
+                let key = String::from(StepKey::visit(&self.inst.id, name, visit));
                 let input = match &task.input {
                     None => Ok(self.inst.data.clone()),
                     Some(e) => e.eval(&self.inst.data),
@@ -137,16 +138,18 @@ impl Machine<'_> {
             }
             StateKind::Wait(wait) => {
                 let visit = self.visit(name);
-                let key = format!("{}/{name}/{visit}", self.inst.id);
+                let key = String::from(StepKey::visit(&self.inst.id, name, visit));
                 let until = match &wait.timer {
                     None => Ok(wait.timeout.map(|t| self.now.plus(t))),
                     Some(WaitTimer::For(d)) => Ok(Some(self.now.plus(*d))),
                     Some(WaitTimer::Until(e)) => match e.eval(&self.inst.data) {
-                        Ok(Value::String(s)) => Millis::parse_rfc3339(&s).map(Some),
+                        Ok(Value::String(s)) => Millis::parse_rfc3339(&s)
+                            .map(Some)
+                            .map_err(|e| e.to_string()),
                         Ok(other) => Err(format!(
                             "`until` gave {other}, not an RFC 3339 time as a string"
                         )),
-                        Err(e) => Err(e),
+                        Err(e) => Err(e.to_string()),
                     },
                 };
                 let until = match until {
@@ -205,10 +208,10 @@ impl Machine<'_> {
                 other => {
                     let why = match other {
                         Ok(v) => format!("`items` gave {v}, not an array"),
-                        Err(e) => e,
+                        Err(e) => e.to_string(),
                     };
                     let visit = self.visit(name);
-                    let key = format!("{}/{name}/{visit}", self.inst.id);
+                    let key = String::from(StepKey::visit(&self.inst.id, name, visit));
                     let f = Failure::new("mapping", format!("the items of '{name}': {why}"));
                     self.route_state_failure(name, &key, self.now, f, ParkedOn::Enter);
                 }

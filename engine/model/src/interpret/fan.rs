@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use super::{Applied, Machine, Rejected, apply, start};
 use crate::instance::{
-    Command, Compensable, Event, Failure, Fan, Instance, InstanceError, InstanceId, ParkedOn,
-    Record, Slot, Status, UndoBy,
+    Command, Compensable, Event, Failure, Fan, Instance, InstanceError, ParkedOn, Record, Slot,
+    Status, UndoBy,
 };
 use crate::process::{Process, StateKind, Tolerance};
+use crate::step_key::StepKey;
 
 impl Machine<'_> {
     pub(super) fn enter_fan(&mut self, name: &str, slots: Vec<Slot>) {
         let visit = self.visit(name);
-        let key = format!("{}/{name}/{visit}", self.inst.id);
+        let key = StepKey::visit(&self.inst.id, name, visit).into();
         self.inst.status = Status::Running;
         self.inst.fan = Some(Box::new(Fan {
             key,
@@ -82,7 +83,7 @@ impl Machine<'_> {
         };
         let Some((id, name, input)) = self.inst.fan.as_ref().and_then(|f| {
             let s = f.slots.get(i)?;
-            let id = InstanceId(format!("{}/{}", f.key, s.name));
+            let id = StepKey::branch(&f.key, &s.name);
             Some((id, s.name.clone(), s.input.clone()))
         }) else {
             return;
@@ -107,7 +108,7 @@ impl Machine<'_> {
             .position(|s| {
                 s.outcome.is_none()
                     && s.inst.is_some()
-                    && key.starts_with(&format!("{}/{}/", fan.key, s.name))
+                    && StepKey::is_inside(key, StepKey::branch(&fan.key, &s.name).as_str())
             })
             .ok_or_else(stale)?;
         let (name, sub) = (fan.slots[i].name.clone(), fan.slots[i].inst.clone());

@@ -2,14 +2,42 @@
 
 use super::{Applied, Machine};
 use crate::instance::{Instance, RecordKind};
-use crate::process::{Process, StateKind, WaitTimer};
+use crate::process::{Process, State, StateKind, WaitTimer};
 use crate::time::Millis;
+
+/// Why an instance cannot move to another version. Not an error: an operator
+/// asked, and the answer is no, with the reason as its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// Moves an instance to another version of its process, or says why its
 /// current state or data does not fit that version. The instance keeps its
 /// state, data, history, completed steps and timers; from now on it follows
 /// `to`.
-pub fn migrate(to: &Process, instance: &Instance, now: Millis) -> Result<Applied, String> {
+pub fn migrate(to: &Process, instance: &Instance, now: Millis) -> Result<Applied, Refused> {
+    let state = fits(to, instance).map_err(Refused)?;
+    let mut inst = instance.clone();
+    inst.version = to.version;
+    if let (Some(w), StateKind::Wait(wait)) = (&mut inst.waiting, &state.kind) {
+        w.events = wait.events.clone();
+    }
+    let mut m = Machine::new(to, &crate::NoDefaults, inst, now);
+    m.record(RecordKind::Migrated {
+        state: instance.state.clone(),
+        from_version: instance.version,
+        to_version: to.version,
+    });
+    Ok(m.finish())
+}
+
+/// The state of `to` the instance would be in, or why it does not fit there.
+fn fits<'p>(to: &'p Process, instance: &Instance) -> Result<&'p State, String> {
     if instance.status.is_finished() {
         return Err(format!("the instance has already {}", instance.status));
     }
@@ -111,17 +139,5 @@ pub fn migrate(to: &Process, instance: &Instance, now: Millis) -> Result<Applied
             ));
         }
     }
-    let mut inst = instance.clone();
-    let from_version = inst.version;
-    inst.version = v;
-    if let (Some(w), StateKind::Wait(wait)) = (&mut inst.waiting, &state.kind) {
-        w.events = wait.events.clone();
-    }
-    let mut m = Machine::new(to, &crate::NoDefaults, inst, now);
-    m.record(RecordKind::Migrated {
-        state: here.clone(),
-        from_version,
-        to_version: v,
-    });
-    Ok(m.finish())
+    Ok(state)
 }

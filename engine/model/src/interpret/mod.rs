@@ -15,7 +15,7 @@ mod route;
 mod step;
 mod wait;
 
-pub use migrate::migrate;
+pub use migrate::{Refused, migrate};
 
 use serde_json::Value;
 
@@ -24,6 +24,7 @@ use crate::instance::{
     Command, Event, Instance, InstanceId, Phase, Record, RecordKind, Status, Timer, TimerKind,
 };
 use crate::process::Process;
+use crate::step_key::StepKey;
 use crate::time::Millis;
 
 /// What applying an event produced. The driver commits all of it atomically,
@@ -146,7 +147,7 @@ pub fn apply(
     let mut m = Machine::new(process, defaults, instance.clone(), now);
     // Events for steps inside branches go to their branch.
     if let (Some(key), Some(fan)) = (event.key(), &instance.fan)
-        && key.starts_with(&format!("{}/", fan.key))
+        && StepKey::is_inside(key, &fan.key)
         && instance.status != Status::Parked
     {
         m.fan_event(event)?;

@@ -156,7 +156,7 @@ impl Machine<'_> {
 }
 
 /// The first arm whose guard holds (an arm without a guard always holds).
-fn choose(arms: &[Arm], data: &Value) -> Result<Option<String>, String> {
+fn choose(arms: &[Arm], data: &Value) -> crate::Result<Option<String>> {
     for arm in arms {
         let holds = match &arm.guard {
             None => true,

@@ -36,7 +36,9 @@ impl Machine<'_> {
             _ => None,
         };
         let merged = match (&output, payload) {
-            (Some(path), _) => path.set(&self.inst.data, payload),
+            (Some(path), _) => path
+                .set(&self.inst.data, payload)
+                .map_err(|e| e.to_string()),
             (None, Value::Object(fields)) => {
                 let mut data = self.inst.data.clone();
                 if let Value::Object(map) = &mut data {

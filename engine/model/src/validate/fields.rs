@@ -19,7 +19,7 @@ pub(super) fn duration(
         }
         Err(e) => {
             diags.push(
-                doc.diag(at, e)
+                doc.diag(at, e.to_string())
                     .hint("write it like 500ms, 30s, 5m or 1h30m"),
             );
             None

@@ -21,9 +21,10 @@ pub(super) fn check_header(doc: &Document, def: &ProcessDef, diags: &mut Diagnos
 }
 
 /// State and branch names are segments of step keys
-/// (`<instance>/<state>/<visit>/<branch>/<state>/<visit>`): a '/' in one
-/// would let a top-level state share its key with a step inside a branch, and
-/// a finished step's result would be taken for the other's.
+/// (`<instance>/<state>/<visit>/<branch>/<state>/<visit>`, see
+/// [`crate::StepKey`]): a '/' in one would let a top-level state share its
+/// key with a step inside a branch, and a finished step's result would be
+/// taken for the other's.
 pub(super) fn check_key_name(
     doc: &Document,
     at: &str,
@@ -93,39 +94,15 @@ pub fn error_kind_possible(kind: &str, declared: &[String]) -> bool {
     is_engine_error_kind(kind) || declared.iter().any(|d| d == kind)
 }
 
-/// The closest candidate within a small edit distance.
+/// The closest candidate within a small edit distance, where swapping two
+/// neighbours counts as one edit (optimal string alignment), so `shpi` finds
+/// `ship`. The allowance grows with the name, so short names do not match
+/// everything.
 pub fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).clamp(1, 3);
     candidates
-        .map(|c| (distance(name, c), c))
+        .map(|c| (strsim::osa_distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-/// Edit distance where swapping two neighbours counts as one edit
-/// (optimal string alignment).
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
