@@ -147,8 +147,15 @@ impl Engine {
                             stamp(&mut applied, key, ran);
                         }
                         let concluded = !applied.instance.has_step(key);
+                        // A compensation that failed for good is tried again,
+                        // under the same key, when an operator redrives or
+                        // cancels with compensation: its failure is not filed
+                        // as the key's outcome, or a restart would replay it
+                        // instead of undoing.
+                        let final_failure = matches!(result, Some(StepResult::Failed { .. }))
+                            && weft_model::StepKey::is_undo(key);
                         let results = result
-                            .filter(|_| concluded)
+                            .filter(|_| concluded && !final_failure)
                             .map(|r| vec![(key.to_owned(), r)]);
                         let previous = inst.status;
                         match self.write(Some(previous), applied, results).await {

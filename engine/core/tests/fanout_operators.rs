@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use support::*;
-use weft_core::Error;
+use weft_core::{Clock, Error};
 use weft_model::{InstanceId, Status};
 
 const PIPELINE: &str = r#"
@@ -192,4 +192,54 @@ async fn cancel_inside_a_map_starts_no_more_items_and_can_undo_finished_ones() {
         2,
         "the two finished items undone"
     );
+}
+
+const BRANCH_UNDO: &str = r#"
+process: branch_undo
+version: 1
+start: both
+states:
+  both:
+    type: parallel
+    branches:
+      a:
+        start: reserve
+        states:
+          reserve: { action: reserve, compensate: release, on: { done: charge } }
+          charge: { action: charge, on: { done: fin, error: undo } }
+          undo: { type: compensate, then: broke }
+          broke: { type: fail }
+          fin: { type: succeed }
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+
+#[tokio::test]
+async fn a_failed_branch_undo_retried_by_cancel_runs_again_after_a_restart() {
+    let mut sim = Sim::new(BRANCH_UNDO, "");
+    sim.on("charge", script(|_| failed("fatal")));
+    sim.on(
+        "release",
+        std::sync::Arc::new(|ctx: Ctx| {
+            Box::pin(async move {
+                if ctx.nth == 0 {
+                    return failed("fatal");
+                }
+                let until = ctx.clock.now().plus(weft_model::Span(1_000));
+                ctx.clock.sleep_until(until).await;
+                done(json!({"released": true}))
+            })
+        }),
+    );
+    let id = sim.start(json!({})).await;
+    assert_eq!(sim.instance(&id).status, Status::Parked, "the undo failed");
+    sim.engine.cancel(&id, true).await.unwrap();
+    sim.advance(500).await;
+    assert_eq!(called(&sim, "release", &id), 2, "undoing again");
+    // A restart while the second undo runs: it runs again, not the old
+    // failure replayed.
+    sim.reboot().await;
+    sim.advance(2_000).await;
+    assert_eq!(called(&sim, "release", &id), 3);
+    assert_eq!(sim.instance(&id).status, Status::Cancelled);
 }

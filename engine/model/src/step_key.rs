@@ -54,6 +54,11 @@ impl StepKey {
     /// Whether `key` is the key of a step inside the fan or branch keyed
     /// `within`: it starts with `within` and then a `/`, so slot `1` does not
     /// take the steps of slot `10`.
+    /// Whether `key` is a compensation's key (made by [`StepKey::undo`]).
+    pub fn is_undo(key: &str) -> bool {
+        key.ends_with("/undo")
+    }
+
     pub fn is_inside(key: &str, within: &str) -> bool {
         key.strip_prefix(within)
             .is_some_and(|rest| rest.starts_with('/'))
