@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use weft_tests::{Running, Sandbox, json, order_input, order_process, root, run, run_args};
+use weft_tests::{Running, Sandbox, json, order_input, order_process, root, run, run_args, weft};
 
 const RECORD: &str = "    config: { simulate: { record: /log/calls.log } }";
 
@@ -227,13 +227,21 @@ fn a_full_disk_stops_weft_run_with_the_reason_and_resume_finishes_after() {
         "charge_payment",
         "    config: { simulate: { sleep_ms: 3000, heartbeat: true } }",
     )]);
-    let mut follow = Running::spawn(&run_args(
+    let errors = s.path("run.err");
+    let mut child = weft(&run_args(
         &order_process(),
         &bindings,
         &order_input(1, "4242"),
         &data,
-    ));
-    follow.wait_for("reserve --done--> charge");
+    ))
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::fs::File::create(&errors).unwrap())
+    .spawn()
+    .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let id = lines.next().unwrap().unwrap();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("reserve --done--> charge"), "{first}");
     // The disk fills while the payment is being taken.
     let filler = disk.0.join("filler");
     let _ = std::process::Command::new("dd")
@@ -241,9 +249,22 @@ fn a_full_disk_stops_weft_run_with_the_reason_and_resume_finishes_after() {
         .arg(format!("of={}", filler.display()))
         .stderr(std::process::Stdio::null())
         .status();
-    let status = follow.child.wait().unwrap();
-    assert_eq!(status.code(), Some(2), "a clear stop, not a hang");
-    let id = follow.seen[0].clone();
+    let mut status = None;
+    for _ in 0..600 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!("weft run did not stop within 60 s of the disk filling");
+    };
+    assert_eq!(status.code(), Some(2), "a clear stop");
+    let said = std::fs::read_to_string(&errors).unwrap();
+    assert!(said.contains("No space left on device"), "{said}");
+    assert!(said.contains("weft resume"), "says how to carry on: {said}");
     std::fs::remove_file(&filler).unwrap();
     let resumed = run(&["resume", "--data", &data]);
     assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);

@@ -76,9 +76,20 @@ impl Engine {
         let Some(d) = self.read(move |s| s.deployment(&owned, version)).await? else {
             return Ok(None);
         };
-        let d = Arc::new(d);
-        lock(&self.inner.deployments).insert(key, d.clone());
-        Ok(Some(d))
+        Ok(Some(self.remember_deployment(Arc::new(d))))
+    }
+
+    /// Caches a deployment unless a newer revision of its version is cached
+    /// already (a read that raced a deploy); returns the one in force.
+    pub(crate) fn remember_deployment(&self, d: Arc<Deployment>) -> Arc<Deployment> {
+        let mut cache = lock(&self.inner.deployments);
+        let entry = cache
+            .entry((d.process.clone(), d.version))
+            .or_insert_with(|| d.clone());
+        if entry.revision < d.revision {
+            *entry = d;
+        }
+        entry.clone()
     }
 
     /// Runs the interpreter on tokio's blocking pool: its expressions may
@@ -115,70 +126,74 @@ impl Engine {
         ran: Option<Ran>,
     ) -> Result<Delivered> {
         let _work = self.work();
-        let outcome = self
-            .exclusive(id, async {
-                let inst = self.take_current(id).await?;
-                let prepared = async {
-                    let process = self.process(&inst.process, inst.version).await?;
-                    let deployment = self.deployment(&inst.process, inst.version).await?;
-                    Ok::<_, Error>((process, deployment))
-                };
-                let (process, deployment) = match prepared.await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.put_back(inst);
-                        return Err(e);
+        self.exclusive(id, async {
+            let inst = self.take_current(id).await?;
+            let prepared = async {
+                let process = self.process(&inst.process, inst.version).await?;
+                let deployment = self.deployment(&inst.process, inst.version).await?;
+                Ok::<_, Error>((process, deployment))
+            };
+            let (process, deployment) = match prepared.await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.put_back(inst);
+                    return Err(e);
+                }
+            };
+            let now = self.inner.clock.now();
+            let (inst, event, applied) = self
+                .interpret(move || {
+                    let defaults = defaults_of(deployment.as_deref());
+                    let applied = interpret::apply(&process, defaults, &inst, &event, now);
+                    (inst, event, applied)
+                })
+                .await?;
+            match applied {
+                Ok(mut applied) => {
+                    // A step's outcome is recorded once the step is over;
+                    // a failed attempt that will be retried records nothing.
+                    let key = event.key().unwrap_or_default();
+                    if let Some(ran) = ran {
+                        stamp(&mut applied, key, ran);
                     }
-                };
-                let now = self.inner.clock.now();
-                let (inst, event, applied) = self
-                    .interpret(move || {
-                        let defaults = defaults_of(deployment.as_deref());
-                        let applied = interpret::apply(&process, defaults, &inst, &event, now);
-                        (inst, event, applied)
-                    })
-                    .await?;
-                match applied {
-                    Ok(mut applied) => {
-                        // A step's outcome is recorded once the step is over;
-                        // a failed attempt that will be retried records nothing.
-                        let key = event.key().unwrap_or_default();
-                        if let Some(ran) = ran {
-                            stamp(&mut applied, key, ran);
+                    let concluded = !applied.instance.has_step(key);
+                    // A compensation that failed for good is tried again,
+                    // under the same key, when an operator redrives or
+                    // cancels with compensation: its failure is not filed
+                    // as the key's outcome, or a restart would replay it
+                    // instead of undoing.
+                    let final_failure = matches!(result, Some(StepResult::Failed { .. }))
+                        && weft_model::StepKey::is_undo(key);
+                    let results = result
+                        .filter(|_| concluded && !final_failure)
+                        .map(|r| vec![(key.to_owned(), r)]);
+                    let previous = inst.status;
+                    match self.write(Some(previous), applied, results).await {
+                        Ok(invokes) => {
+                            // Registered while the instance is still
+                            // locked: a cancel right after finds them.
+                            self.dispatch(invokes, false);
+                            Ok(Delivered::Applied)
                         }
-                        let concluded = !applied.instance.has_step(key);
-                        // A compensation that failed for good is tried again,
-                        // under the same key, when an operator redrives or
-                        // cancels with compensation: its failure is not filed
-                        // as the key's outcome, or a restart would replay it
-                        // instead of undoing.
-                        let final_failure = matches!(result, Some(StepResult::Failed { .. }))
-                            && weft_model::StepKey::is_undo(key);
-                        let results = result
-                            .filter(|_| concluded && !final_failure)
-                            .map(|r| vec![(key.to_owned(), r)]);
-                        let previous = inst.status;
-                        match self.write(Some(previous), applied, results).await {
-                            Ok(invokes) => Ok((Delivered::Applied, invokes)),
-                            Err(e) => {
-                                // Nothing was written: the stored snapshot is
-                                // still the one to apply the next event to.
+                        Err(e) => {
+                            // A conflict wrote nothing, so the snapshot
+                            // still holds; after any other failure the
+                            // store may hold more: read it afresh.
+                            if matches!(e, Error::Conflict(_)) {
                                 self.put_back(inst);
-                                Err(e)
                             }
+                            Err(e)
                         }
-                    }
-                    Err(why) => {
-                        tracing::debug!(instance = %id, "dropped an event: {why}");
-                        self.put_back(inst);
-                        Ok((Delivered::Rejected(why), Vec::new()))
                     }
                 }
-            })
-            .await;
-        let (delivered, invokes) = outcome?;
-        self.dispatch(invokes, false);
-        Ok(delivered)
+                Err(why) => {
+                    tracing::debug!(instance = %id, "dropped an event: {why}");
+                    self.put_back(inst);
+                    Ok(Delivered::Rejected(why))
+                }
+            }
+        })
+        .await
     }
 
     /// Commits what the interpreter produced, tells observers, and returns

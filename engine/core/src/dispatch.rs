@@ -71,7 +71,9 @@ impl Engine {
             return None;
         }
         let mut guards = lock(&self.inner.guards);
-        let key = (inv.process.clone(), inv.action.clone());
+        // Per version: two versions' bindings may limit the same action
+        // differently, and each must keep its own breaker and slots.
+        let key = (inv.process.clone(), inv.version, inv.action.clone());
         match guards.get(&key) {
             Some(g) if *g.limits() == limits => Some(g.clone()),
             _ => {
@@ -89,6 +91,11 @@ impl Engine {
     async fn ready_deployment(&self, inv: &Invoke) -> Arc<Deployment> {
         let mut backoff = Backoff::new();
         loop {
+            // Registered before the read: a deploy that lands after it
+            // still wakes this wait.
+            let deployed = self.inner.deployed.notified();
+            tokio::pin!(deployed);
+            deployed.as_mut().enable();
             let problem = match self.deployment(&inv.process, inv.version).await {
                 Ok(Some(d)) => match self.prepare(&d).await {
                     Ok(()) => return d,
@@ -105,7 +112,6 @@ impl Engine {
             };
             tracing::warn!(instance = %inv.instance, "{problem}");
             let until = self.inner.clock.now().plus(backoff.pause());
-            let deployed = self.inner.deployed.notified();
             let clock = self.inner.clock.clone();
             self.doze(async {
                 tokio::select! {

@@ -59,7 +59,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Writer,
     pub(crate) processes: Mutex<HashMap<(String, u32), Arc<Process>>>,
     /// The newest bindings revision of each process version seen so far;
-    /// a deploy through this engine replaces its entry.
+    /// a deploy through this engine replaces its entry, and a read never
+    /// replaces a newer revision with an older one.
     pub(crate) deployments: Mutex<HashMap<(String, u32), Arc<Deployment>>>,
     /// Deployment revisions whose plugins the invoker has made ready.
     pub(crate) prepared: Mutex<HashSet<(String, u32, u32)>>,
@@ -88,7 +89,7 @@ pub(crate) struct Inner {
     pub(crate) tokens_opened: Notify,
     /// Invocations between dispatch and the commit of their outcome.
     pub(crate) invoking: AtomicUsize,
-    pub(crate) guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
+    pub(crate) guards: Mutex<HashMap<(String, u32, String), Arc<Guard>>>,
     /// Tasks doing work right now (not waiting on the clock); `settle` waits
     /// for none.
     working: AtomicUsize,

@@ -9,7 +9,6 @@ use weft_model::{Bindings, Event, Failure, Instance, InstanceId, Process, Record
 use weft_store::{Deploy, PluginBlob, ProcessRecord, TokenRecord};
 
 use crate::apply::defaults_of;
-use crate::engine::lock;
 use crate::{Delivered, Engine, Error, Result};
 
 pub use weft_store::Deployed;
@@ -105,12 +104,15 @@ impl Engine {
             bindings: req.bindings.clone(),
             plugins: req.plugins.clone(),
         };
+        let fresh = deploy.clone();
         let deployed = self
             .read(move |s| s.deploy(&deploy))
             .await?
             .map_err(Error::Conflict)?;
-        // The next read of this version's bindings sees the new revision.
-        lock(&self.inner.deployments).remove(&(p.name.clone(), p.version));
+        if deployed.new_revision {
+            // This engine uses the new revision from the next attempt on.
+            self.remember_deployment(std::sync::Arc::new(fresh.deployment(deployed.revision)));
+        }
         self.inner.deployed.notify_waiters();
         Ok(deployed)
     }
@@ -333,7 +335,7 @@ impl Engine {
                 Ok(applied) => {
                     let previous = inst.status;
                     let written = self.write(Some(previous), applied, None).await;
-                    if written.is_err() {
+                    if matches!(written, Err(Error::Conflict(_))) {
                         self.put_back(inst);
                     }
                     written.map(drop)

@@ -3,7 +3,7 @@
 //! lock. A timer whose delivery fails is tried again with backoff while the
 //! other due timers keep firing: the service neither spins nor starves.
 
-use weft_model::{Event, Millis};
+use weft_model::{Event, Millis, Timer};
 
 use crate::backoff::Backoff;
 use crate::engine::lock;
@@ -54,6 +54,7 @@ impl Engine {
         let limit = PAGE + skip;
         let due = self.read(move |s| s.due_timers(now, limit)).await?;
         let full = due.len() == limit;
+        let due_now: std::collections::HashSet<Timer> = due.iter().cloned().collect();
         let mut started = 0;
         for timer in due {
             if let Some((at, _)) = lock(&self.inner.timer_retry).get(&timer)
@@ -110,10 +111,21 @@ impl Engine {
             // More are due than one round reads: look again at once.
             return Ok(Some(now));
         }
-        let retry_at = lock(&self.inner.timer_retry)
-            .values()
-            .map(|(at, _)| *at)
-            .min();
+        let retry_at = {
+            let mut retry = lock(&self.inner.timer_retry);
+            if !full {
+                // Every timer that failed was due when it failed, so one not
+                // among the due ones now went with a commit (its step moved
+                // on): forget it, or its retry time would wake us for ever.
+                retry.retain(|t, _| due_now.contains(t));
+            }
+            let firing = lock(&self.inner.firing);
+            retry
+                .iter()
+                .filter(|(t, _)| !firing.contains(*t))
+                .map(|(_, (at, _))| *at)
+                .min()
+        };
         let next = self.read(move |s| s.next_timer_after(now)).await?;
         Ok(match (retry_at, next) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -1,4 +1,5 @@
-//! Group commit: one thread owns every write to the journal. Commits from
+//! Group commit: one thread owns every journal commit (removing a spent
+//! timer, a deploy and a schedule's mark are written elsewhere). Commits from
 //! concurrent instances queue up while the previous batch is being written,
 //! then go down together — one transaction and one flush for the lot — and
 //! each waiter learns its own commit's fate.

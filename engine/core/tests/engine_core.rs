@@ -633,3 +633,24 @@ async fn a_runaway_guard_fails_its_mapping_and_the_engine_keeps_serving() {
         (Status::Succeeded, "big")
     );
 }
+
+#[tokio::test]
+async fn a_failed_timer_that_its_instance_moved_past_is_forgotten_not_spun_on() {
+    let flaky = Arc::new(Flaky::default());
+    let sim = Sim::on_store(NAP, "", flaky.clone());
+    let id = sim.start(json!({})).await;
+    // The nap's timer falls due while the store cannot commit: it fails.
+    flaky.commits_fail.store(true, Ordering::SeqCst);
+    sim.advance(1_050).await;
+    assert_eq!(
+        flaky.inner.instance(&id).unwrap().unwrap().status,
+        Status::Waiting
+    );
+    // The store works again, and the instance moves on before the retry.
+    flaky.commits_fail.store(false, Ordering::SeqCst);
+    sim.engine.cancel(&id, false).await.unwrap();
+    // A timer service still waking for the dropped timer would never let
+    // the engine settle.
+    sim.run_for(60_000, 1_000).await;
+    assert_eq!(sim.instance(&id).status, Status::Cancelled);
+}

@@ -142,7 +142,60 @@ pub fn timer(t: &Timer) -> Vec<u8> {
     k
 }
 
+/// The timer a `t` key names: every field of a [`Timer`] is in its key, so
+/// due timers are read from keys alone and a damaged value never stops
+/// them. `None` for a key that is not a timer's.
+pub fn parse_timer(key: &[u8]) -> Option<Timer> {
+    let rest = key.strip_prefix(&[TIMER])?;
+    let due = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let rest = rest.get(8..)?;
+    let split = rest.iter().position(|&b| b == 0)?;
+    let instance = std::str::from_utf8(&rest[..split]).ok()?;
+    let kind = match rest.get(split + 1)? {
+        b'r' => TimerKind::Retry,
+        b't' => TimerKind::Timeout,
+        b'd' => TimerKind::Deadline,
+        b'h' => TimerKind::Heartbeat,
+        b'w' => TimerKind::Wait,
+        _ => return None,
+    };
+    let step = std::str::from_utf8(rest.get(split + 2..)?).ok()?;
+    Some(Timer {
+        instance: InstanceId(instance.to_owned()),
+        kind,
+        key: step.to_owned(),
+        at: weft_model::Millis(due),
+    })
+}
+
 /// `t due(u64 BE)`: timers due before this key are due before `due`.
 pub fn timers_until(due: u64) -> Vec<u8> {
     with(TIMER, &due.to_be_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timer_reads_back_from_its_key() {
+        let id = InstanceId::new(weft_model::Millis(5), 9);
+        for kind in [
+            TimerKind::Retry,
+            TimerKind::Timeout,
+            TimerKind::Deadline,
+            TimerKind::Heartbeat,
+            TimerKind::Wait,
+        ] {
+            let t = Timer {
+                instance: id.clone(),
+                kind,
+                key: format!("{id}/s/1/b/x/2"),
+                at: weft_model::Millis(1_700_000_000_000),
+            };
+            assert_eq!(parse_timer(&timer(&t)), Some(t));
+        }
+        assert_eq!(parse_timer(b"t\0\0"), None);
+        assert_eq!(parse_timer(&instance(&id)), None);
+    }
 }

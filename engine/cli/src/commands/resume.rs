@@ -63,7 +63,7 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         moving.len(),
         if moving.len() == 1 { "" } else { "s" }
     ));
-    let ended = super::run::follow(&engine, &moving, &from, &mut notices, true).await?;
+    let ended = super::run::follow(&engine, &moving, &from, &mut notices, true, data).await?;
     for inst in &ended {
         render::say(format_args!("{}  {}", inst.id, render::summary(inst)));
     }

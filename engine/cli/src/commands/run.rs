@@ -60,7 +60,15 @@ pub async fn start_and_follow(
         // Its pending work, if any, belongs to this engine now.
         engine.resume().await?;
     }
-    let ended = follow(engine, std::slice::from_ref(&id), &[0], &mut notices, false).await?;
+    let ended = follow(
+        engine,
+        std::slice::from_ref(&id),
+        &[0],
+        &mut notices,
+        false,
+        data,
+    )
+    .await?;
     let inst = ended.into_iter().next().context("the instance vanished")?;
     render::say(format_args!("{}", render::outcome(&inst, data)));
     Ok(exit_code(inst.status))
@@ -94,6 +102,7 @@ pub async fn follow(
     from: &[u64],
     notices: &mut tokio::sync::broadcast::Receiver<weft_core::Notice>,
     prefix: bool,
+    data: &Path,
 ) -> anyhow::Result<Vec<weft_model::Instance>> {
     let mut trouble = engine.trouble();
     let mut printed = from.to_vec();
@@ -145,7 +154,8 @@ pub async fn follow(
                 if let (Ok(()), Some(problem)) = (changed, problem) {
                     bail!(
                         "{problem}\nthe instance stays where it was; when the store works again, \
-                         `weft resume --data <dir>` carries on"
+                         `weft resume --data {}` carries on",
+                        data.display()
                     );
                 }
             }
