@@ -92,9 +92,9 @@ impl Engine {
         entry.clone()
     }
 
-    /// Runs the interpreter on tokio's blocking pool: its expressions may
-    /// spend their whole budget (a fraction of a second), which must not
-    /// hold up an async worker and every instance queued behind it.
+    /// Runs `f` on tokio's blocking pool: the interpreter (whose expressions
+    /// may spend their whole budget, a fraction of a second) and store reads
+    /// must not hold up an async worker and every instance queued behind it.
     pub(crate) async fn interpret<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

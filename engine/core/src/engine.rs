@@ -14,7 +14,7 @@ use weft_store::{Deployment, Store};
 use crate::guard::Guard;
 use crate::ids::IdSource;
 use crate::writer::{Stats, Writer};
-use crate::{Clock, Error, Invoker, Result};
+use crate::{Clock, Invoker, Result};
 
 /// How long a stop waits for the writer to land what it was handed.
 const DRAIN_PATIENCE: Span = Span(10_000);
@@ -306,11 +306,7 @@ impl Engine {
         F: FnOnce(&dyn Store) -> weft_store::Result<T> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || f(&*store)).await {
-            Ok(r) => Ok(r?),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(Error::Stopped),
-        }
+        Ok(self.interpret(move || f(&*store)).await??)
     }
 
     /// Waits until the engine has nothing to do but wait for the clock or
