@@ -654,3 +654,38 @@ async fn a_failed_timer_that_its_instance_moved_past_is_forgotten_not_spun_on() 
     sim.run_for(60_000, 1_000).await;
     assert_eq!(sim.instance(&id).status, Status::Cancelled);
 }
+
+#[tokio::test]
+async fn each_process_version_keeps_its_own_guard() {
+    let one = "plugins: { p: /p.wasm }\nactions:\n  work: { plugin: p, concurrency: 1 }\n";
+    let sim = Sim::new(SLOW, one);
+    sim.on("work", slow(1_000, done(json!(1))));
+    deploy_into(
+        &*sim.store,
+        &SLOW.replace("version: 1", "version: 2"),
+        &parse_bindings(
+            "plugins: { p: /p.wasm }\nactions:\n  work: { plugin: p, concurrency: 5 }\n",
+        ),
+        sim.clock.now(),
+    );
+    let mut v1 = Vec::new();
+    let mut v2 = Vec::new();
+    for _ in 0..3 {
+        v1.push(sim.engine.start("slow", Some(1), json!({})).await.unwrap());
+        v2.push(sim.engine.start("slow", Some(2), json!({})).await.unwrap());
+    }
+    sim.run_for(4_000, 100).await;
+    let starts = |ids: &[weft_model::InstanceId]| {
+        let mut t: Vec<u64> = sim
+            .invoker
+            .calls_of("work")
+            .iter()
+            .filter(|c| ids.iter().any(|id| c.key.starts_with(id.as_str())))
+            .map(|c| Sim::since_t0(c.at))
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(starts(&v1), [0, 1_000, 2_000], "v1: one at a time");
+    assert_eq!(starts(&v2), [0, 0, 0], "v2: all at once");
+}
