@@ -279,3 +279,48 @@ fn a_full_disk_stops_weft_run_with_the_reason_and_resume_finishes_after() {
         .collect();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
 }
+
+#[test]
+fn commands_that_need_the_same_data_dir_at_once_wait_for_each_other() {
+    let s = Sandbox::new();
+    let bindings = s.bindings(&[]);
+    let data = s.data();
+    let started = run(&[
+        "run",
+        &waits(),
+        "--bindings",
+        &bindings,
+        "--input",
+        r#"{"mode": "approval"}"#,
+        "--key",
+        "loan-5",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(started.code, 4, "{}\n{}", started.stdout, started.stderr);
+    // No engine runs: each command opens the store itself, one at a time.
+    let commands: Vec<Vec<String>> = [
+        vec!["status", "loan-5", "--data", &data],
+        vec!["history", "loan-5", "--data", &data],
+        vec!["status", "loan-5", "--data", &data],
+        vec!["signal", "loan-5", "approve", "--data-dir", &data],
+    ]
+    .iter()
+    .map(|args| args.iter().map(|a| (*a).to_owned()).collect())
+    .collect();
+    let handles: Vec<_> = commands
+        .into_iter()
+        .map(|args| {
+            std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run(&args)
+            })
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().unwrap();
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    }
+    let status = json(&["status", "loan-5", "--data", &data, "--json"]);
+    assert_eq!(status["state"], "approved", "{status}");
+}
