@@ -18,23 +18,39 @@ fn waits() -> String {
         .to_string()
 }
 
+/// `weft run` of the `waits` fixture with `mode`, and a business key when
+/// given; it parks in a wait state (exit 4).
+fn run_waits(bindings: &str, data: &str, mode: &str, key: Option<&str>) -> weft_tests::Output {
+    let input = format!(r#"{{"mode": "{mode}"}}"#);
+    let mut args = vec![
+        "run",
+        &waits(),
+        "--bindings",
+        bindings,
+        "--input",
+        &input,
+        "--data",
+        data,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect::<Vec<String>>();
+    if let Some(key) = key {
+        args.extend(["--key".to_owned(), key.to_owned()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args);
+    assert_eq!(out.code, 4, "waiting: {}\n{}", out.stdout, out.stderr);
+    out
+}
+
 #[test]
 fn another_processes_due_timer_fires_with_its_own_bindings_under_weft_run() {
     let s = Sandbox::new();
     let bindings = s.bindings(&[("echo", RECORD)]);
     let data = s.data();
     // `waits` parks on a 2 s timer, then runs `echo`.
-    let nap = run(&[
-        "run",
-        &waits(),
-        "--bindings",
-        &bindings,
-        "--input",
-        r#"{"mode": "timer"}"#,
-        "--data",
-        &data,
-    ]);
-    assert_eq!(nap.code, 4, "waiting: {}\n{}", nap.stdout, nap.stderr);
+    let nap = run_waits(&bindings, &data, "timer", None);
     let id = nap.lines()[0].to_owned();
     std::thread::sleep(Duration::from_millis(2_500));
     // `weft run` of another process fires every due timer in the directory.
@@ -68,19 +84,7 @@ fn an_offline_signal_keeps_the_bindings_retry_policy() {
         "    retry: { max_attempts: 3, initial: 100ms }\n    config: { simulate: { record: /log/calls.log, retryable_times: 2 } }",
     )]);
     let data = s.data();
-    let started = run(&[
-        "run",
-        &waits(),
-        "--bindings",
-        &bindings,
-        "--input",
-        r#"{"mode": "approval"}"#,
-        "--key",
-        "loan-9",
-        "--data",
-        &data,
-    ]);
-    assert_eq!(started.code, 4, "{}\n{}", started.stdout, started.stderr);
+    run_waits(&bindings, &data, "approval", Some("loan-9"));
     // No engine runs: the signal is applied offline.
     let signal = run(&["signal", "loan-9", "approve", "--data-dir", &data]);
     assert_eq!(signal.code, 0, "{}\n{}", signal.stdout, signal.stderr);
@@ -285,19 +289,7 @@ fn commands_that_need_the_same_data_dir_at_once_wait_for_each_other() {
     let s = Sandbox::new();
     let bindings = s.bindings(&[]);
     let data = s.data();
-    let started = run(&[
-        "run",
-        &waits(),
-        "--bindings",
-        &bindings,
-        "--input",
-        r#"{"mode": "approval"}"#,
-        "--key",
-        "loan-5",
-        "--data",
-        &data,
-    ]);
-    assert_eq!(started.code, 4, "{}\n{}", started.stdout, started.stderr);
+    run_waits(&bindings, &data, "approval", Some("loan-5"));
     // No engine runs: each command opens the store itself, one at a time.
     let commands: Vec<Vec<String>> = [
         vec!["status", "loan-5", "--data", &data],

@@ -95,7 +95,7 @@ impl Engine {
     /// Runs `f` on tokio's blocking pool: the interpreter (whose expressions
     /// may spend their whole budget, a fraction of a second) and store reads
     /// must not hold up an async worker and every instance queued behind it.
-    pub(crate) async fn interpret<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -142,7 +142,7 @@ impl Engine {
             };
             let now = self.inner.clock.now();
             let (inst, event, applied) = self
-                .interpret(move || {
+                .blocking(move || {
                     let defaults = defaults_of(deployment.as_deref());
                     let applied = interpret::apply(&process, defaults, &inst, &event, now);
                     (inst, event, applied)

@@ -306,7 +306,7 @@ impl Engine {
         F: FnOnce(&dyn Store) -> weft_store::Result<T> + Send + 'static,
     {
         let store = self.inner.store.clone();
-        Ok(self.interpret(move || f(&*store)).await??)
+        Ok(self.blocking(move || f(&*store)).await??)
     }
 
     /// Waits until the engine has nothing to do but wait for the clock or

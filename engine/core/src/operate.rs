@@ -160,7 +160,7 @@ impl Engine {
         let id = self.inner.ids.next(now);
         let first = id.clone();
         let mut applied = self
-            .interpret(move || {
+            .blocking(move || {
                 let defaults = defaults_of(deployment.as_deref());
                 interpret::start(&process, defaults, first, input, now)
             })
@@ -319,7 +319,7 @@ impl Engine {
             let (inst, applied) = match self.process(&inst.process, version).await {
                 Ok(to) => {
                     let (inst, applied) = self
-                        .interpret(move || {
+                        .blocking(move || {
                             let applied = interpret::migrate(&to, &inst, now);
                             (inst, applied)
                         })
