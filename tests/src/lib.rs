@@ -215,9 +215,14 @@ pub struct Running {
 
 impl Running {
     pub fn spawn(args: &[&str]) -> Running {
+        Running::spawn_with(args, Stdio::inherit())
+    }
+
+    /// Like `spawn`, with stderr sent where the test says (a file to read).
+    pub fn spawn_with(args: &[&str], stderr: impl Into<Stdio>) -> Running {
         let mut child = weft(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("weft starts");
         let stdout = child.stdout.take().expect("piped");
@@ -238,6 +243,13 @@ impl Running {
             }
         }
         panic!("output ended before {needle:?}; saw {:#?}", self.seen);
+    }
+
+    /// Reads the rest of the output, until the process closes it.
+    pub fn rest(&mut self) -> Vec<String> {
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        self.seen.extend(rest.iter().cloned());
+        rest
     }
 
     /// Kills the process with SIGKILL, as a crash would.

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use weft_tests::{Running, Sandbox, json, order_input, order_process, root, run, run_args, weft};
+use weft_tests::{
+    Running, Sandbox, json, order_input, order_process, root, run, run_args, status_of, weft,
+};
 
 const RECORD: &str = "    config: { simulate: { record: /log/calls.log } }";
 
@@ -197,6 +199,58 @@ fn weft_heartbeat_keeps_a_pending_step_alive_until_weft_complete() {
     assert_eq!(again.code, 2);
 }
 
+/// `weft serve` asked to stop (SIGTERM, as a service manager does, then
+/// SIGINT) while an adapter sleeps inside a host call: it stops cleanly,
+/// without a panic, and the step it was running is carried out by the next
+/// engine.
+#[test]
+fn weft_serve_stops_on_sigterm_mid_host_call_without_a_panic() {
+    for signal in ["-TERM", "-INT"] {
+        let s = Sandbox::new();
+        let data = s.data();
+        let bindings = s.bindings(&[(
+            "charge_payment",
+            "    config: { simulate: { sleep_ms: 3000, heartbeat: true } }",
+        )]);
+        // An instance left with its charge to carry out, as after a crash.
+        let mut first = Running::spawn(&run_args(
+            &order_process(),
+            &bindings,
+            &order_input(1, "4242"),
+            &data,
+        ));
+        let id = first.wait_for("");
+        first.wait_for("reserve --done--> charge");
+        first.kill();
+
+        let errors = s.path("serve.err");
+        let mut serve = Running::spawn_with(
+            &["serve", "--data", &data],
+            std::fs::File::create(&errors).unwrap(),
+        );
+        serve.wait_for("1 instance resumed");
+        // The charge is now asleep inside the host's poll.
+        std::thread::sleep(Duration::from_millis(800));
+        let pid = serve.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let rest = serve.rest();
+        let status = serve.child.wait().unwrap();
+        let said = std::fs::read_to_string(&errors).unwrap();
+        assert_eq!(status.code(), Some(0), "{signal}: {rest:?}\n{said}");
+        assert!(rest.iter().any(|l| l == "stopped"), "{signal}: {rest:?}");
+        assert!(!said.contains("panicked"), "{signal}: {said}");
+
+        let resumed = run(&["resume", "--data", &data]);
+        assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
+        let inst = status_of(&id, &data);
+        assert_eq!(inst["status"], "succeeded", "{signal}: {inst}");
+    }
+}
+
 /// A tmpfs of `mb` MiB at `dir`, unmounted on drop; `None` where this
 /// machine does not let the test mount one.
 struct SmallDisk(std::path::PathBuf);
@@ -269,6 +323,8 @@ fn a_full_disk_stops_weft_run_with_the_reason_and_resume_finishes_after() {
     let said = std::fs::read_to_string(&errors).unwrap();
     assert!(said.contains("No space left on device"), "{said}");
     assert!(said.contains("weft resume"), "says how to carry on: {said}");
+    // The charge was asleep inside a host call when the engine stopped.
+    assert!(!said.contains("panicked"), "{said}");
     std::fs::remove_file(&filler).unwrap();
     let resumed = run(&["resume", "--data", &data]);
     assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);

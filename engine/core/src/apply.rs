@@ -141,11 +141,16 @@ impl Engine {
                 }
             };
             let now = self.inner.clock.now();
-            let (inst, event, applied) = self
+            let (inst, event, applied, same_data) = self
                 .blocking(move || {
                     let defaults = defaults_of(deployment.as_deref());
                     let applied = interpret::apply(&process, defaults, &inst, &event, now);
-                    (inst, event, applied)
+                    // Most events leave the data as it was (a map's branch
+                    // events always do): then it need not be written again.
+                    let same = applied.as_ref().is_ok_and(|a| {
+                        Arc::ptr_eq(&a.instance.data, &inst.data) || a.instance.data == inst.data
+                    });
+                    (inst, event, applied, same)
                 })
                 .await?;
             match applied {
@@ -168,7 +173,10 @@ impl Engine {
                         .filter(|_| concluded && !final_failure)
                         .map(|r| vec![(key.to_owned(), r)]);
                     let previous = inst.status;
-                    match self.write(Some(previous), applied, results).await {
+                    match self
+                        .write(Some(previous), applied, results, same_data)
+                        .await
+                    {
                         Ok(invokes) => {
                             // Registered while the instance is still
                             // locked: a cancel right after finds them.
@@ -197,14 +205,24 @@ impl Engine {
     }
 
     /// Commits what the interpreter produced, tells observers, and returns
-    /// the invocations to carry out. The caller holds the instance's lock
+    /// the invocations to carry out. `data_unchanged` says the instance data
+    /// is what the store holds (compared, never assumed). The caller holds the instance's lock
     /// (or creates the instance).
     pub(crate) async fn write(
         &self,
         previous: Option<Status>,
-        applied: Applied,
+        mut applied: Applied,
         results: Option<Vec<(String, StepResult)>>,
+        data_unchanged: bool,
     ) -> Result<Vec<Invoke>> {
+        // Taken before the snapshot is cached: the next change starts with
+        // none noted.
+        let branches = applied
+            .instance
+            .fan
+            .as_mut()
+            .map(|f| f.take_changes())
+            .unwrap_or_default();
         let id = applied.instance.id.clone();
         let status = applied.instance.status;
         let now = self.inner.clock.now();
@@ -248,8 +266,11 @@ impl Engine {
         let wake_timers = !armed.is_empty();
         let opens_tokens = tokens.iter().any(|(_, t)| t.closed_at.is_none());
 
-        let keep =
-            (status == Status::Running && !invokes.is_empty()).then(|| applied.instance.clone());
+        // Kept in memory while it has work in flight; a fan's instance is
+        // kept while its branches run, so a map's next event does not read
+        // every slot back from the store.
+        let busy = !invokes.is_empty() || applied.instance.fan.is_some();
+        let keep = (status == Status::Running && busy).then(|| applied.instance.clone());
         let notice_records =
             (self.inner.notices.receiver_count() > 0).then(|| applied.records.clone());
         let settled = applied.settled.clone();
@@ -263,6 +284,9 @@ impl Engine {
             timers_armed: armed,
             timers_cancelled: cancelled,
             tokens,
+            branches,
+            closed_fans: applied.closed_fans,
+            data_unchanged,
         };
         self.inner
             .writer

@@ -166,7 +166,7 @@ impl Engine {
             })
             .await?;
         applied.instance.key = key;
-        match self.write(None, applied, None).await {
+        match self.write(None, applied, None, false).await {
             Ok(invokes) => {
                 self.dispatch(invokes, false);
                 Ok(Started {
@@ -334,7 +334,7 @@ impl Engine {
             match applied {
                 Ok(applied) => {
                     let previous = inst.status;
-                    let written = self.write(Some(previous), applied, None).await;
+                    let written = self.write(Some(previous), applied, None, false).await;
                     if matches!(written, Err(Error::Conflict(_))) {
                         self.put_back(inst);
                     }

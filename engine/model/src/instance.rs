@@ -2,6 +2,7 @@
 //! commands that go out and the history records that say what happened.
 
 use std::fmt;
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -252,7 +253,10 @@ pub struct Instance {
     pub key: Option<String>,
     pub status: Status,
     pub state: String,
-    pub data: Value,
+    /// Shared, not copied, when the instance is: the interpreter works on a
+    /// copy of the instance for every event, and data may be large (a
+    /// map's items). A change replaces it.
+    pub data: Arc<Value>,
     #[serde(default)]
     pub output: Option<Value>,
     #[serde(default)]
@@ -286,13 +290,38 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// A copy of everything but the data (which may be large), left `null`.
+    pub fn clone_without_data(&self) -> Instance {
+        Instance {
+            id: self.id.clone(),
+            process: self.process.clone(),
+            version: self.version,
+            key: self.key.clone(),
+            status: self.status,
+            state: self.state.clone(),
+            data: Arc::new(Value::Null),
+            output: self.output.clone(),
+            error: self.error.clone(),
+            visits: self.visits.clone(),
+            step: self.step.clone(),
+            undo: self.undo.clone(),
+            compensating: self.compensating.clone(),
+            timers: self.timers.clone(),
+            parked: self.parked.clone(),
+            waiting: self.waiting.clone(),
+            fan: self.fan.clone(),
+            seq: self.seq,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+
     /// Whether a step with this key is in progress here or in a branch.
     pub fn has_step(&self, key: &str) -> bool {
         self.step.as_ref().is_some_and(|s| s.key == key)
             || self.fan.as_ref().is_some_and(|f| {
-                f.slots
-                    .iter()
-                    .filter_map(|s| s.inst.as_ref())
+                f.running()
+                    .filter_map(|(_, s)| s.inst.as_ref())
                     .any(|i| i.has_step(key))
             })
     }
@@ -301,15 +330,189 @@ impl Instance {
 /// The branches of a parallel or map state in progress. Each branch is an
 /// instance of its own small machine, kept inside this one: its steps'
 /// keys start with `<fan key>/<slot name>/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A map may have thousands of branches, and every event of one of them
+/// is a change of this instance; so everything an event touches costs in
+/// proportion to the branches *running*, not to all of them. The slots are
+/// a persistent vector (cloning the instance copies no slot), branches start
+/// in order (`started` counts them), `running` lists the started ones that
+/// have not ended, and the slots a change touched are noted, so a store can
+/// keep each slot under its own key and write only those.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "FanFields")]
 pub struct Fan {
     /// `<instance>/<state>/<visit>` ([`StepKey::visit`](crate::StepKey::visit)).
     pub key: String,
     pub since: Millis,
-    pub slots: Vec<Slot>,
+    slots: imbl::Vector<Slot>,
     /// Failed branches so far.
     #[serde(default)]
     pub failed: usize,
+    #[serde(skip)]
+    started: usize,
+    #[serde(skip)]
+    running: Vec<usize>,
+    /// Slots changed since [`Fan::take_changes`] last took them.
+    #[serde(skip)]
+    changed: Changed,
+}
+
+/// How [`Fan`] is stored; its indexes are rebuilt from the slots.
+#[derive(Deserialize)]
+struct FanFields {
+    key: String,
+    since: Millis,
+    #[serde(default)]
+    slots: imbl::Vector<Slot>,
+    #[serde(default)]
+    failed: usize,
+}
+
+impl From<FanFields> for Fan {
+    fn from(f: FanFields) -> Self {
+        let mut fan = Fan {
+            key: f.key,
+            since: f.since,
+            slots: imbl::Vector::new(),
+            failed: f.failed,
+            started: 0,
+            running: Vec::new(),
+            changed: Changed::default(),
+        };
+        fan.fill(f.slots);
+        fan.changed = Changed::default();
+        fan
+    }
+}
+
+/// Which slots of a fan a change touched.
+#[derive(Debug, Clone, Default)]
+struct Changed {
+    all: bool,
+    slots: std::collections::BTreeSet<usize>,
+}
+
+impl PartialEq for Fan {
+    /// Two fans are equal when they hold the same branches; what changed
+    /// since the last write is bookkeeping, not state.
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.since == other.since
+            && self.failed == other.failed
+            && self.slots == other.slots
+    }
+}
+
+impl Fan {
+    /// A fan about to start its branches; every slot counts as changed.
+    pub fn new(key: String, since: Millis, slots: Vec<Slot>) -> Self {
+        Fan {
+            key,
+            since,
+            slots: slots.into_iter().collect(),
+            failed: 0,
+            started: 0,
+            running: Vec::new(),
+            changed: Changed {
+                all: true,
+                slots: Default::default(),
+            },
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    pub fn slot(&self, i: usize) -> Option<&Slot> {
+        self.slots.get(i)
+    }
+
+    /// A slot to change: it is noted as changed.
+    pub fn slot_mut(&mut self, i: usize) -> Option<&mut Slot> {
+        if i < self.slots.len() {
+            self.changed.slots.insert(i);
+        }
+        self.slots.get_mut(i)
+    }
+
+    /// Every slot, in order.
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter()
+    }
+
+    /// The branches started and not ended, with their index.
+    pub fn running(&self) -> impl Iterator<Item = (usize, &Slot)> {
+        self.running
+            .iter()
+            .filter_map(|&i| self.slots.get(i).map(|s| (i, s)))
+    }
+
+    /// How many branches have started: they are `0..started`.
+    pub fn started(&self) -> usize {
+        self.started
+    }
+
+    /// Notes that the branch at `started()` has started.
+    pub fn mark_started(&mut self) {
+        self.running.push(self.started);
+        self.started += 1;
+    }
+
+    /// Notes that a running branch has ended.
+    pub fn mark_ended(&mut self, i: usize) {
+        self.running.retain(|&r| r != i);
+    }
+
+    /// Whether every branch has started and ended.
+    pub fn all_ended(&self) -> bool {
+        self.started == self.slots.len() && self.running.is_empty()
+    }
+
+    /// The slots changed since the last call, with their index, and
+    /// forgets them: what a store that keeps slots apart must write.
+    pub fn take_changes(&mut self) -> Vec<(usize, Slot)> {
+        let changed = std::mem::take(&mut self.changed);
+        if changed.all {
+            return self.slots.iter().cloned().enumerate().collect();
+        }
+        changed
+            .slots
+            .into_iter()
+            .filter_map(|i| self.slots.get(i).map(|s| (i, s.clone())))
+            .collect()
+    }
+
+    /// Notes every slot as changed (a store read it in a form it no longer
+    /// writes, and must write it whole).
+    pub fn mark_all_changed(&mut self) {
+        self.changed.all = true;
+    }
+
+    /// This fan without its slots: what a store keeps in the snapshot when
+    /// it keeps the slots apart.
+    pub fn without_slots(&self) -> Fan {
+        Fan {
+            slots: imbl::Vector::new(),
+            running: Vec::new(),
+            started: 0,
+            changed: Changed::default(),
+            ..self.clone()
+        }
+    }
+
+    /// Puts back slots a store kept apart, and rebuilds the indexes.
+    pub fn fill(&mut self, slots: imbl::Vector<Slot>) {
+        self.slots = slots;
+        self.started = self.slots.iter().take_while(|s| s.inst.is_some()).count();
+        self.running = (0..self.started)
+            .filter(|&i| self.slots.get(i).is_some_and(|s| s.outcome.is_none()))
+            .collect();
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -395,7 +395,14 @@ impl SledStore {
 
 impl Instances for SledStore {
     fn instance(&self, id: &InstanceId) -> Result<Option<Instance>> {
-        self.get(&keys::instance(id), || format!("instance {id}"))
+        let Some(head) = self.get(&keys::instance(id), || format!("instance {id}"))? else {
+            return Ok(None);
+        };
+        let data = self.get(&keys::data(id), || format!("the data of {id}"))?;
+        weft_store::with_parts(head, data, |fan| {
+            self.scan(&keys::branches(id, fan), &format!("a branch of {fan}"))
+        })
+        .map(Some)
     }
 
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>> {
@@ -563,9 +570,20 @@ fn new_business_key(c: &Commit) -> Option<(Vec<u8>, String, String)> {
     ))
 }
 
-fn add_to_batch(b: &mut sled::Batch, c: &Commit) {
+fn add_to_batch(b: &mut sled::Batch, c: &Commit, write_data: bool) {
     let id = &c.instance.id;
-    b.insert(keys::instance(id), encode(&c.instance));
+    b.insert(
+        keys::instance(id),
+        encode(&weft_store::snapshot_head(&c.instance)),
+    );
+    if write_data {
+        b.insert(keys::data(id), encode(&c.instance.data));
+    }
+    if let Some(fan) = &c.instance.fan {
+        for (index, slot) in &c.branches {
+            b.insert(keys::branch(id, &fan.key, *index), encode(slot));
+        }
+    }
     if c.previous != Some(c.instance.status) {
         if let Some(prev) = c.previous {
             b.remove(keys::status(prev, id));
@@ -601,6 +619,7 @@ impl Journal for SledStore {
         let mut seen: HashMap<InstanceId, u64> = HashMap::new();
         let mut keys_seen: HashMap<Vec<u8>, InstanceId> = HashMap::new();
         let mut tokens_seen: HashMap<String, TokenRecord> = HashMap::new();
+        let mut branches_seen: Vec<Vec<u8>> = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut writes = sled::Batch::default();
         for c in batch {
@@ -635,7 +654,37 @@ impl Journal for SledStore {
                 }
                 seen.insert(c.instance.id.clone(), c.instance.seq);
                 tokens_seen.extend(c.tokens.iter().cloned());
-                add_to_batch(&mut writes, c);
+                // The slots of a fan this commit ends, stored or written
+                // earlier in this batch, go before anything it writes.
+                for fan in &c.closed_fans {
+                    let prefix = keys::branches(&c.instance.id, fan);
+                    for k in self.journal.scan_prefix(&prefix).keys() {
+                        let k = k.map_err(sled_err(
+                            "read",
+                            format!("the branches of {fan} in {}", c.instance.id),
+                        ))?;
+                        writes.remove(k);
+                    }
+                    for k in branches_seen.iter().filter(|k| k.starts_with(&prefix)) {
+                        writes.remove(k.clone());
+                    }
+                }
+                if let Some(fan) = &c.instance.fan {
+                    branches_seen.extend(
+                        c.branches
+                            .iter()
+                            .map(|(i, _)| keys::branch(&c.instance.id, &fan.key, *i)),
+                    );
+                }
+                // Unchanged data is written anyway when it is not stored
+                // apart yet (a snapshot from before it was).
+                let id = &c.instance.id;
+                let write_data = !c.data_unchanged
+                    || !self
+                        .journal
+                        .contains_key(keys::data(id))
+                        .map_err(sled_err("read", format!("the data of {id}")))?;
+                add_to_batch(&mut writes, c, write_data);
             }
             outcomes.push(verdict);
         }

@@ -108,3 +108,62 @@ fn a_damaged_outbox_entry_comes_back_as_its_error_and_hides_no_other() {
     );
     assert_eq!(store.processes().expect("io").len(), 0);
 }
+
+/// A snapshot written before the data and branch slots were kept apart
+/// (both inline) reads back whole, and the next commit, though it says the
+/// data is unchanged and lists no slot, writes both out: nothing is lost.
+#[test]
+fn a_snapshot_from_before_the_split_reads_whole_and_keeps_its_parts() {
+    use serde_json::json;
+    use weft_model::{Fan, Instance, InstanceId, Millis, Slot, Status};
+    use weft_store::{Commit, Instances as _, Journal as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = InstanceId::new(Millis(1_000), 77);
+    let slot = |n: &str| Slot {
+        name: n.into(),
+        input: json!({ "item": n }),
+        inst: None,
+        outcome: None,
+    };
+    let old: Instance = serde_json::from_value(json!({
+        "id": id, "process": "p", "version": 1, "status": "running", "state": "each",
+        "data": { "items": ["a", "b"] }, "seq": 1, "created_at": 1, "updated_at": 1,
+        "fan": { "key": format!("{id}/each/1"), "since": 1,
+                 "slots": [slot("a"), slot("b")] },
+    }))
+    .expect("an old snapshot parses");
+    {
+        let db = sled::open(dir.path()).expect("sled opens");
+        let journal = db.open_tree("journal").expect("tree");
+        journal
+            .insert(
+                weft_store::keys::instance(&id),
+                serde_json::to_vec(&old).expect("json"),
+            )
+            .expect("insert");
+        journal
+            .insert(weft_store::keys::status(Status::Running, &id), &[] as &[u8])
+            .expect("insert");
+        journal
+            .insert(weft_store::keys::history(&id, 0), &b"{}"[..])
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("opens");
+    let mut read = store.instance(&id).expect("io").expect("stored");
+    assert_eq!(read, old);
+    // The next change (a slot-less, data-less one, as a branch event of
+    // another fan would be) still carries both out of the old snapshot.
+    let mut c = Commit::new(read.clone(), Some(Status::Running));
+    c.branches = read
+        .fan
+        .as_mut()
+        .map(|f: &mut Box<Fan>| f.take_changes())
+        .unwrap_or_default();
+    c.data_unchanged = true;
+    c.instance.seq = 1;
+    store.commit(&[c]).expect("io").remove(0).expect("applies");
+    store.close().expect("closes");
+    let store = SledStore::open(dir.path()).expect("reopens");
+    assert_eq!(store.instance(&id).expect("io"), Some(old));
+}

@@ -20,6 +20,8 @@ pub const RESULT: u8 = b'r';
 pub const TIMER: u8 = b't';
 pub const TOKEN: u8 = b'k';
 pub const BUSINESS_KEY: u8 = b'b';
+pub const BRANCH: u8 = b'f';
+pub const DATA: u8 = b'd';
 
 pub const SCHEDULES: &str = "schedules";
 
@@ -81,6 +83,27 @@ pub fn history(id: &InstanceId, seq: u64) -> Vec<u8> {
 pub fn outbox(id: &InstanceId, key: &str) -> Vec<u8> {
     let mut k = of_instance(OUTBOX, id);
     k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `d id`: an instance's data, kept apart from its snapshot.
+pub fn data(id: &InstanceId) -> Vec<u8> {
+    with(DATA, id.as_str().as_bytes())
+}
+
+/// `f id \0 fan-key \0`: every branch slot of one fan of an instance.
+pub fn branches(id: &InstanceId, fan: &str) -> Vec<u8> {
+    let mut k = of_instance(BRANCH, id);
+    k.extend_from_slice(fan.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `f id \0 fan-key \0 index(u32 BE)`: one branch slot of a fan, kept apart
+/// from the snapshot so a branch's event writes only its own slot.
+pub fn branch(id: &InstanceId, fan: &str, index: usize) -> Vec<u8> {
+    let mut k = branches(id, fan);
+    k.extend_from_slice(&u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes());
     k
 }
 

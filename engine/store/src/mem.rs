@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
+use serde_json::Value;
+use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Slot, Status, Timer};
 
 use crate::{
     Commit, Conflict, Definitions, Deploy, Deployed, Deployment, Instances, Journal, ProcessRecord,
@@ -22,6 +23,11 @@ struct Inner {
     deployments: BTreeMap<(String, u32, u32), Deployment>,
     plugins: BTreeMap<String, Vec<u8>>,
     instances: BTreeMap<InstanceId, Instance>,
+    /// Branch slots, by instance, fan key and index, kept apart from the
+    /// snapshots as a disk store keeps them.
+    branches: BTreeMap<(InstanceId, String, usize), Slot>,
+    /// Instance data, kept apart from the snapshots likewise.
+    data: BTreeMap<InstanceId, std::sync::Arc<Value>>,
     history: BTreeMap<(InstanceId, u64), Record>,
     outbox: BTreeMap<(InstanceId, String), Invoke>,
     results: BTreeMap<String, StepResult>,
@@ -167,7 +173,20 @@ impl Definitions for MemStore {
 
 impl Instances for MemStore {
     fn instance(&self, id: &InstanceId) -> Result<Option<Instance>> {
-        Ok(self.lock().instances.get(id).cloned())
+        let g = self.lock();
+        let Some(head) = g.instances.get(id).cloned() else {
+            return Ok(None);
+        };
+        let data = g.data.get(id).map(|d| Value::clone(d));
+        crate::with_parts(head, data, |fan| {
+            let from = (id.clone(), fan.to_owned(), 0);
+            let to = (id.clone(), fan.to_owned(), usize::MAX);
+            Ok(g.branches
+                .range(from..=to)
+                .map(|(_, s)| s.clone())
+                .collect())
+        })
+        .map(Some)
     }
 
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>> {
@@ -284,7 +303,22 @@ impl Journal for MemStore {
                     let process = c.instance.process.clone();
                     g.keys.insert((process, key.clone()), id.clone());
                 }
-                g.instances.insert(id.clone(), c.instance.clone());
+                // Kept apart like a disk store keeps them, so the test kit
+                // catches a change that forgets to list a slot it touched.
+                g.instances
+                    .insert(id.clone(), crate::snapshot_head(&c.instance));
+                if !c.data_unchanged || !g.data.contains_key(id) {
+                    g.data.insert(id.clone(), c.instance.data.clone());
+                }
+                for fan in &c.closed_fans {
+                    g.branches.retain(|(i, f, _), _| !(i == id && f == fan));
+                }
+                if let Some(fan) = &c.instance.fan {
+                    for (index, slot) in &c.branches {
+                        g.branches
+                            .insert((id.clone(), fan.key.clone(), *index), slot.clone());
+                    }
+                }
                 for r in &c.records {
                     g.history.insert((id.clone(), r.seq), r.clone());
                 }

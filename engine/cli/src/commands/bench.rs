@@ -45,11 +45,10 @@ pub struct BenchArgs {
     /// unfinished instances for the resume figure.
     #[arg(long, default_value_t = 100_000)]
     pub idle: usize,
-    /// Items of the map state timed for the fan-out figure (0 skips it).
-    /// A map's cost grows faster than its items today (every event rewrites
-    /// each item's state in the instance snapshot): 10,000 takes minutes.
-    #[arg(long, default_value_t = 1_000)]
-    pub map_items: usize,
+    /// Sizes of the map state timed for the fan-out figures, comma-separated
+    /// (0 skips them). Two sizes in one run show how the cost grows.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
+    pub map_items: Vec<usize>,
 }
 
 const MAP: &str = r#"
@@ -147,22 +146,29 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         args.idle
     ));
 
-    let map_s = if args.map_items > 0 {
-        let secs = map(&args, &scratch, &runtime).await?;
+    let mut maps = Vec::new();
+    for &items in args.map_items.iter().filter(|&&n| n > 0) {
+        let secs = map(items, &scratch, &runtime, &args.plugin).await?;
         render::say(format_args!(
-            "map: one instance over {} items, 64 at a time, ended in {secs:.2} s ({:.0} items/s)",
-            args.map_items,
-            args.map_items as f64 / secs
+            "map: one instance over {items} items, 64 at a time, ended in {secs:.2} s ({:.0} items/s)",
+            items as f64 / secs
         ));
-        secs
-    } else {
-        0.0
-    };
-
+        maps.push((items, secs));
+    }
+    if let [(n1, s1), .., (n2, s2)] = maps[..] {
+        render::say(format_args!(
+            "map: {:.1}x the items took {:.1}x the time",
+            n2 as f64 / n1 as f64,
+            s2 / s1
+        ));
+    }
+    let list =
+        |f: &dyn Fn(&(usize, f64)) -> String| maps.iter().map(f).collect::<Vec<_>>().join(",");
     render::say(format_args!(
         "transitions_per_s={rate:.0} invoke_p50_us={p50:.1} invoke_p99_us={p99:.1} \
-         waiting_rss_mb={rss_mb:.1} resume_first_step_ms={first_ms:.0} map_items={} map_s={map_s:.2}",
-        args.map_items
+         waiting_rss_mb={rss_mb:.1} resume_first_step_ms={first_ms:.0} map_items={} map_s={}",
+        list(&|(n, _)| n.to_string()),
+        list(&|(_, s)| format!("{s:.2}")),
     ));
     if args.data.is_none() {
         let _ = std::fs::remove_dir_all(&scratch);
@@ -323,26 +329,27 @@ async fn idle(
     ))
 }
 
-/// Seconds one instance takes through a map state over `--map-items`
-/// items of the echo plugin, 64 at a time.
+/// Seconds one instance takes through a map state over `items` items of
+/// the echo plugin, 64 at a time, the items given in its input.
 async fn map(
-    args: &BenchArgs,
+    items: usize,
     scratch: &std::path::Path,
     runtime: &Arc<Runtime>,
+    plugin: &std::path::Path,
 ) -> anyhow::Result<f64> {
-    let loaded = echo_process(scratch, runtime, &args.plugin, "fan", MAP).await?;
-    let store = super::open_store(&scratch.join("map"), true)?;
+    let loaded = echo_process(scratch, runtime, plugin, "fan", MAP).await?;
+    let store = super::open_store(&scratch.join(format!("map-{items}")), true)?;
     let invoker = Arc::new(WasmInvoker::new(runtime.clone()));
     let clock = Arc::new(SystemClock);
     let engine = Engine::new(store, invoker.clone(), clock, EngineOptions::default());
     load::deploy(&engine, &invoker, &loaded).await?;
-    let items: Vec<usize> = (0..args.map_items).collect();
+    let list: Vec<usize> = (0..items).collect();
     let started = now();
-    let id = engine.start("fan", None, json!({ "items": items })).await?;
+    let id = engine.start("fan", None, json!({ "items": list })).await?;
     let inst = engine.wait(&id).await?;
     let took = started.elapsed().as_secs_f64();
     engine.shutdown().await;
-    if inst.status != Status::Succeeded || inst.output != Some(json!({ "n": args.map_items })) {
+    if inst.status != Status::Succeeded || inst.output != Some(json!({ "n": items })) {
         bail!(
             "the map instance ended {} with {:?}",
             inst.status,

@@ -2,8 +2,8 @@
 //! instance, fires durable timers and cron schedules as they fall due, and
 //! applies operator requests (signal, complete, start, ...) that other weft
 //! commands spool into the data directory. It prints each transition as it
-//! commits, and runs until interrupted; stopping it at any moment loses
-//! nothing.
+//! commits, and runs until interrupted (Ctrl-C) or terminated (SIGTERM);
+//! stopping it at any moment loses nothing.
 
 use std::path::Path;
 
@@ -14,6 +14,11 @@ use super::{engine_on, open_store};
 use crate::{exit, render};
 
 pub async fn serve(data: &Path) -> anyhow::Result<u8> {
+    // Installed before anything runs: a stop asked for while the engine
+    // starts is not lost. SIGTERM is what service managers send.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let store = open_store(data, true)?;
     let (engine, _) = engine_on(store.clone(), data)?;
     let mut notices = engine.subscribe();
@@ -22,7 +27,7 @@ pub async fn serve(data: &Path) -> anyhow::Result<u8> {
     // Counted once work is under way: it reads an index entry per instance.
     let waiting = store.ids_with_status(Status::Waiting)?.len();
     render::say(format_args!(
-        "serving {}: {} instance{} resumed, {waiting} waiting, {schedules} schedule{}; Ctrl-C stops",
+        "serving {}: {} instance{} resumed, {waiting} waiting, {schedules} schedule{}; Ctrl-C or SIGTERM stops",
         data.display(),
         resumed.len(),
         if resumed.len() == 1 { "" } else { "s" },
@@ -52,7 +57,8 @@ pub async fn serve(data: &Path) -> anyhow::Result<u8> {
                 }
                 Err(_) => break,
             },
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
         }
     }
     engine.shutdown().await;

@@ -53,7 +53,7 @@ impl Machine<'_> {
         self.inst.state = name.to_owned();
         self.inst.step = None;
         self.inst.waiting = None;
-        self.inst.fan = None;
+        self.close_fan();
         let Some(state) = self.process.state(name) else {
             // Validation makes this impossible for a process's own states;
             // it can only come from a stored instance and a changed process.
@@ -65,7 +65,7 @@ impl Machine<'_> {
                 let visit = self.visit(name);
                 let key = String::from(StepKey::visit(&self.inst.id, name, visit));
                 let input = match &task.input {
-                    None => Ok(self.inst.data.clone()),
+                    None => Ok(Value::clone(&self.inst.data)),
                     Some(e) => e.eval(&self.inst.data),
                 };
                 let mut step = ActiveStep {
@@ -103,7 +103,7 @@ impl Machine<'_> {
             }
             StateKind::Succeed { output } => {
                 let out = match output {
-                    None => Ok(self.inst.data.clone()),
+                    None => Ok(Value::clone(&self.inst.data)),
                     Some(e) => e.eval(&self.inst.data),
                 };
                 match out {
@@ -184,7 +184,7 @@ impl Machine<'_> {
                     .iter()
                     .map(|(b, _)| Slot {
                         name: b.clone(),
-                        input: self.inst.data.clone(),
+                        input: Value::clone(&self.inst.data),
                         inst: None,
                         outcome: None,
                     })

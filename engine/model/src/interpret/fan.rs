@@ -17,12 +17,7 @@ impl Machine<'_> {
         let visit = self.visit(name);
         let key = StepKey::visit(&self.inst.id, name, visit).into();
         self.inst.status = Status::Running;
-        self.inst.fan = Some(Box::new(Fan {
-            key,
-            since: self.now,
-            slots,
-            failed: 0,
-        }));
+        self.inst.fan = Some(Box::new(Fan::new(key, self.now, slots)));
         self.fan_progress();
     }
 
@@ -82,7 +77,7 @@ impl Machine<'_> {
             return;
         };
         let Some((id, name, input)) = self.inst.fan.as_ref().and_then(|f| {
-            let s = f.slots.get(i)?;
+            let s = f.slot(i)?;
             let id = StepKey::branch(&f.key, &s.name);
             Some((id, s.name.clone(), s.input.clone()))
         }) else {
@@ -90,8 +85,11 @@ impl Machine<'_> {
         };
         let applied = start(&branch, self.defaults, id, input, self.now);
         let sub = self.lift(&name, applied);
-        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slots.get_mut(i)) {
-            slot.inst = Some(sub);
+        if let Some(fan) = self.inst.fan.as_mut() {
+            fan.mark_started();
+            if let Some(slot) = fan.slot_mut(i) {
+                slot.inst = Some(sub);
+            }
         }
     }
 
@@ -102,20 +100,15 @@ impl Machine<'_> {
             key: key.to_owned(),
         };
         let fan = self.inst.fan.as_ref().ok_or_else(stale)?;
-        let i = fan
-            .slots
-            .iter()
-            .position(|s| {
-                s.outcome.is_none()
-                    && s.inst.is_some()
-                    && StepKey::is_inside(key, StepKey::branch(&fan.key, &s.name).as_str())
-            })
+        let (i, slot) = fan
+            .running()
+            .find(|(_, s)| StepKey::is_inside(key, StepKey::branch(&fan.key, &s.name).as_str()))
             .ok_or_else(stale)?;
-        let (name, sub) = (fan.slots[i].name.clone(), fan.slots[i].inst.clone());
+        let (name, sub) = (slot.name.clone(), slot.inst.clone());
         let (branch, sub) = self.branch_process(i).zip(sub).ok_or_else(stale)?;
         let applied = apply(&branch, self.defaults, &sub, event, self.now)?;
         let sub = self.lift(&name, applied);
-        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slots.get_mut(i)) {
+        if let Some(slot) = self.inst.fan.as_mut().and_then(|f| f.slot_mut(i)) {
             slot.inst = Some(sub);
         }
         self.fan_progress();
@@ -134,51 +127,55 @@ impl Machine<'_> {
             let Some(fan) = self.inst.fan.as_mut() else {
                 return;
             };
-            let mut first_failure = None;
-            for slot in fan.slots.iter_mut().filter(|s| s.outcome.is_none()) {
-                let Some(sub) = &slot.inst else { continue };
-                let outcome = match sub.status {
-                    Status::Succeeded => Ok(sub.output.clone().unwrap_or(Value::Null)),
-                    Status::Failed | Status::Cancelled | Status::Parked => {
-                        Err(sub.error.clone().unwrap_or_else(|| InstanceError {
-                            state: sub.state.clone(),
-                            kind: "failed".into(),
-                            message: "the branch ended without succeeding".into(),
-                        }))
+            // Only running branches can have ended since the last look.
+            let ended: Vec<(usize, Result<Value, InstanceError>)> = fan
+                .running()
+                .filter_map(|(i, slot)| {
+                    let sub = slot.inst.as_ref()?;
+                    match sub.status {
+                        Status::Succeeded => {
+                            Some((i, Ok(sub.output.clone().unwrap_or(Value::Null))))
+                        }
+                        Status::Failed | Status::Cancelled | Status::Parked => Some((
+                            i,
+                            Err(sub.error.clone().unwrap_or_else(|| InstanceError {
+                                state: sub.state.clone(),
+                                kind: "failed".into(),
+                                message: "the branch ended without succeeding".into(),
+                            })),
+                        )),
+                        Status::Running | Status::Waiting => None,
                     }
-                    Status::Running | Status::Waiting => continue,
+                })
+                .collect();
+            let mut first_failure = None;
+            for (i, outcome) in ended {
+                fan.mark_ended(i);
+                let Some(slot) = fan.slot_mut(i) else {
+                    continue;
                 };
                 if let Err(e) = &outcome {
-                    fan.failed += 1;
                     first_failure.get_or_insert_with(|| (slot.name.clone(), e.clone()));
                 }
+                let failed = outcome.is_err();
                 slot.outcome = Some(outcome);
+                if failed {
+                    fan.failed += 1;
+                }
             }
             if let Some((name, err)) = first_failure
-                && tolerated.exceeded(fan.failed, fan.slots.len())
+                && tolerated.exceeded(fan.failed, fan.len())
             {
                 return self.fail_fan(&name, err);
             }
-            let running = fan
-                .slots
-                .iter()
-                .filter(|s| s.inst.is_some() && s.outcome.is_none())
-                .count();
             let room = if limit == 0 {
                 usize::MAX
             } else {
-                limit.saturating_sub(running)
+                limit.saturating_sub(fan.running().count())
             };
-            let next: Vec<usize> = fan
-                .slots
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.inst.is_none())
-                .map(|(i, _)| i)
-                .take(room)
-                .collect();
+            let next = fan.started()..fan.len().min(fan.started().saturating_add(room));
             if next.is_empty() {
-                if fan.slots.iter().all(|s| s.outcome.is_some()) {
+                if fan.all_ended() {
                     self.join_fan();
                 }
                 return;
@@ -190,7 +187,7 @@ impl Machine<'_> {
     }
 
     fn join_fan(&mut self) {
-        let Some(fan) = self.inst.fan.take() else {
+        let Some(fan) = self.close_fan() else {
             return;
         };
         let state = self.inst.state.clone();
@@ -204,19 +201,14 @@ impl Machine<'_> {
             _ => Value::Null,
         };
         let result = if is_map {
-            Value::Array(fan.slots.iter().map(value).collect())
+            Value::Array(fan.slots().map(value).collect())
         } else {
-            Value::Object(
-                fan.slots
-                    .iter()
-                    .map(|s| (s.name.clone(), value(s)))
-                    .collect(),
-            )
+            Value::Object(fan.slots().map(|s| (s.name.clone(), value(s))).collect())
         };
         self.merge_undo(&fan);
         if let Some(path) = output {
             match path.set(&self.inst.data, &result) {
-                Ok(data) => self.inst.data = data,
+                Ok(data) => self.inst.data = Arc::new(data),
                 Err(e) => {
                     let f = Failure::new("mapping", format!("output of '{state}': {e}"));
                     return self.route_state_failure(
@@ -260,31 +252,38 @@ impl Machine<'_> {
     /// Cancels every branch still running; their completed compensable
     /// steps join this instance's.
     pub(super) fn stop_fan(&mut self) {
-        let Some(mut fan) = self.inst.fan.take() else {
+        let Some(mut fan) = self.close_fan() else {
             return;
         };
-        for i in 0..fan.slots.len() {
-            if fan.slots[i].outcome.is_some() {
-                continue;
-            }
-            let Some(sub) = fan.slots[i].inst.clone() else {
-                continue;
-            };
+        let running: Vec<(usize, String, Instance)> = fan
+            .running()
+            .filter_map(|(i, s)| Some((i, s.name.clone(), s.inst.clone()?)))
+            .collect();
+        for (i, name, sub) in running {
             let Some(branch) = self.branch_process(i) else {
                 continue;
             };
             let cancel = Event::Cancel { compensate: false };
             if let Ok(a) = apply(&branch, self.defaults, &sub, &cancel, self.now) {
-                let name = fan.slots[i].name.clone();
-                fan.slots[i].inst = Some(self.lift(&name, a));
+                let sub = self.lift(&name, a);
+                if let Some(slot) = fan.slot_mut(i) {
+                    slot.inst = Some(sub);
+                }
             }
         }
         self.merge_undo(&fan);
     }
 
+    /// Ends the current fan: a store may drop the slots it kept for it.
+    pub(super) fn close_fan(&mut self) -> Option<Box<Fan>> {
+        let fan = self.inst.fan.take()?;
+        self.closed_fans.push(fan.key.clone());
+        Some(fan)
+    }
+
     /// Completed compensable steps of every branch, with how to undo each.
     fn merge_undo(&mut self, fan: &Fan) {
-        for (i, slot) in fan.slots.iter().enumerate() {
+        for (i, slot) in fan.slots().enumerate() {
             let (Some(sub), Some(branch)) = (&slot.inst, self.branch_process(i)) else {
                 continue;
             };

@@ -37,6 +37,9 @@ pub struct Applied {
     /// Outbox invocations (by step key) this event settles. One still
     /// running is no longer wanted and may be stopped.
     pub settled: Vec<String>,
+    /// Fans (by key) this event ended: the branches a store kept apart for
+    /// them can go.
+    pub closed_fans: Vec<String>,
 }
 
 /// Why an event does not apply to an instance. Not an error: outcomes and
@@ -107,7 +110,7 @@ pub fn start(
         key: None,
         status: Status::Running,
         state: process.start.clone(),
-        data: input.clone(),
+        data: std::sync::Arc::new(input.clone()),
         output: None,
         error: None,
         visits: Default::default(),
@@ -249,6 +252,7 @@ struct Machine<'p> {
     records: Vec<Record>,
     commands: Vec<Command>,
     settled: Vec<String>,
+    closed_fans: Vec<String>,
     /// The state to enter next: transitions set it, `drive` follows it.
     next: Option<String>,
     chain: usize,
@@ -270,6 +274,7 @@ impl<'p> Machine<'p> {
             records: Vec::new(),
             commands: Vec::new(),
             settled: Vec::new(),
+            closed_fans: Vec::new(),
             next: None,
             chain: 0,
         }
@@ -281,6 +286,7 @@ impl<'p> Machine<'p> {
             records: self.records,
             commands: self.commands,
             settled: self.settled,
+            closed_fans: self.closed_fans,
         }
     }
 

@@ -36,7 +36,7 @@ impl Machine<'_> {
         failure: Failure,
         parked: ParkedOn,
     ) {
-        if let Value::Object(map) = &mut self.inst.data {
+        if let Value::Object(map) = std::sync::Arc::make_mut(&mut self.inst.data) {
             map.insert(
                 "error".to_owned(),
                 serde_json::json!({

@@ -91,7 +91,7 @@ impl Machine<'_> {
         };
         if let Some(path) = &task.output {
             match path.set(&self.inst.data, result) {
-                Ok(data) => self.inst.data = data,
+                Ok(data) => self.inst.data = std::sync::Arc::new(data),
                 Err(e) => {
                     let f = Failure::new("mapping", format!("output of '{}': {e}", step.state));
                     return self.route_failure(&step, f, ParkedOn::Step);

@@ -40,21 +40,21 @@ impl Machine<'_> {
                 .set(&self.inst.data, payload)
                 .map_err(|e| e.to_string()),
             (None, Value::Object(fields)) => {
-                let mut data = self.inst.data.clone();
+                let mut data = Value::clone(&self.inst.data);
                 if let Value::Object(map) = &mut data {
                     map.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
                 Ok(data)
             }
-            (None, Value::Null) => Ok(self.inst.data.clone()),
+            (None, Value::Null) => Ok(Value::clone(&self.inst.data)),
             (None, other) => Err(format!(
                 "the payload {other} is not an object, and the state has no `output` path to store it at"
             )),
         };
-        self.inst.data = merged.map_err(|why| Rejected::BadPayload {
+        self.inst.data = std::sync::Arc::new(merged.map_err(|why| Rejected::BadPayload {
             event: name.to_owned(),
             why,
-        })?;
+        })?);
         self.take(
             name,
             Some(&w.key),

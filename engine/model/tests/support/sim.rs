@@ -55,7 +55,7 @@ fn payload(p: u16) -> Value {
 /// Every step in progress in the instance and its branches.
 pub fn steps(inst: &Instance, out: &mut Vec<ActiveStep>) {
     out.extend(inst.step.clone());
-    for slot in inst.fan.iter().flat_map(|f| &f.slots) {
+    for slot in inst.fan.iter().flat_map(|f| f.slots()) {
         if let Some(sub) = &slot.inst {
             steps(sub, out);
         }
@@ -69,7 +69,7 @@ pub fn timers(inst: &Instance, root: &InstanceId, out: &mut Vec<Timer>) {
         instance: root.clone(),
         ..t.clone()
     }));
-    for slot in inst.fan.iter().flat_map(|f| &f.slots) {
+    for slot in inst.fan.iter().flat_map(|f| f.slots()) {
         if let Some(sub) = &slot.inst {
             timers(sub, root, out);
         }
@@ -600,7 +600,28 @@ pub fn shape(inst: &Instance, now: Millis, trouble: &mut Vec<String>) {
             bad(format!("waits until {:?} with no timer", w.until));
         }
     }
-    for slot in inst.fan.iter().flat_map(|f| &f.slots) {
+    if let Some(fan) = &inst.fan {
+        // The fan's indexes agree with its slots: branches start in
+        // order, and `running` is exactly the started ones not ended.
+        let started = fan.slots().take_while(|s| s.inst.is_some()).count();
+        let gaps = fan.slots().skip(started).any(|s| s.inst.is_some());
+        let running: Vec<usize> = fan.running().map(|(i, _)| i).collect();
+        let expected: Vec<usize> = (0..started)
+            .filter(|&i| fan.slot(i).is_some_and(|s| s.outcome.is_none()))
+            .collect();
+        let mut sorted = running.clone();
+        sorted.sort_unstable();
+        if gaps || started != fan.started() || sorted != expected {
+            trouble.push(format!(
+                "{}: fan indexes disagree with its slots: started {} (slots say {started}{}), \
+                 running {running:?} (slots say {expected:?})",
+                inst.id,
+                fan.started(),
+                if gaps { ", out of order" } else { "" },
+            ));
+        }
+    }
+    for slot in inst.fan.iter().flat_map(|f| f.slots()) {
         if let (Some(sub), None) = (&slot.inst, &slot.outcome) {
             shape(sub, now, trouble);
         }
