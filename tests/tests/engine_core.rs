@@ -123,7 +123,7 @@ fn a_cron_schedule_fires_under_weft_serve() {
     let process = s.write("ticker.yaml", CRON);
     let deployed = run(&["deploy", &process, "--bindings", &bindings, "--data", &data]);
     assert_eq!(deployed.code, 0, "{}\n{}", deployed.stdout, deployed.stderr);
-    let mut serve = Running::spawn(&["serve", "--data", &data]);
+    let mut serve = Running::spawn(&["serve", "--data", &data, "--listen", "127.0.0.1:0"]);
     serve.wait_for("1 schedule");
     serve.wait_for("succeeded in 'ok'");
     serve.kill();
@@ -225,7 +225,7 @@ fn weft_serve_stops_on_sigterm_mid_host_call_without_a_panic() {
 
         let errors = s.path("serve.err");
         let mut serve = Running::spawn_with(
-            &["serve", "--data", &data],
+            &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
             std::fs::File::create(&errors).unwrap(),
         );
         serve.wait_for("1 instance resumed");

@@ -86,10 +86,10 @@ fn waiting_instances_survive_a_killed_engine_and_timers_fire_once() {
     let nap_id = napper.lines()[0].to_owned();
 
     // An engine killed at once, then another on the same data.
-    let mut serve = Running::spawn(&["serve", "--data", &data]);
+    let mut serve = Running::spawn(&["serve", "--data", &data, "--listen", "127.0.0.1:0"]);
     serve.wait_for("serving");
     serve.kill();
-    let mut serve = Running::spawn(&["serve", "--data", &data]);
+    let mut serve = Running::spawn(&["serve", "--data", &data, "--listen", "127.0.0.1:0"]);
     assert!(serve.wait_for("serving").contains("2 waiting"));
     serve.wait_for(&format!("{nap_id}  nap --elapsed--> after_nap"));
     serve.wait_for(&format!("{nap_id}  succeeded"));

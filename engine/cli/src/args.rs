@@ -110,6 +110,8 @@ pub enum Command {
     Serve {
         #[command(flatten)]
         data: DataDir,
+        #[command(flatten)]
+        http: Listen,
     },
     /// Show one instance.
     Status {
@@ -182,4 +184,20 @@ pub enum Command {
     /// Measure durable transitions per second, invocation latency, the memory
     /// of idle instances and the time to resume many.
     Bench(crate::commands::bench::BenchArgs),
+}
+
+/// Where and how `weft serve` answers HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Listen {
+    /// The address of the HTTP API (`127.0.0.1:0` picks a free port). An
+    /// address other than loopback needs --token-file.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: std::net::SocketAddr,
+    /// A file holding the bearer token every API request must carry (owner
+    /// read-only, like the server's address file).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub max_body: usize,
 }

@@ -33,7 +33,9 @@ use weft_store::{Definitions, Deployment};
 pub use apply::Delivered;
 pub use clock::{Clock, SimClock, SystemClock};
 pub use engine::{Engine, EngineOptions, Notice};
-pub use operate::{Completion, DeployRequest, Deployed, Page, PageQuery, Started, Summary};
+pub use operate::{
+    Completion, DeployRequest, Deployed, Page, PageQuery, ProcessRecord, Started, Summary,
+};
 pub use writer::Writer;
 
 #[derive(Debug, thiserror::Error)]

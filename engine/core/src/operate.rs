@@ -6,12 +6,12 @@
 use serde_json::Value;
 use weft_model::interpret;
 use weft_model::{Bindings, Event, Failure, Instance, InstanceId, Process, Record, Span, Status};
-use weft_store::{Deploy, PluginBlob, ProcessRecord, TokenRecord};
+use weft_store::{Deploy, PluginBlob, TokenRecord};
 
 use crate::apply::defaults_of;
 use crate::{Delivered, Engine, Error, Result};
 
-pub use weft_store::Deployed;
+pub use weft_store::{Deployed, ProcessRecord};
 
 /// How long a completion waits for its token when the step that hands it
 /// out is still being committed (the adapter gave the token to someone who
@@ -180,6 +180,30 @@ impl Engine {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every deployed process version, by name then version.
+    pub async fn processes(&self) -> Result<Vec<ProcessRecord>> {
+        self.read(|s| s.processes()).await
+    }
+
+    /// One deployed process version as stored (the newest when `version`
+    /// is `None`).
+    pub async fn process_record(&self, name: &str, version: Option<u32>) -> Result<ProcessRecord> {
+        let owned = name.to_owned();
+        let found = self
+            .read(move |s| match version {
+                Some(v) => s.process(&owned, v),
+                None => s.latest_process(&owned),
+            })
+            .await?;
+        found.ok_or_else(|| match version {
+            Some(version) => Error::NoVersion {
+                name: name.to_owned(),
+                version,
+            },
+            None => Error::NoProcess(name.to_owned()),
+        })
     }
 
     /// The instance of `process` started with a business key.

@@ -67,7 +67,7 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
             )
             .await
         }
-        Command::Serve { data } => serve::serve(&data.dir).await,
+        Command::Serve { data, http } => serve::serve(&data.dir, &http).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json).await,
         Command::History { id, data, json } => show::history(&id, &data.dir, json).await,
         Command::Resume { data } => resume::resume(&data.dir).await,

@@ -1,0 +1,67 @@
+//! Errors as the API answers them: a status, a stable `code` a client can
+//! branch on, and a message a person can act on.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use weft_core::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    /// Stable: `bad_request`, `bad_json`, `too_large`, `unauthorized`,
+    /// `not_found`, `process_not_found`, `instance_not_found`,
+    /// `token_not_found`, `token_used`, `conflict`, `refused`,
+    /// `deploy_refused`, `unavailable`, `internal`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        use StatusCode as S;
+        let (status, code) = match &e {
+            Error::NoProcess(_) | Error::NoVersion { .. } => (S::NOT_FOUND, "process_not_found"),
+            Error::NoInstance(_) | Error::UnknownTarget(_) => (S::NOT_FOUND, "instance_not_found"),
+            Error::NoToken(_) => (S::NOT_FOUND, "token_not_found"),
+            Error::TokenUsed(_) => (S::CONFLICT, "token_used"),
+            Error::Conflict(_) | Error::AmbiguousKey { .. } => (S::CONFLICT, "conflict"),
+            Error::Refused(..) => (S::CONFLICT, "refused"),
+            Error::InputNotObject => (S::UNPROCESSABLE_ENTITY, "bad_request"),
+            Error::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
+            Error::DeployRefused(_) => (S::UNPROCESSABLE_ENTITY, "deploy_refused"),
+            Error::Stopped | Error::WriterGone | Error::Store(_) => {
+                (S::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            Error::BadStoredProcess { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if status.is_server_error() {
+            tracing::error!("answered {status}: {e}");
+        }
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

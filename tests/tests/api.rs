@@ -1,0 +1,390 @@
+//! The HTTP API of a real `weft serve` child process, over a real socket:
+//! start (with and without `wait`), business keys, lookups, listing with
+//! cursors, history, signals, token completion and heartbeats, cancel,
+//! redrive, and the errors a careless or hostile client gets — JSON with a
+//! stable code, never a 5xx — and bearer-token auth.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use serde_json::Value;
+use weft_tests::{Http, Running, Sandbox, http, order_input, root, run};
+
+/// A `weft serve` on a free loopback port, and its base URL.
+struct Server {
+    serve: Running,
+    base: String,
+}
+
+impl Server {
+    fn start(data: &str, extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--data", data, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut serve = Running::spawn(&args);
+        let line = serve.wait_for("serving");
+        let base = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(|w| w.trim_end_matches(':').to_owned())
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        Server { serve, base }
+    }
+
+    fn get(&self, path: &str) -> Http {
+        http("GET", &self.base, path, "", &[])
+    }
+
+    fn post(&self, path: &str, body: &str) -> Http {
+        http("POST", &self.base, path, body, &[])
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.serve.child.kill();
+        let _ = self.serve.child.wait();
+    }
+}
+
+fn deploy(s: &Sandbox, data: &str, process: &str, extra: &[(&str, &str)]) {
+    let bindings = s.bindings(extra);
+    let out = run(&["deploy", process, "--bindings", &bindings, "--data", data]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+}
+
+fn fixture(name: &str) -> String {
+    root()
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn expect(r: &Http, status: u16) -> Value {
+    assert_eq!(r.status, status, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn instances_start_wait_list_and_read_over_http() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("order.yaml"), &[]);
+    let server = Server::start(&data, &[]);
+
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.get("/readyz").status, 200);
+    let processes = expect(&server.get("/v1/processes"), 200);
+    assert_eq!(
+        processes["items"][0]["name"], "order-fulfillment",
+        "{processes}"
+    );
+    let latest = expect(&server.get("/v1/processes/order-fulfillment"), 200);
+    assert_eq!(latest["definition"]["start"], "reserve");
+
+    // A short process, called like a function.
+    let input = order_input(1, "4242");
+    let body = format!(r#"{{"input": {input}}}"#);
+    let done = server.post("/v1/processes/order-fulfillment/instances?wait=30s", &body);
+    let v = expect(&done, 200);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["state"], "shipped");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        done.header("location"),
+        Some(format!("/v1/instances/{id}").as_str())
+    );
+
+    // Without wait: 201 and where to look; the same business key again is
+    // the same instance.
+    let keyed = format!(r#"{{"input": {input}, "key": "order-77"}}"#);
+    let first = server.post("/v1/processes/order-fulfillment/instances", &keyed);
+    let v = expect(&first, 201);
+    assert_eq!(v["existing"], false);
+    let keyed_id = v["id"].as_str().unwrap().to_owned();
+    let again = expect(
+        &server.post("/v1/processes/order-fulfillment/instances", &keyed),
+        200,
+    );
+    assert_eq!(again["id"], keyed_id.as_str());
+    assert_eq!(again["existing"], true);
+    let by_key = expect(&server.get("/v1/instances/order-77"), 200);
+    assert_eq!(by_key["id"], keyed_id.as_str());
+
+    // The instance as stored, and its history.
+    let inst = expect(&server.get(&format!("/v1/instances/{id}")), 200);
+    assert_eq!(inst["data"]["order"]["id"], "ord-1", "{inst}");
+    assert_eq!(inst["status"], "succeeded");
+    let history = expect(
+        &server.get(&format!("/v1/instances/{id}/history?limit=2")),
+        200,
+    );
+    assert_eq!(history["items"].as_array().unwrap().len(), 2);
+    assert_eq!(history["next"], 2);
+    let rest = expect(
+        &server.get(&format!("/v1/instances/{id}/history?from=2")),
+        200,
+    );
+    assert_eq!(rest["items"][0]["seq"], 2);
+    assert_eq!(rest["next"], Value::Null);
+
+    // Listing, a page at a time.
+    let page = expect(
+        &server.get("/v1/instances?process=order-fulfillment&limit=1"),
+        200,
+    );
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let cursor = page["next"].as_str().unwrap().to_owned();
+    let page2 = expect(
+        &server.get(&format!(
+            "/v1/instances?process=order-fulfillment&limit=1&cursor={cursor}"
+        )),
+        200,
+    );
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert_ne!(page2["items"][0]["id"], page["items"][0]["id"]);
+    let succeeded = expect(&server.get("/v1/instances?status=succeeded"), 200);
+    assert!(
+        succeeded["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == id.as_str())
+    );
+}
+
+#[test]
+fn signals_tokens_and_operators_over_http() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("waits.yaml"), &[]);
+    deploy(
+        &s,
+        &data,
+        &fixture("order.yaml"),
+        &[(
+            "charge_payment",
+            "    config: { simulate: { pending: tok-api } }",
+        )],
+    );
+    let server = Server::start(&data, &[]);
+
+    // A wait state: a start with wait answers once it waits.
+    let w = expect(
+        &server.post(
+            "/v1/processes/waits/instances?wait=30s",
+            r#"{"input": {"mode": "approval"}, "key": "loan-1"}"#,
+        ),
+        200,
+    );
+    assert_eq!(w["status"], "waiting", "{w}");
+    // A signal it does not accept is refused, with what it accepts.
+    let no = expect(&server.post("/v1/instances/loan-1/signals/maybe", ""), 409);
+    assert_eq!(no["code"], "refused");
+    assert!(no["message"].as_str().unwrap().contains("approve"), "{no}");
+    let yes = expect(
+        &server.post("/v1/instances/loan-1/signals/approve", r#"{"by": "ana"}"#),
+        200,
+    );
+    assert_eq!(yes["status"], "succeeded", "{yes}");
+
+    // A pending step: completed by its token over HTTP.
+    let input = order_input(1, "4242");
+    let o = expect(
+        &server.post(
+            "/v1/processes/order-fulfillment/instances",
+            &format!(r#"{{"input": {input}}}"#),
+        ),
+        201,
+    );
+    let id = o["id"].as_str().unwrap().to_owned();
+    let mut beat = None;
+    for _ in 0..300 {
+        let r = server.post("/v1/tokens/tok-api/heartbeat", r#"{"details": "half"}"#);
+        if r.status == 200 {
+            beat = Some(r.json());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(beat.unwrap()["instance"], id.as_str());
+    let both = expect(
+        &server.post(
+            "/v1/tokens/tok-api/complete",
+            r#"{"output": {}, "error": {"kind": "x", "message": "y"}}"#,
+        ),
+        400,
+    );
+    assert_eq!(both["code"], "bad_request");
+    expect(
+        &server.post(
+            "/v1/tokens/tok-api/complete",
+            r#"{"output": {"charge_id": "ch-api"}}"#,
+        ),
+        200,
+    );
+    let used = expect(&server.post("/v1/tokens/tok-api/complete", "{}"), 409);
+    assert_eq!(used["code"], "token_used");
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        status = expect(&server.get(&format!("/v1/instances/{id}")), 200)["status"].clone();
+        if status == "succeeded" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status, "succeeded");
+
+    // Operators: cancel a waiting instance; redrive refuses what is not parked.
+    expect(
+        &server.post(
+            "/v1/processes/waits/instances?wait=30s",
+            r#"{"input": {"mode": "approval"}, "key": "loan-2"}"#,
+        ),
+        200,
+    );
+    let cancelled = expect(
+        &server.post("/v1/instances/loan-2/cancel", r#"{"compensate": false}"#),
+        200,
+    );
+    assert_eq!(cancelled["status"], "cancelled");
+    let redrive = expect(&server.post("/v1/instances/loan-2/redrive", ""), 409);
+    assert_eq!(redrive["code"], "refused", "{redrive}");
+}
+
+#[test]
+fn bad_requests_get_a_json_error_with_a_stable_code_and_never_a_5xx() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("order.yaml"), &[]);
+    let server = Server::start(&data, &["--max-body", "4096"]);
+    let start = "/v1/processes/order-fulfillment/instances";
+    let cases: Vec<(Http, u16, &str)> = vec![
+        (server.post(start, "{\"input\": "), 400, "bad_json"),
+        (server.post(start, "[1, 2]"), 400, "bad_json"),
+        (server.post(start, r#"{"inptu": {}}"#), 400, "bad_json"),
+        (server.post(start, r#"{"input": 7}"#), 422, "bad_request"),
+        (server.post(start, &"[".repeat(3000)), 400, "bad_json"),
+        (
+            server.post(
+                start,
+                &format!(r#"{{"input": {{"x": "{}"}}}}"#, "a".repeat(5000)),
+            ),
+            413,
+            "too_large",
+        ),
+        (
+            server.post(&format!("{start}?wait=soon"), "{}"),
+            400,
+            "bad_request",
+        ),
+        (
+            server.post(&format!("{start}?color=red"), "{}"),
+            400,
+            "bad_request",
+        ),
+        (
+            server.post("/v1/processes/nope/instances", "{}"),
+            404,
+            "process_not_found",
+        ),
+        (server.get("/v1/instances/nope"), 404, "instance_not_found"),
+        (
+            server.get("/v1/instances/01JZZZZZZZZZZZZZZZZZZZZZZZ"),
+            404,
+            "instance_not_found",
+        ),
+        (
+            server.get("/v1/instances?status=sleepy"),
+            400,
+            "bad_request",
+        ),
+        (server.get("/v1/instances?cursor=xyz"), 400, "bad_request"),
+        (
+            server.get("/v1/processes/order-fulfillment/versions/one"),
+            400,
+            "bad_request",
+        ),
+        (
+            server.get("/v1/processes/order-fulfillment/versions/9"),
+            404,
+            "process_not_found",
+        ),
+        (
+            server.post("/v1/tokens/none/complete", "{}"),
+            404,
+            "token_not_found",
+        ),
+        (server.get("/v2/anything"), 404, "not_found"),
+    ];
+    for (r, status, code) in cases {
+        assert_eq!(r.status, status, "{}", r.body);
+        assert_eq!(r.json()["code"], code, "{}", r.body);
+        assert!(!r.json()["message"].as_str().unwrap().is_empty());
+    }
+    // Still serving after all of that.
+    assert_eq!(server.get("/readyz").status, 200);
+}
+
+#[test]
+fn a_token_guards_the_api_and_other_addresses_need_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("order.yaml"), &[]);
+
+    // Not loopback, no token: refused before anything starts.
+    let open = run(&["serve", "--data", &data, "--listen", "0.0.0.0:0"]);
+    assert_eq!(open.code, 2, "{}\n{}", open.stdout, open.stderr);
+    assert!(open.stderr.contains("--token-file"), "{}", open.stderr);
+
+    let token = "0123456789abcdef0123456789abcdef";
+    let file = s.write("token", token);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = run(&[
+        "serve",
+        "--data",
+        &data,
+        "--listen",
+        "127.0.0.1:0",
+        "--token-file",
+        &file,
+    ]);
+    assert_eq!(loose.code, 2, "{}", loose.stderr);
+    assert!(loose.stderr.contains("chmod 600"), "{}", loose.stderr);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let server = Server::start(&data, &["--token-file", &file]);
+    assert_eq!(
+        server.get("/healthz").status,
+        200,
+        "health checks need no token"
+    );
+    let none = server.get("/v1/processes");
+    assert_eq!(none.status, 401);
+    assert_eq!(none.json()["code"], "unauthorized");
+    let wrong = http(
+        "GET",
+        &server.base,
+        "/v1/processes",
+        "",
+        &[("Authorization", "Bearer 0123456789abcdef0123456789abcdeX")],
+    );
+    assert_eq!(wrong.status, 401);
+    let right = http(
+        "GET",
+        &server.base,
+        "/v1/processes",
+        "",
+        &[("Authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(right.status, 200, "{}", right.body);
+
+    // The address file tells other commands where the server is; only its
+    // owner may read it.
+    let addr = std::path::Path::new(&data).join("server.addr");
+    let mode = std::fs::metadata(&addr).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&addr).unwrap().trim(), server.base);
+}
