@@ -388,3 +388,84 @@ fn a_token_guards_the_api_and_other_addresses_need_one() {
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(&addr).unwrap().trim(), server.base);
 }
+
+/// With `weft serve` holding the data directory, the other verbs reach the
+/// engine through its API;
+/// once it is killed, the address file it left points nowhere and the
+/// verbs open the store themselves.
+#[test]
+fn cli_verbs_reach_a_running_server_and_fall_back_when_it_is_gone() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("waits.yaml"), &[]);
+    let server = Server::start(&data, &[]);
+
+    let started = run(&[
+        "start",
+        "waits",
+        "--input",
+        r#"{"mode": "approval"}"#,
+        "--key",
+        "loan-9",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(started.code, 0, "{}\n{}", started.stdout, started.stderr);
+    let id = started.stdout.trim().to_owned();
+    let mut status = Value::Null;
+    for _ in 0..300 {
+        let out = run(&["status", "loan-9", "--data", &data, "--json"]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        status = serde_json::from_str::<Value>(&out.stdout).unwrap()["status"].clone();
+        if status == "waiting" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(status, "waiting");
+    let again = run(&["start", "waits", "--key", "loan-9", "--data", &data]);
+    assert!(again.stdout.contains("already exists"), "{}", again.stdout);
+    assert!(again.stdout.contains(&id), "{}", again.stdout);
+
+    let nope = run(&["signal", "loan-9", "maybe", "--data-dir", &data]);
+    assert_eq!(nope.code, 2);
+    assert!(nope.stderr.contains("approve"), "{}", nope.stderr);
+    let signalled = run(&[
+        "signal",
+        "loan-9",
+        "approve",
+        "--data",
+        r#"{"by": "ana"}"#,
+        "--data-dir",
+        &data,
+    ]);
+    assert_eq!(signalled.code, 0, "{}", signalled.stderr);
+    assert!(
+        signalled.stdout.contains("delivered 'approve'"),
+        "{}",
+        signalled.stdout
+    );
+    let history = run(&["history", "loan-9", "--data", &data]);
+    assert_eq!(history.code, 0, "{}", history.stderr);
+    assert!(history.stdout.contains("approve"), "{}", history.stdout);
+
+    let redeploy = run(&[
+        "deploy",
+        &fixture("waits.yaml"),
+        "--bindings",
+        &s.bindings(&[]),
+        "--data",
+        &data,
+    ]);
+    assert_eq!(redeploy.code, 2);
+    assert!(redeploy.stderr.contains("stop it"), "{}", redeploy.stderr);
+
+    drop(server); // SIGKILL: the address file stays behind
+    assert!(std::path::Path::new(&data).join("server.addr").exists());
+    let out = run(&["status", &id, "--data", &data, "--json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["status"],
+        "succeeded"
+    );
+}

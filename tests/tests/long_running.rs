@@ -254,6 +254,10 @@ fn a_killed_engine_inside_parallel_branches_finishes_them_after_resume() {
     {
         engine.wait_for("succeeded");
     }
+    // Killed only once compile is under way (it sleeps 3 s).
+    weft_tests::wait_for_calls(&s, "compile to start", |c| {
+        c.iter().any(|l| l.contains("/compile/"))
+    });
     engine.kill(); // compile is still running
 
     let out = run(&["resume", "--data", &data]);
@@ -273,7 +277,7 @@ fn a_killed_engine_inside_parallel_branches_finishes_them_after_resume() {
     };
     // The branches that had finished did not run again; the step in flight
     // at the crash did (at-least-once), under the same key.
-    assert_eq!(of("unit").len(), 1);
+    assert_eq!(of("unit").len(), 1, "{:#?}\n{}", s.calls(), out.stdout);
     assert_eq!(of("lint").len(), 1);
     assert_eq!(of("publish").len(), 1);
     assert_eq!(of("deploy").len(), 1);

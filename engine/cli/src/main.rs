@@ -1,9 +1,10 @@
 //! The `weft` binary: parse the command line, run the subcommand, print
 //! errors with their causes, exit with a code a script can act on.
 
+mod api;
 mod args;
+mod client;
 mod commands;
-mod inbox;
 mod invoker;
 mod load;
 mod render;

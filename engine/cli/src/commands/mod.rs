@@ -4,7 +4,7 @@ pub mod bench;
 pub(crate) mod operate;
 mod resume;
 mod run;
-mod serve;
+pub(crate) mod serve;
 mod show;
 mod start;
 mod validate;
@@ -18,8 +18,8 @@ use weft_store_sled::SledStore;
 
 use crate::invoker::WasmInvoker;
 
+use self::operate::Request;
 use crate::args::Command;
-use crate::inbox::Request;
 
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
@@ -107,6 +107,58 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
+/// How a command reaches a data directory.
+pub enum Reach {
+    /// An engine holds it: through its API.
+    Server(crate::client::Client),
+    /// Nobody holds it: the store itself.
+    Store(Arc<SledStore>),
+}
+
+/// The engine holding `data` (through its API), or the store when no engine
+/// holds it. Another command holding it briefly (one that serves no API) is
+/// waited for, up to `patience`. `WEFT_SERVER` names a server that must
+/// answer.
+pub async fn reach(data: &Path, patience: std::time::Duration) -> anyhow::Result<Reach> {
+    use weft_core::Clock;
+    let clock = weft_core::SystemClock;
+    let deadline = clock.now().plus(weft_model::Span::from_millis(
+        u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
+    ));
+    let named = std::env::var("WEFT_SERVER").is_ok_and(|v| !v.trim().is_empty());
+    loop {
+        if let Some(client) = crate::client::Client::find(data)? {
+            if client.alive().await {
+                return Ok(Reach::Server(client));
+            }
+            if named {
+                anyhow::bail!(
+                    "no weft server answers at {} (WEFT_SERVER): start it, or unset WEFT_SERVER \
+                     to use the data directory directly",
+                    client.base()
+                );
+            }
+        }
+        match open_store_within(data, false, std::time::Duration::ZERO) {
+            Ok(store) => return Ok(Reach::Store(store)),
+            Err(e) if operate::is_locked(&e) => {}
+            Err(e) => return Err(e),
+        }
+        if clock.now() >= deadline {
+            anyhow::bail!(
+                "the data in {} is held by another weft process that serves no API (a deploy, \
+                 validate or bench) and did not let go within {}s; run the command again when \
+                 it has finished",
+                data.display(),
+                patience.as_secs()
+            );
+        }
+        clock
+            .sleep_until(clock.now().plus(weft_model::Span::from_millis(50)))
+            .await;
+    }
+}
+
 /// How long a command waits for another weft process to let go of the data
 /// directory (a short command finishing) before it gives up.
 pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -137,13 +189,13 @@ pub fn open_store_within(
 }
 
 /// An engine on an open store: it runs every deployed process, with the
-/// bindings and plugins of each instance's version read from the store, and
-/// takes spooled operator requests.
+/// bindings and plugins of each instance's version read from the store.
+/// Whoever runs it serves its API (`crate::api`), so other commands reach it.
 pub fn engine_on(
     store: Arc<SledStore>,
     data: &Path,
 ) -> anyhow::Result<(weft_core::Engine, Arc<WasmInvoker>)> {
-    engine_with(store, data, runtime(Some(data))?)
+    engine_with(store, runtime(Some(data))?)
 }
 
 /// `engine_on` with a runtime of the caller's: plugins it loaded while
@@ -151,7 +203,6 @@ pub fn engine_on(
 /// component runs only in the runtime that compiled it).
 pub fn engine_with(
     store: Arc<SledStore>,
-    data: &Path,
     runtime: Arc<Runtime>,
 ) -> anyhow::Result<(weft_core::Engine, Arc<WasmInvoker>)> {
     let invoker = Arc::new(WasmInvoker::new(runtime));
@@ -161,7 +212,6 @@ pub fn engine_with(
         Arc::new(weft_core::SystemClock),
         weft_core::EngineOptions::default(),
     );
-    crate::inbox::serve(&engine, data);
     Ok((engine, invoker))
 }
 

@@ -42,6 +42,8 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
         found.push((id, inst.seq, waits));
     }
     let (engine, _) = super::engine_on(store.clone(), data)?;
+    // Other commands (complete, signal, status, ...) reach this engine here.
+    let _api = crate::api::Bound::loopback().await?.serve(&engine, data)?;
     let mut notices = engine.subscribe();
     // Instances with an invocation to carry out get it now; those waiting
     // on a retry timer or a completion token wait on.

@@ -1,12 +1,12 @@
 //! `weft start`: start an instance of a deployed process — the newest
-//! version unless one is pinned — and follow it until it ends or waits.
+//! version unless one is pinned. With an engine running, the engine starts
+//! it (through its API) and carries it on; with none, this process starts
+//! it and follows it until it ends or waits.
 
 use std::path::Path;
 
-use std::time::Duration;
-
-use super::{engine_on, open_store_within, run};
-use crate::inbox::{self, Request};
+use super::operate::{self, Request, remote};
+use super::{Reach, engine_on, reach, run};
 
 pub async fn start(
     process: &str,
@@ -16,24 +16,19 @@ pub async fn start(
     data: &Path,
 ) -> anyhow::Result<u8> {
     let input = run::parse_input(input)?;
-    let store = match open_store_within(data, false, Duration::ZERO) {
-        Ok(store) => store,
-        Err(e) if super::operate::is_locked(&e) => {
-            // A running engine (`weft serve`) starts it and carries it on;
-            // if what holds the directory lets go first, start it here.
+    let store = match reach(data, operate::PATIENCE).await? {
+        Reach::Server(client) => {
             let req = Request::Start {
                 process: process.to_owned(),
                 version,
-                input: input.clone(),
-                key: key.clone(),
+                input,
+                key,
             };
-            match inbox::send_or_open(data, &req, super::operate::PATIENCE).await? {
-                inbox::Answer::Reply(reply) => return Ok(super::operate::answer(reply)),
-                inbox::Answer::Opened(store) => store,
-            }
+            return Ok(operate::answer(remote(&client, &req).await?));
         }
-        Err(e) => return Err(e),
+        Reach::Store(store) => store,
     };
     let (engine, _) = engine_on(store, data)?;
+    let _api = crate::api::Bound::loopback().await?.serve(&engine, data)?;
     run::start_and_follow(&engine, process, version, input, key, data).await
 }

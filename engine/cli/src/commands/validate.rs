@@ -45,6 +45,16 @@ pub async fn deploy(def: &Definition, data: &Path) -> anyhow::Result<u8> {
             return Ok(exit::ERROR);
         }
     };
+    if let Some(client) = crate::client::Client::find(data)?
+        && client.alive().await
+    {
+        anyhow::bail!(
+            "an engine serves {} at {}, and deploying through it is not built yet: stop it, \
+             deploy, then start it again",
+            data.display(),
+            client.base()
+        );
+    }
     let store = super::open_store(data, true)?;
     let engine = super::offline_engine(store)?;
     let invoker = crate::invoker::WasmInvoker::new(runtime);

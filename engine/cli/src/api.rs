@@ -1,0 +1,168 @@
+//! The HTTP API of an engine this process runs (`weft serve`, and also
+//! `weft run` / `weft resume` on a loopback port of their own): bound,
+//! served on the tokio runtime, and announced in `<data>/server.addr` so
+//! other `weft` commands reach the engine through it — the one way in.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::args::Listen;
+use crate::commands::serve::ADDRESS_FILE;
+
+/// A bound listener, checked before the engine starts: a taken port or a
+/// missing token stops a start at once.
+pub struct Bound {
+    listener: tokio::net::TcpListener,
+    options: weft_server::Options,
+}
+
+impl Bound {
+    pub async fn bind(http: &Listen) -> anyhow::Result<Bound> {
+        let token = match &http.token_file {
+            Some(file) => Some(read_token(file)?),
+            None if !http.listen.ip().is_loopback() => bail!(
+                "--listen {} is not a loopback address: give --token-file too, so only callers \
+                 with the token reach the engine",
+                http.listen
+            ),
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(http.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", http.listen))?;
+        Ok(Bound {
+            listener,
+            options: weft_server::Options {
+                max_body: http.max_body,
+                token,
+                ..weft_server::Options::default()
+            },
+        })
+    }
+
+    /// A loopback port of the system's choosing, no token: what `weft run`
+    /// and `weft resume` answer on.
+    pub async fn loopback() -> anyhow::Result<Bound> {
+        Bound::bind(&Listen {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token_file: None,
+            max_body: weft_server::Options::default().max_body,
+        })
+        .await
+    }
+
+    /// Serves the engine's API and writes the address file.
+    pub fn serve(self, engine: &weft_core::Engine, data: &Path) -> anyhow::Result<Api> {
+        let local = self.listener.local_addr()?;
+        let router = weft_server::router(engine.clone(), self.options);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listener = self.listener;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        let url = format!("http://{local}");
+        let file = AddressFile::write(data, &url)?;
+        Ok(Api {
+            url,
+            stop: Some(stop),
+            task: Some(task),
+            _file: file,
+        })
+    }
+}
+
+/// A served API; dropping it stops taking requests and removes the
+/// address file.
+pub struct Api {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _file: AddressFile,
+}
+
+impl Api {
+    /// Stops taking requests and waits for those under way to be answered.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Err(e)) => tracing::warn!("the HTTP server stopped with an error: {e}"),
+                Err(e) => tracing::warn!("the HTTP server task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The token every request must carry, from a file only its owner can read.
+fn read_token(file: &Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "the token file {} can be read by others: make it owner-only (chmod 600 {})",
+            file.display(),
+            file.display()
+        );
+    }
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    let token = text.trim().to_owned();
+    if token.len() < 16 {
+        bail!(
+            "the token in {} is {} characters long: use at least 16 (e.g. `openssl rand -hex 32`)",
+            file.display(),
+            token.len()
+        );
+    }
+    Ok(token)
+}
+
+/// `<data>/server.addr`: the running server's URL, owner-only, removed
+/// when the server stops (a stale one, after a crash, points nowhere and
+/// is ignored).
+struct AddressFile(PathBuf);
+
+impl AddressFile {
+    fn write(data: &Path, url: &str) -> anyhow::Result<AddressFile> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = data.join(ADDRESS_FILE);
+        let tmp = data.join(format!("{ADDRESS_FILE}.tmp"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        writeln!(f, "{url}").with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(AddressFile(path))
+    }
+}
+
+impl Drop for AddressFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
