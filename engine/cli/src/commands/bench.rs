@@ -22,7 +22,10 @@ use crate::invoker::WasmInvoker;
 use crate::{exit, load, render};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub workload: Option<Workload>,
     /// Instances to run through the 3-step process.
     #[arg(long, default_value_t = 10_000)]
     pub instances: usize,
@@ -49,6 +52,15 @@ pub struct BenchArgs {
     /// (0 skips them). Two sizes in one run show how the cost grows.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
     pub map_items: Vec<usize>,
+}
+
+/// Other workloads `weft bench` runs.
+#[derive(Debug, clap::Subcommand)]
+pub enum Workload {
+    /// The saga3 workload over HTTP against a `weft serve` child process
+    /// (shared/bench/saga3.md): N instances, C clients each starting one
+    /// with `wait` and checking its result.
+    Http(super::bench_http::HttpArgs),
 }
 
 const MAP: &str = r#"
@@ -100,6 +112,9 @@ fn now() -> Instant {
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
+    if let Some(Workload::Http(http)) = args.workload {
+        return super::bench_http::http(http).await;
+    }
     if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
         render::say("note: RUST_LIB_BACKTRACE is set: every wasmtime error captures a backtrace");
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand; `run` dispatches.
 
 pub mod bench;
+mod bench_http;
 pub(crate) mod operate;
 mod resume;
 mod run;
