@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins setup bench clean-demo
+.PHONY: demo test lint plugins setup bench bench-http clean-demo
 
 CARGO ?= cargo
 
@@ -32,3 +32,8 @@ lint: setup
 bench: plugins
 	$(CARGO) build --release -p weft
 	env -u RUST_BACKTRACE target/release/weft bench
+
+# The saga3 workload over HTTP against a weft serve child (README, Benchmark).
+bench-http: plugins
+	$(CARGO) build --release -p weft
+	env -u RUST_BACKTRACE target/release/weft bench http

@@ -112,6 +112,30 @@ fn instances_start_wait_list_and_read_over_http() {
     let by_key = expect(&server.get("/v1/instances/order-77"), 200);
     assert_eq!(by_key["id"], keyed_id.as_str());
 
+    // A retried start with the same Idempotency-Key makes one instance.
+    let start = "/v1/processes/order-fulfillment/instances";
+    let plain = format!(r#"{{"input": {input}}}"#);
+    let retry = [("Idempotency-Key", "req-5f2a")];
+    let one = http("POST", &server.base, start, &plain, &retry);
+    let two = http("POST", &server.base, start, &plain, &retry);
+    assert_eq!(
+        (one.status, two.status),
+        (201, 200),
+        "{} / {}",
+        one.body,
+        two.body
+    );
+    assert_eq!(one.json()["id"], two.json()["id"]);
+    assert_eq!(two.json()["existing"], true);
+    let bad = http(
+        "POST",
+        &server.base,
+        start,
+        &plain,
+        &[("Idempotency-Key", "")],
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
     // The instance as stored, and its history.
     let inst = expect(&server.get(&format!("/v1/instances/{id}")), 200);
     assert_eq!(inst["data"]["order"]["id"], "ord-1", "{inst}");
@@ -445,6 +469,10 @@ fn cli_verbs_reach_a_running_server_and_fall_back_when_it_is_gone() {
         "{}",
         signalled.stdout
     );
+    let listed = run(&["list", "--process", "waits", "--json", "--data", &data]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let page: Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(page["items"][0]["key"], "loan-9", "{page}");
     let history = run(&["history", "loan-9", "--data", &data]);
     assert_eq!(history.code, 0, "{}", history.stderr);
     assert!(history.stdout.contains("approve"), "{}", history.stdout);

@@ -199,20 +199,24 @@ fn weft_heartbeat_keeps_a_pending_step_alive_until_weft_complete() {
     assert_eq!(again.code, 2);
 }
 
-/// `weft serve` asked to stop (SIGTERM, as a service manager does, then
-/// SIGINT) while an adapter sleeps inside a host call: it stops cleanly,
-/// without a panic, and the step it was running is carried out by the next
-/// engine.
+/// `weft serve` asked to stop (SIGTERM, as a service manager does, or
+/// SIGINT) while an adapter sleeps inside a host call: within its grace
+/// period it lets the charge finish and commit (it never runs twice), starts
+/// nothing new, and exits 0 without a panic; with no grace the charge is
+/// cut off and runs again at the next start. Either way the next engine
+/// finishes the instance.
 #[test]
-fn weft_serve_stops_on_sigterm_mid_host_call_without_a_panic() {
-    for signal in ["-TERM", "-INT"] {
+fn weft_serve_stops_gracefully_on_sigterm_mid_host_call() {
+    for (signal, grace, charges) in [("-TERM", "30s", 1), ("-INT", "30s", 1), ("-TERM", "0s", 2)] {
+        let case = format!("{signal} with --grace {grace}");
         let s = Sandbox::new();
         let data = s.data();
         let bindings = s.bindings(&[(
             "charge_payment",
-            "    config: { simulate: { sleep_ms: 3000, heartbeat: true } }",
+            "    config: { simulate: { sleep_ms: 3000, heartbeat: true, record: /log/calls.log } }",
         )]);
-        // An instance left with its charge to carry out, as after a crash.
+        // An instance left with its charge to carry out, as after a crash:
+        // killed before the charge was called.
         let mut first = Running::spawn(&run_args(
             &order_process(),
             &bindings,
@@ -222,15 +226,31 @@ fn weft_serve_stops_on_sigterm_mid_host_call_without_a_panic() {
         let id = first.wait_for("");
         first.wait_for("reserve --done--> charge");
         first.kill();
+        let before = s
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("charge_payment"))
+            .count();
 
         let errors = s.path("serve.err");
         let mut serve = Running::spawn_with(
-            &["serve", "--data", &data, "--listen", "127.0.0.1:0"],
+            &[
+                "serve",
+                "--data",
+                &data,
+                "--listen",
+                "127.0.0.1:0",
+                "--grace",
+                grace,
+            ],
             std::fs::File::create(&errors).unwrap(),
         );
         serve.wait_for("1 instance resumed");
         // The charge is now asleep inside the host's poll.
-        std::thread::sleep(Duration::from_millis(800));
+        weft_tests::wait_for_calls(&s, "the charge to start", |c| {
+            c.iter().filter(|l| l.starts_with("charge_payment")).count() > before
+        });
+        std::thread::sleep(Duration::from_millis(300));
         let pid = serve.child.id().to_string();
         let sent = std::process::Command::new("kill")
             .args([signal, &pid])
@@ -240,14 +260,35 @@ fn weft_serve_stops_on_sigterm_mid_host_call_without_a_panic() {
         let rest = serve.rest();
         let status = serve.child.wait().unwrap();
         let said = std::fs::read_to_string(&errors).unwrap();
-        assert_eq!(status.code(), Some(0), "{signal}: {rest:?}\n{said}");
-        assert!(rest.iter().any(|l| l == "stopped"), "{signal}: {rest:?}");
-        assert!(!said.contains("panicked"), "{signal}: {said}");
+        assert_eq!(status.code(), Some(0), "{case}: {rest:?}\n{said}");
+        assert!(rest.iter().any(|l| l == "stopped"), "{case}: {rest:?}");
+        assert!(!said.contains("panicked"), "{case}: {said}");
+        if charges == 1 {
+            assert!(
+                rest.iter().any(|l| l.contains("charge --done--> ship")),
+                "{case}: the charge under way finished before the stop: {rest:?}"
+            );
+            assert!(
+                !rest.iter().any(|l| l.contains("ship --done-->")),
+                "{case}: nothing new started while stopping: {rest:?}"
+            );
+        } else {
+            assert!(
+                rest.iter().any(|l| l.contains("cut off")),
+                "{case}: {rest:?}"
+            );
+        }
 
         let resumed = run(&["resume", "--data", &data]);
         assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
         let inst = status_of(&id, &data);
-        assert_eq!(inst["status"], "succeeded", "{signal}: {inst}");
+        assert_eq!(inst["status"], "succeeded", "{case}: {inst}");
+        let charged = s
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("charge_payment"))
+            .count();
+        assert_eq!(charged - before, charges, "{case}: {:#?}", s.calls());
     }
 }
 

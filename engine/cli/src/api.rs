@@ -51,6 +51,7 @@ impl Bound {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token_file: None,
             max_body: weft_server::Options::default().max_body,
+            grace: weft_model::Span::from_secs(0),
         })
         .await
     }

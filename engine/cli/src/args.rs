@@ -113,6 +113,30 @@ pub enum Command {
         #[command(flatten)]
         http: Listen,
     },
+    /// List instances, oldest first, a page at a time.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+        /// Only instances of this process.
+        #[arg(long)]
+        process: Option<String>,
+        /// Only instances with this status (running, waiting, parked,
+        /// succeeded, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only instances in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Instances per page (at most 1,000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Where the previous page ended (the `next` it printed).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Print JSON (`{"items": [...], "next": ...}`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one instance.
     Status {
         id: String,
@@ -200,4 +224,13 @@ pub struct Listen {
     /// The largest request body accepted, in bytes.
     #[arg(long, default_value_t = 8 << 20)]
     pub max_body: usize,
+    /// On Ctrl-C or SIGTERM: how long to let requests and invocations under
+    /// way finish before stopping (what is cut off runs again at the next
+    /// start).
+    #[arg(long, default_value = "30s", value_parser = parse_span)]
+    pub grace: weft_model::Span,
+}
+
+fn parse_span(text: &str) -> Result<weft_model::Span, String> {
+    weft_model::Span::parse(text).map_err(|e| e.to_string())
 }

@@ -27,7 +27,7 @@ impl Engine {
     /// restart and may already have a recorded outcome; fresh ones were just
     /// committed by this engine and cannot.
     pub(crate) fn dispatch(&self, invokes: Vec<Invoke>, recovered: bool) {
-        if self.inner.offline {
+        if self.inner.offline || self.draining() {
             return;
         }
         for inv in invokes {
@@ -53,6 +53,9 @@ impl Engine {
                 let Ok(permit) = engine.doze(permits.clone().acquire_owned()).await else {
                     return;
                 };
+                if engine.draining() {
+                    return;
+                }
                 let runner = engine.clone();
                 let key = inv.key.clone();
                 let mut running = lock(&engine.inner.running);
@@ -63,6 +66,12 @@ impl Engine {
                 running.insert(key, task);
             }
         });
+    }
+
+    fn draining(&self) -> bool {
+        self.inner
+            .draining
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn guard(&self, deployment: &Deployment, inv: &Invoke) -> Option<Arc<Guard>> {
@@ -192,6 +201,11 @@ impl Engine {
                         }
                         Err(e) => tracing::warn!(key = %inv.key, "cannot check the outbox: {e}"),
                     }
+                }
+                // A stop under way: it stays in the outbox for the next start.
+                if self.draining() {
+                    lock(&self.inner.running).remove(&inv.key);
+                    return;
                 }
                 let (outcome, heartbeat) = self.call(&deployment, &inv).await;
                 let ran = Some(Ran {

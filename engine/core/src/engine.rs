@@ -99,6 +99,9 @@ pub(crate) struct Inner {
     pub(crate) timer_retry: Mutex<HashMap<Timer, (weft_model::Millis, crate::backoff::Backoff)>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     pub(crate) offline: bool,
+    /// Set by `drain`: no invocation starts any more; new ones stay in
+    /// the outbox for the next start.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -151,6 +154,7 @@ impl Engine {
                 timer_retry: Mutex::new(HashMap::new()),
                 tasks: Mutex::new(Vec::new()),
                 offline: options.offline,
+                draining: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         if !options.offline {
@@ -193,6 +197,25 @@ impl Engine {
     pub(crate) fn clear_trouble(&self) {
         if self.inner.trouble.borrow().is_some() {
             self.inner.trouble.send_replace(None);
+        }
+    }
+
+    /// Stops starting invocations (those the engine would start next stay
+    /// in the outbox, durable, for the next start) and waits up to `grace`
+    /// for the ones under way to finish and their outcomes to commit, so a
+    /// planned stop re-runs nothing. Returns how many were still under way.
+    pub async fn drain(&self, grace: Span) -> usize {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let clock = self.inner.clock.clone();
+        let until = clock.now().plus(grace);
+        loop {
+            let left = self.inner.invoking.load(Ordering::SeqCst);
+            if left == 0 || clock.now() >= until {
+                return left;
+            }
+            clock
+                .sleep_until(clock.now().plus(Span::from_millis(20)))
+                .await;
         }
     }
 

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -75,8 +75,11 @@ pub(crate) struct WaitQuery {
 /// With `wait`: 200 and the instance once it has ended, is waiting for a
 /// signal or is parked, within the wait; otherwise 202 and its `Location`.
 /// A business key already used answers with that instance (`existing`).
+/// An `Idempotency-Key` header without a `key` in the body is the business
+/// key: a retried start finds the instance the first one made.
 pub(crate) async fn start(
     State(app): State<App>,
+    headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     wait: Result<Query<WaitQuery>, QueryRejection>,
     Body(body): Body<StartBody>,
@@ -94,9 +97,13 @@ pub(crate) async fn start(
         .map(|w| Span::parse(&w).map_err(|e| ApiError::bad_request(format!("`wait`: {e}"))))
         .transpose()?
         .map(|w| w.min(app.options.max_wait));
+    let key = match body.key {
+        Some(k) => Some(k),
+        None => idempotency_key(&headers)?,
+    };
     let started = app
         .engine
-        .start_keyed(&name, body.version, body.input, body.key)
+        .start_keyed(&name, body.version, body.input, key)
         .await?;
     let id = started.id;
     let Some(wait) = wait else {
@@ -334,4 +341,19 @@ pub(crate) async fn heartbeat(
     let token = path(p)?;
     let id = app.engine.heartbeat(&token, body.details).await?;
     Ok(Json(json!({ "instance": id })))
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        _ => Err(ApiError::bad_request(
+            "the Idempotency-Key header must be 1 to 255 visible ASCII characters",
+        )),
+    }
 }

@@ -70,6 +70,24 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
         }
         Command::Serve { data, http } => serve::serve(&data.dir, &http).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json).await,
+        Command::List {
+            data,
+            process,
+            status,
+            state,
+            limit,
+            cursor,
+            json,
+        } => {
+            let filter = show::Filter {
+                process,
+                status,
+                state,
+                limit,
+                cursor,
+            };
+            show::list(&filter, &data.dir, json).await
+        }
         Command::History { id, data, json } => show::history(&id, &data.dir, json).await,
         Command::Resume { data } => resume::resume(&data.dir).await,
         Command::Complete {

@@ -43,9 +43,10 @@ pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
         if resumed.len() == 1 { "" } else { "s" },
         if schedules == 1 { "" } else { "s" },
     ));
-    loop {
-        tokio::select! {
-            n = notices.recv() => match n {
+    // Transitions are printed as they commit, also while stopping.
+    let printer = tokio::spawn(async move {
+        loop {
+            match notices.recv().await {
                 Ok(n) => {
                     for r in &n.records {
                         if let Some(line) = render::progress(r) {
@@ -65,15 +66,38 @@ pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
                     render::say(format_args!("({k} notices skipped: the engine is busy)"));
                 }
-                Err(_) => break,
-            },
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
+                Err(_) => return,
+            }
         }
+    });
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
     }
-    // The API stops taking requests first; then the engine stops.
-    api.stop().await;
+    // A planned stop: the API stops taking requests (those under way are
+    // answered), then the engine starts nothing new and lets invocations
+    // under way finish and commit, all within the grace period; what is
+    // still running then is cut off and runs again at the next start.
+    let clock = engine.clock().clone();
+    let until = clock.now().plus(http.grace);
+    render::say(format_args!(
+        "stopping: finishing what is under way (up to {})",
+        http.grace
+    ));
+    tokio::select! {
+        () = api.stop() => {}
+        () = clock.sleep_until(until) => {}
+    }
+    let left = engine.drain(until.since(clock.now())).await;
+    if left > 0 {
+        render::say(format_args!(
+            "{left} invocation{} cut off: {} again at the next start",
+            if left == 1 { " was" } else { "s were" },
+            if left == 1 { "it runs" } else { "they run" },
+        ));
+    }
     engine.shutdown().await;
+    printer.abort();
     render::say("stopped");
     Ok(exit::OK)
 }

@@ -68,6 +68,106 @@ pub async fn history(target: &str, data: &Path, json: bool) -> anyhow::Result<u8
     Ok(exit::OK)
 }
 
+/// What `weft list` asks for.
+pub struct Filter {
+    pub process: Option<String>,
+    pub status: Option<String>,
+    pub state: Option<String>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+pub async fn list(filter: &Filter, data: &Path, json: bool) -> anyhow::Result<u8> {
+    let page: serde_json::Value = match reach(data, super::operate::PATIENCE).await? {
+        Reach::Server(client) => {
+            let mut q = vec![format!("limit={}", filter.limit)];
+            for (k, v) in [
+                ("process", &filter.process),
+                ("status", &filter.status),
+                ("state", &filter.state),
+                ("cursor", &filter.cursor),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", segment(v)));
+                }
+            }
+            get(&client, &format!("/v1/instances?{}", q.join("&"))).await?
+        }
+        Reach::Store(store) => {
+            let engine = offline_engine(store)?;
+            let status = match &filter.status {
+                None => None,
+                Some(s) => Some(
+                    weft_model::Status::ALL
+                        .into_iter()
+                        .find(|st| st.as_str() == s)
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--status {s}: it is one of {}",
+                                weft_model::Status::ALL.map(|s| s.as_str()).join(", ")
+                            )
+                        })?,
+                ),
+            };
+            let after = match &filter.cursor {
+                None => None,
+                Some(c) => Some(
+                    weft_model::InstanceId::parse(c)
+                        .ok_or_else(|| anyhow::anyhow!("--cursor {c} is not one weft printed"))?,
+                ),
+            };
+            let page = engine
+                .list(weft_core::PageQuery {
+                    process: filter.process.clone(),
+                    status,
+                    state: filter.state.clone(),
+                    after,
+                    limit: filter.limit,
+                })
+                .await?;
+            let items: Vec<serde_json::Value> = page
+                .items
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "id": s.id, "process": s.process, "version": s.version, "key": s.key,
+                        "status": s.status, "state": s.state, "updated_at": s.updated_at,
+                    })
+                })
+                .collect();
+            serde_json::json!({ "items": items, "next": page.next })
+        }
+    };
+    if json {
+        render::say(render::pretty(&page));
+        return Ok(exit::OK);
+    }
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        render::say("no instances match");
+        return Ok(exit::OK);
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    render::say(format_args!(
+        "{:<26}  {:<24}  {:<9}  {:<16}  key",
+        "instance", "process", "status", "state"
+    ));
+    for i in &items {
+        render::say(format_args!(
+            "{:<26}  {:<24}  {:<9}  {:<16}  {}",
+            text(&i["id"]),
+            format!("{} v{}", text(&i["process"]), i["version"]),
+            text(&i["status"]),
+            text(&i["state"]),
+            text(&i["key"]),
+        ));
+    }
+    if let Some(next) = page["next"].as_str() {
+        render::say(format_args!("more: add --cursor {next}"));
+    }
+    Ok(exit::OK)
+}
+
 /// A GET whose refusal becomes this command's error.
 async fn get(client: &Client, path: &str) -> anyhow::Result<serde_json::Value> {
     match client.call(Method::GET, path, None).await? {
