@@ -347,6 +347,35 @@ fn bad_requests_get_a_json_error_with_a_stable_code_and_never_a_5xx() {
         assert_eq!(r.json()["code"], code, "{}", r.body);
         assert!(!r.json()["message"].as_str().unwrap().is_empty());
     }
+    let deploy = |body: &str| server.post("/v1/deployments", body);
+    let process = format!(
+        r#"{{"name": "w.yaml", "text": {}}}"#,
+        serde_json::to_string(&std::fs::read_to_string(fixture("waits.yaml")).unwrap()).unwrap()
+    );
+    let bindings = r#"{"name": "b.yaml", "text": "plugins: { echo: ./echo.wasm }\nactions:\n  echo: { plugin: echo }\n"}"#;
+    let r = deploy(&format!(
+        r#"{{"process": {process}, "bindings": {bindings}, "plugins": {{"echo": "%%%"}}}}"#
+    ));
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (400, "bad_request".into()),
+        "{}",
+        r.body
+    );
+    let r = deploy(&format!(
+        r#"{{"process": {process}, "bindings": {bindings}}}"#
+    ));
+    let v = expect(&r, 422);
+    assert_eq!(v["code"], "invalid_definition", "{v}");
+    assert!(
+        v["problems"][0].as_str().unwrap().contains("not sent"),
+        "{v}"
+    );
+    let r = deploy(&format!(
+        r#"{{"process": {process}, "bindings": {bindings}, "plugins": {{"echo": "AGFzbQ=="}}}}"#
+    ));
+    assert_eq!(expect(&r, 422)["code"], "invalid_definition");
+
     // Still serving after all of that.
     assert_eq!(server.get("/readyz").status, 200);
 }
@@ -477,16 +506,57 @@ fn cli_verbs_reach_a_running_server_and_fall_back_when_it_is_gone() {
     assert_eq!(history.code, 0, "{}", history.stderr);
     assert!(history.stdout.contains("approve"), "{}", history.stdout);
 
-    let redeploy = run(&[
-        "deploy",
-        &fixture("waits.yaml"),
-        "--bindings",
-        &s.bindings(&[]),
+    // A new version deployed while the server runs is used by the next
+    // start, without a restart; a broken one is refused with its problems.
+    let v2 = std::fs::read_to_string(fixture("waits.yaml"))
+        .unwrap()
+        .replace("version: 1", "version: 2");
+    let v2 = s.write("waits-v2.yaml", &v2);
+    let bindings = s.bindings(&[]);
+    let redeploy = run(&["deploy", &v2, "--bindings", &bindings, "--data", &data]);
+    assert_eq!(redeploy.code, 0, "{}\n{}", redeploy.stdout, redeploy.stderr);
+    assert!(
+        redeploy.stdout.contains("through the engine at"),
+        "{}",
+        redeploy.stdout
+    );
+    let newer = run(&[
+        "start",
+        "waits",
+        "--input",
+        r#"{"mode": "approval"}"#,
+        "--key",
+        "loan-10",
         "--data",
         &data,
     ]);
-    assert_eq!(redeploy.code, 2);
-    assert!(redeploy.stderr.contains("stop it"), "{}", redeploy.stderr);
+    assert_eq!(newer.code, 0, "{}", newer.stderr);
+    let mut version = Value::Null;
+    for _ in 0..300 {
+        let out = run(&["status", "loan-10", "--data", &data, "--json"]);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        if v["status"] == "waiting" {
+            version = v["version"].clone();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(version, 2);
+    let broken = s.write(
+        "broken.yaml",
+        &std::fs::read_to_string(fixture("waits.yaml"))
+            .unwrap()
+            .replace("version: 1", "version: 3")
+            .replace("approve: approved", "approve: nowhere"),
+    );
+    let refused = run(&["deploy", &broken, "--bindings", &bindings, "--data", &data]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("broken.yaml:"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("nowhere"), "{}", refused.stderr);
 
     drop(server); // SIGKILL: the address file stays behind
     assert!(std::path::Path::new(&data).join("server.addr").exists());

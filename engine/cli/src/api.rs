@@ -6,12 +6,19 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
+use axum::http::StatusCode;
+use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use weft_server::{ApiError, Deploy, DeployFuture, Deployer};
 
 use crate::args::Listen;
 use crate::commands::serve::ADDRESS_FILE;
+use crate::invoker::WasmInvoker;
+use crate::load;
 
 /// A bound listener, checked before the engine starts: a taken port or a
 /// missing token stops a start at once.
@@ -56,9 +63,19 @@ impl Bound {
         .await
     }
 
-    /// Serves the engine's API and writes the address file.
-    pub fn serve(self, engine: &weft_core::Engine, data: &Path) -> anyhow::Result<Api> {
+    /// Serves the engine's API (deploys checked with `invoker`'s runtime)
+    /// and writes the address file.
+    pub fn serve(
+        mut self,
+        engine: &weft_core::Engine,
+        invoker: &Arc<WasmInvoker>,
+        data: &Path,
+    ) -> anyhow::Result<Api> {
         let local = self.listener.local_addr()?;
+        self.options.deployer = Some(Arc::new(WasmDeployer {
+            engine: engine.clone(),
+            invoker: invoker.clone(),
+        }));
         let router = weft_server::router(engine.clone(), self.options);
         let (stop, stopped) = oneshot::channel::<()>();
         let listener = self.listener;
@@ -76,6 +93,64 @@ impl Bound {
             stop: Some(stop),
             task: Some(task),
             _file: file,
+        })
+    }
+}
+
+/// Deploys through the API, checked as `weft deploy` checks them: the
+/// process, the bindings and the components' manifests together.
+struct WasmDeployer {
+    engine: weft_core::Engine,
+    invoker: Arc<WasmInvoker>,
+}
+
+impl Deployer for WasmDeployer {
+    fn deploy(&self, req: Deploy) -> DeployFuture<'_> {
+        Box::pin(async move {
+            let base = PathBuf::from(req.base.as_deref().unwrap_or("."));
+            let loaded = load::from_texts(
+                self.invoker.runtime(),
+                (&req.process.name, &req.process.text),
+                (&req.bindings.name, &req.bindings.text),
+                &base,
+                load::Plugins::Given(&req.plugins),
+            )
+            .await
+            .map_err(|diags| {
+                let problems: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                let mut e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_definition",
+                    format!(
+                        "the definition has {} problem{}",
+                        problems.len(),
+                        if problems.len() == 1 { "" } else { "s" }
+                    ),
+                );
+                e.problems = problems;
+                e
+            })?;
+            let request = load::deploy_request(&loaded).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "deploy_refused",
+                    format!("{e:#}"),
+                )
+            })?;
+            for (plugin, _) in loaded.plugins.values() {
+                self.invoker.add(plugin.clone());
+            }
+            let d = self.engine.deploy(request).await?;
+            let p = &loaded.process;
+            Ok(json!({
+                "process": p.name,
+                "version": p.version,
+                "revision": d.revision,
+                "new_version": d.new_version,
+                "new_revision": d.new_revision,
+                "actions": loaded.bindings.actions.len(),
+                "plugins": loaded.plugins.len(),
+            }))
         })
     }
 }

@@ -22,10 +22,12 @@ pub struct Client {
 }
 
 /// What the server answered that is not a success: its message (the
-/// stable code is in the JSON for programs; people read the message).
+/// stable code is in the JSON for programs; people read the message), and
+/// for a definition, each problem.
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub message: String,
+    pub problems: Vec<String>,
 }
 
 impl Client {
@@ -107,8 +109,17 @@ impl Client {
             return Ok(Ok(value));
         }
         let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
+        let problems = value["problems"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Err(Refusal {
             message: field("message").unwrap_or_else(|| format!("{status}: {value}")),
+            problems,
         }))
     }
 }

@@ -26,6 +26,10 @@ impl WasmInvoker {
 
     /// Makes an already loaded plugin available (as a deploy that just
     /// loaded it does), so it is not read back and loaded again.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     pub fn add(&self, plugin: Arc<Plugin>) {
         self.plugins
             .write()

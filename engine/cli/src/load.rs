@@ -65,6 +65,15 @@ fn document(path: &Path) -> Result<Document, Diagnostic> {
     source::load(&name, &text, Format::from_path(&name))
 }
 
+/// Where a definition's plugin components come from.
+pub enum Plugins<'a> {
+    /// The files its bindings name.
+    Files,
+    /// Bytes given by name (a deploy through the API): the paths in the
+    /// bindings are not read.
+    Given(&'a IndexMap<String, Vec<u8>>),
+}
+
 /// Loads and checks a process, its bindings and their plugins. Every problem
 /// found comes back, in file order.
 pub async fn definition(
@@ -72,15 +81,45 @@ pub async fn definition(
     process_path: &Path,
     bindings_path: &Path,
 ) -> Result<Loaded, Diagnostics> {
+    let base = bindings_path.parent().unwrap_or(Path::new("."));
+    check(
+        runtime,
+        document(process_path),
+        document(bindings_path),
+        base,
+        Plugins::Files,
+    )
+    .await
+}
+
+/// `definition` from texts (named as their files were), with relative
+/// paths in the bindings resolved against `base`.
+pub async fn from_texts(
+    runtime: &Runtime,
+    process: (&str, &str),
+    bindings: (&str, &str),
+    base: &Path,
+    plugins: Plugins<'_>,
+) -> Result<Loaded, Diagnostics> {
+    let doc = |(name, text): (&str, &str)| source::load(name, text, Format::from_path(name));
+    check(runtime, doc(process), doc(bindings), base, plugins).await
+}
+
+async fn check(
+    runtime: &Runtime,
+    pdoc: Result<Document, Diagnostic>,
+    bdoc: Result<Document, Diagnostic>,
+    base: &Path,
+    given: Plugins<'_>,
+) -> Result<Loaded, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let pdoc = document(process_path).map_err(|d| diags.push(d)).ok();
+    let pdoc = pdoc.map_err(|d| diags.push(d)).ok();
     let process = pdoc.as_ref().and_then(|doc| {
         weft_model::validate::process(doc)
             .map_err(|d| diags.extend(d))
             .ok()
     });
-    let bdoc = document(bindings_path).map_err(|d| diags.push(d)).ok();
-    let base = bindings_path.parent().unwrap_or(Path::new("."));
+    let bdoc = bdoc.map_err(|d| diags.push(d)).ok();
     let bindings = bdoc.as_ref().and_then(|doc| {
         weft_model::bindings::bindings(doc, base)
             .map_err(|d| diags.extend(d))
@@ -91,7 +130,14 @@ pub async fn definition(
     if let (Some(bindings), Some(bdoc)) = (&bindings, &bdoc) {
         for (name, path) in &bindings.plugins {
             let at = pointer(["plugins", name]);
-            match load_plugin(runtime, name, path).await {
+            let loaded = match &given {
+                Plugins::Files => load_plugin(runtime, name, path).await,
+                Plugins::Given(bytes) => match bytes.get(name) {
+                    Some(b) => load_bytes(runtime, name, b.as_slice().into()).await,
+                    None => Err("its component was not sent with the deploy".to_owned()),
+                },
+            };
+            match loaded {
                 Ok(loaded) => {
                     plugins.insert(name.clone(), loaded);
                 }
@@ -135,6 +181,21 @@ async fn load_plugin(
         .load(name, bytes.clone())
         .await
         .map_err(|e| format!("{}: {e}", shown.display()))?;
+    Ok((Arc::new(plugin), bytes))
+}
+
+async fn load_bytes(
+    runtime: &Runtime,
+    name: &str,
+    bytes: Arc<[u8]>,
+) -> Result<(Arc<Plugin>, Arc<[u8]>), String> {
+    if bytes.len() as u64 > MAX_PLUGIN_BYTES {
+        return Err(format!("it is larger than {} MiB", MAX_PLUGIN_BYTES >> 20));
+    }
+    let plugin = runtime
+        .load(name, bytes.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((Arc::new(plugin), bytes))
 }
 

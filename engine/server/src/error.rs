@@ -14,9 +14,14 @@ pub struct ApiError {
     /// Stable: `bad_request`, `bad_json`, `too_large`, `unauthorized`,
     /// `not_found`, `process_not_found`, `instance_not_found`,
     /// `token_not_found`, `token_used`, `conflict`, `refused`,
-    /// `deploy_refused`, `unavailable`, `internal`.
+    /// `deploy_refused`, `invalid_definition`, `not_supported`,
+    /// `unavailable`, `internal`.
     pub code: &'static str,
     pub message: String,
+    /// For a definition that does not validate: every problem, as
+    /// `file:line:col: what is wrong (hint)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 impl ApiError {
@@ -25,6 +30,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            problems: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | GET | `/healthz` | the process is up |
 //! | GET | `/readyz` | the engine is working (503 with the reason while its store fails) |
+//! | POST | `/v1/deployments` | deploy a process version with its bindings and plugin components |
 //! | GET | `/v1/processes` | deployed process versions |
 //! | GET | `/v1/processes/{name}` | the newest version, with its definition |
 //! | GET | `/v1/processes/{name}/versions/{v}` | one version, with its definition |
@@ -27,6 +28,7 @@
 //! | POST | `/v1/tokens/{token}/heartbeat` | report progress (`details`) |
 
 mod body;
+mod deploy;
 mod error;
 mod instances;
 mod processes;
@@ -42,10 +44,11 @@ use axum::routing::{get, post};
 use weft_core::Engine;
 use weft_model::Span;
 
+pub use deploy::{Deploy, DeployFuture, Deployer, SourceFile};
 pub use error::{ApiError, ApiResult};
 
 /// How a server answers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// Largest request body accepted, in bytes.
     pub max_body: usize,
@@ -54,6 +57,11 @@ pub struct Options {
     /// When set, every request but the health checks must carry
     /// `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Largest deploy body (it carries plugin components), in bytes.
+    pub max_deploy_body: usize,
+    /// Checks and stores a deploy; without one, `POST /v1/deployments`
+    /// answers `not_supported`.
+    pub deployer: Option<Arc<dyn Deployer>>,
 }
 
 impl Default for Options {
@@ -62,6 +70,8 @@ impl Default for Options {
             max_body: 8 << 20,
             max_wait: Span::from_secs(300),
             token: None,
+            max_deploy_body: 128 << 20,
+            deployer: None,
         }
     }
 }
@@ -75,11 +85,16 @@ pub(crate) struct App {
 /// The API over `engine`.
 pub fn router(engine: Engine, options: Options) -> Router {
     let max_body = options.max_body;
+    let max_deploy_body = options.max_deploy_body;
     let app = App {
         engine,
         options: Arc::new(options),
     };
     let v1 = Router::new()
+        .route(
+            "/deployments",
+            post(deploy::deploy).layer(DefaultBodyLimit::max(max_deploy_body)),
+        )
         .route("/processes", get(processes::list))
         .route("/processes/{name}", get(processes::latest))
         .route(

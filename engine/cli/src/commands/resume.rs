@@ -41,9 +41,11 @@ pub async fn resume(data: &Path) -> anyhow::Result<u8> {
                 .is_some_and(|s| !matches!(s.phase, weft_model::Phase::Invoking));
         found.push((id, inst.seq, waits));
     }
-    let (engine, _) = super::engine_on(store.clone(), data)?;
+    let (engine, invoker) = super::engine_on(store.clone(), data)?;
     // Other commands (complete, signal, status, ...) reach this engine here.
-    let _api = crate::api::Bound::loopback().await?.serve(&engine, data)?;
+    let _api = crate::api::Bound::loopback()
+        .await?
+        .serve(&engine, &invoker, data)?;
     let mut notices = engine.subscribe();
     // Instances with an invocation to carry out get it now; those waiting
     // on a retry timer or a completion token wait on.

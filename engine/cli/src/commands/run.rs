@@ -32,7 +32,9 @@ pub async fn run(
     let store = open_store(data, true)?;
     let (engine, invoker) = super::engine_with(store, runtime)?;
     // Other commands (complete, signal, status, ...) reach this engine here.
-    let _api = crate::api::Bound::loopback().await?.serve(&engine, data)?;
+    let _api = crate::api::Bound::loopback()
+        .await?
+        .serve(&engine, &invoker, data)?;
     load::deploy(&engine, &invoker, &loaded).await?;
     let (name, version) = (loaded.process.name.clone(), loaded.process.version);
     start_and_follow(&engine, &name, Some(version), input, key, data).await

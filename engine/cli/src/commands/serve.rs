@@ -27,9 +27,9 @@ pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     let store = open_store(data, true)?;
-    let (engine, _) = engine_on(store.clone(), data)?;
+    let (engine, invoker) = engine_on(store.clone(), data)?;
     let mut notices = engine.subscribe();
-    let api = bound.serve(&engine, data)?;
+    let api = bound.serve(&engine, &invoker, data)?;
     let local = api.url.clone();
     let resumed = engine.resume().await?;
     let schedules = engine.run_schedules().await?;

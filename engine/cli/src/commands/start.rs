@@ -28,7 +28,9 @@ pub async fn start(
         }
         Reach::Store(store) => store,
     };
-    let (engine, _) = engine_on(store, data)?;
-    let _api = crate::api::Bound::loopback().await?.serve(&engine, data)?;
+    let (engine, invoker) = engine_on(store, data)?;
+    let _api = crate::api::Bound::loopback()
+        .await?
+        .serve(&engine, &invoker, data)?;
     run::start_and_follow(&engine, process, version, input, key, data).await
 }

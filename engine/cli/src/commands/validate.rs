@@ -48,12 +48,7 @@ pub async fn deploy(def: &Definition, data: &Path) -> anyhow::Result<u8> {
     if let Some(client) = crate::client::Client::find(data)?
         && client.alive().await
     {
-        anyhow::bail!(
-            "an engine serves {} at {}, and deploying through it is not built yet: stop it, \
-             deploy, then start it again",
-            data.display(),
-            client.base()
-        );
+        return deploy_remote(&client, def, &loaded, data).await;
     }
     let store = super::open_store(data, true)?;
     let engine = super::offline_engine(store)?;
@@ -76,6 +71,72 @@ pub async fn deploy(def: &Definition, data: &Path) -> anyhow::Result<u8> {
         "{what}, {} actions bound to {} plugins, in {}",
         loaded.bindings.actions.len(),
         loaded.plugins.len(),
+        data.display()
+    ));
+    Ok(exit::OK)
+}
+
+/// A deploy to the engine that holds the data directory, through its API:
+/// checked here first (so problems name local paths), then sent whole —
+/// texts and plugin components — and checked again by the engine.
+async fn deploy_remote(
+    client: &crate::client::Client,
+    def: &Definition,
+    loaded: &load::Loaded,
+    data: &Path,
+) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    use base64::Engine as _;
+    let text = |p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let base = std::path::absolute(def.bindings.parent().unwrap_or(Path::new(".")))?;
+    let plugins: serde_json::Map<String, serde_json::Value> = loaded
+        .plugins
+        .iter()
+        .map(|(name, (_, bytes))| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+            (name.clone(), serde_json::Value::String(b64))
+        })
+        .collect();
+    let body = serde_json::json!({
+        "process": { "name": def.process.display().to_string(), "text": text(&def.process)? },
+        "bindings": { "name": def.bindings.display().to_string(), "text": text(&def.bindings)? },
+        "base": base.display().to_string(),
+        "plugins": plugins,
+    });
+    let answer = client
+        .call(hyper::Method::POST, "/v1/deployments", Some(&body))
+        .await?;
+    let v = match answer {
+        Ok(v) => v,
+        Err(refusal) => {
+            for p in &refusal.problems {
+                eprintln!("{p}");
+            }
+            eprintln!("error: {}", refusal.message);
+            return Ok(exit::ERROR);
+        }
+    };
+    let (name, version) = (v["process"].as_str().unwrap_or("?"), &v["version"]);
+    let what = if v["new_version"] == true {
+        format!("deployed process '{name}' v{version}")
+    } else if v["new_revision"] == true {
+        format!(
+            "deployed bindings revision {} for process '{name}' v{version}: its running instances use them from their next attempt",
+            v["revision"]
+        )
+    } else {
+        format!(
+            "process '{name}' v{version} is already deployed with these bindings (revision {})",
+            v["revision"]
+        )
+    };
+    render::say(format_args!(
+        "{what}, {} actions bound to {} plugins, through the engine at {} ({})",
+        v["actions"],
+        v["plugins"],
+        client.base(),
         data.display()
     ));
     Ok(exit::OK)
