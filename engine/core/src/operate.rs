@@ -461,6 +461,14 @@ impl Engine {
         let give_up = clock.now().plus(EARLY_TOKEN_PATIENCE);
         loop {
             let opened = self.inner.tokens_opened.notified();
+            // Sampled before the read: an invocation that commits its token
+            // between the read and a later look would otherwise be missed
+            // (the read saw no token, the look sees nothing in flight).
+            let in_flight = self
+                .inner
+                .invoking
+                .load(std::sync::atomic::Ordering::SeqCst)
+                > 0;
             let t = token.to_owned();
             if let Some(record) = self.read(move |s| s.token(&t)).await? {
                 if record.closed_at.is_some() {
@@ -468,11 +476,6 @@ impl Engine {
                 }
                 return Ok(record);
             }
-            let in_flight = self
-                .inner
-                .invoking
-                .load(std::sync::atomic::Ordering::SeqCst)
-                > 0;
             if !in_flight || clock.now() >= give_up {
                 return Err(Error::NoToken(token.to_owned()));
             }

@@ -288,6 +288,45 @@ async fn a_completion_racing_the_pending_commit_is_not_lost() {
     assert!(matches!(again, Err(Error::TokenUsed(_))), "{again:?}");
 }
 
+/// The completion's first look for the token misses it (the `pending`
+/// answer is not committed yet) and returns only after that commit and the
+/// end of the invocation: the completion still waits for the token and
+/// applies, instead of answering "no step is waiting".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_token_lookup_races_the_commit_still_applies() {
+    let flaky = Arc::new(Flaky::default());
+    let sim = Sim::on_store(PENDING, "", flaky.clone());
+    let (handed_out, mut told) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let handed_out = std::sync::Mutex::new(Some(handed_out));
+    sim.on(
+        "ask",
+        Arc::new(move |_ctx| {
+            if let Some(tx) = handed_out.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            Box::pin(async {
+                StepOutcome::Pending {
+                    token: "tok-8".into(),
+                }
+            })
+        }),
+    );
+    flaky
+        .late_token_read
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let engine = sim.engine.clone();
+    let completer = tokio::spawn(async move {
+        told.recv().await;
+        engine
+            .complete("tok-8", Completion::Done(json!({"answer": 8})))
+            .await
+    });
+    let id = sim.engine.start("pend", None, json!({})).await.unwrap();
+    assert_eq!(completer.await.unwrap().unwrap(), id);
+    sim.engine.settle().await;
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+}
+
 #[tokio::test]
 async fn a_token_taken_by_another_step_fails_the_second_step_as_an_adapter_error() {
     let process = PENDING.replace("on: { done: ok }", "on: { done: ok, error: broken }")

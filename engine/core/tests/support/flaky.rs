@@ -22,6 +22,10 @@ pub struct Flaky {
     pub failed_commits: AtomicUsize,
     /// The outbox entries of these instances read back damaged.
     pub damaged_outbox: Mutex<HashSet<InstanceId>>,
+    /// The next read of a token that is not there yet answers late: only
+    /// once the token has been committed (and a moment more), it says what
+    /// it saw — nothing. A reader racing the commit of a `pending` answer.
+    pub late_token_read: AtomicBool,
 }
 
 fn broken(op: &'static str, what: String) -> Error {
@@ -111,7 +115,18 @@ impl Instances for Flaky {
         self.inner.due_timers(until, limit)
     }
     fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
-        self.inner.token(token)
+        let seen = self.inner.token(token)?;
+        if seen.is_none() && self.late_token_read.swap(false, Ordering::SeqCst) {
+            for _ in 0..500 {
+                if self.inner.token(token)?.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            // Long enough for the invocation that committed it to end.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(seen)
     }
 }
 
