@@ -567,3 +567,63 @@ fn cli_verbs_reach_a_running_server_and_fall_back_when_it_is_gone() {
         "succeeded"
     );
 }
+
+/// The value of one sample line of Prometheus text (`name{labels} value`),
+/// or 0 when the series is absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// After a known workload the counts at `/metrics` are exactly what ran:
+/// three orders through three steps each, and one declined card.
+#[test]
+fn metrics_count_a_known_workload() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("order.yaml"), &[]);
+    let server = Server::start(&data, &[]);
+    let start = "/v1/processes/order-fulfillment/instances?wait=30s";
+    for card in ["4242", "4242", "4242", "4000000000000002"] {
+        let body = format!(r#"{{"input": {}}}"#, order_input(1, card));
+        assert_eq!(server.post(start, &body).status, 200);
+    }
+    let text = server.get("/metrics").body;
+    let p = r#"process="order-fulfillment""#;
+    let n = |series: &str| sample(&text, series);
+    assert_eq!(
+        n(&format!("weft_instances_started_total{{{p}}}")),
+        4.0,
+        "{text}"
+    );
+    for (status, count) in [("succeeded", 3.0), ("failed", 1.0)] {
+        let ended = format!(r#"weft_instances_ended_total{{{p},status="{status}"}}"#);
+        assert_eq!(n(&ended), count, "{status}: {text}");
+        assert_eq!(
+            n(&format!(r#"weft_instances{{status="{status}"}}"#)),
+            count,
+            "{text}"
+        );
+    }
+    let attempts = |action: &str, outcome: &str| {
+        n(&format!(
+            r#"weft_step_duration_seconds_count{{action="{action}",outcome="{outcome}"}}"#
+        ))
+    };
+    assert_eq!(attempts("reserve_inventory", "done"), 4.0, "{text}");
+    assert_eq!(attempts("charge_payment", "done"), 3.0, "{text}");
+    assert_eq!(attempts("charge_payment", "failed"), 1.0, "{text}");
+    assert_eq!(attempts("create_shipment", "done"), 3.0, "{text}");
+    assert_eq!(
+        n(r#"weft_step_failures_total{action="charge_payment",kind="card_declined"}"#),
+        1.0,
+        "{text}"
+    );
+    // start + one per step: 4 for each success, 3 for the declined one.
+    assert_eq!(n(&format!("weft_transitions_total{{{p}}}")), 15.0, "{text}");
+    assert!(n("weft_commit_batch_size_count") >= 1.0, "{text}");
+    assert_eq!(n("weft_outbox"), 0.0, "{text}");
+}

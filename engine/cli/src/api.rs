@@ -63,6 +63,14 @@ impl Bound {
         .await
     }
 
+    /// Records the engine's metrics for `/metrics` (once per process).
+    pub fn with_metrics(mut self) -> anyhow::Result<Bound> {
+        let handle = weft_server::metrics::install()
+            .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
+        self.options.metrics = Some(handle);
+        Ok(self)
+    }
+
     /// Serves the engine's API (deploys checked with `invoker`'s runtime)
     /// and writes the address file.
     pub fn serve(

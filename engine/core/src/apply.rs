@@ -274,6 +274,8 @@ impl Engine {
         let notice_records =
             (self.inner.notices.receiver_count() > 0).then(|| applied.records.clone());
         let settled = applied.settled.clone();
+        let process = applied.instance.process.clone();
+        let undone = crate::metrics::undone(&applied.records);
         let commit = Commit {
             instance: applied.instance,
             previous,
@@ -293,6 +295,7 @@ impl Engine {
             .commit(commit)
             .await?
             .map_err(Error::Conflict)?;
+        crate::metrics::committed(&process, previous, status, undone);
         self.clear_trouble();
         if let Some(inst) = keep {
             lock(&self.inner.active).insert(id.clone(), inst);

@@ -207,7 +207,9 @@ impl Engine {
                     lock(&self.inner.running).remove(&inv.key);
                     return;
                 }
+                let watch = crate::metrics::Stopwatch::start();
                 let (outcome, heartbeat) = self.call(&deployment, &inv).await;
+                crate::metrics::attempt(&inv.action, &outcome, watch.seconds());
                 let ran = Some(Ran {
                     revision: deployment.revision,
                 });

@@ -18,6 +18,7 @@ mod dispatch;
 mod engine;
 pub mod guard;
 mod ids;
+pub mod metrics;
 mod operate;
 pub mod schedule;
 mod timers;
@@ -34,7 +35,7 @@ pub use apply::Delivered;
 pub use clock::{Clock, SimClock, SystemClock};
 pub use engine::{Engine, EngineOptions, Notice};
 pub use operate::{
-    Completion, DeployRequest, Deployed, Page, PageQuery, ProcessRecord, Started, Summary,
+    Completion, DeployRequest, Deployed, Gauges, Page, PageQuery, ProcessRecord, Started, Summary,
 };
 pub use writer::Writer;
 

@@ -65,6 +65,16 @@ pub struct Summary {
     pub updated_at: weft_model::Millis,
 }
 
+/// Point-in-time figures read from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauges {
+    pub by_status: Vec<(Status, usize)>,
+    /// Invocations committed and not yet settled.
+    pub outbox: usize,
+    /// Durable timers armed.
+    pub timers: usize,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub items: Vec<Summary>,
@@ -204,6 +214,27 @@ impl Engine {
             },
             None => Error::NoProcess(name.to_owned()),
         })
+    }
+
+    /// What `/metrics` reports as gauges, read from the store: instances by
+    /// status, invocations in the outbox, armed timers.
+    pub async fn gauges(&self) -> Result<Gauges> {
+        self.read(|s| {
+            let mut by_status = Vec::new();
+            for status in Status::ALL {
+                by_status.push((status, s.ids_with_status(status)?.len()));
+            }
+            let outbox = s.outbox()?.len();
+            let timers = s
+                .due_timers(weft_model::Millis(u64::MAX), usize::MAX)?
+                .len();
+            Ok(Gauges {
+                by_status,
+                outbox,
+                timers,
+            })
+        })
+        .await
     }
 
     /// The instance of `process` started with a business key.

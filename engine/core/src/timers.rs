@@ -74,7 +74,10 @@ impl Engine {
                     at: timer.at,
                 };
                 let outcome = match engine.deliver(&timer.instance, event, None).await {
-                    Ok(Delivered::Applied) => Ok(()),
+                    Ok(Delivered::Applied) => {
+                        crate::metrics::timer_fired(timer.kind);
+                        Ok(())
+                    }
                     Ok(Delivered::Rejected(_)) | Err(Error::NoInstance(_)) => {
                         // Its instance moved on: the timer is spent.
                         let spent = timer.clone();

@@ -130,7 +130,9 @@ fn run(journal: &dyn Journal, rx: &mpsc::Receiver<Job>, stats: &Stats) {
         stats
             .commits
             .fetch_add(commits.len() as u64, Ordering::Relaxed);
+        let watch = crate::metrics::Stopwatch::start();
         let written = journal.commit(&commits);
+        crate::metrics::group_commit(commits.len(), watch.seconds());
         stats
             .queued
             .fetch_sub(commits.len() as u64, Ordering::SeqCst);

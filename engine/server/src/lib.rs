@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | GET | `/healthz` | the process is up |
 //! | GET | `/readyz` | the engine is working (503 with the reason while its store fails) |
+//! | GET | `/metrics` | Prometheus text: counters, histograms, and gauges read from the store |
 //! | POST | `/v1/deployments` | deploy a process version with its bindings and plugin components |
 //! | GET | `/v1/processes` | deployed process versions |
 //! | GET | `/v1/processes/{name}` | the newest version, with its definition |
@@ -31,6 +32,7 @@ mod body;
 mod deploy;
 mod error;
 mod instances;
+pub mod metrics;
 mod processes;
 
 use std::sync::Arc;
@@ -62,6 +64,9 @@ pub struct Options {
     /// Checks and stores a deploy; without one, `POST /v1/deployments`
     /// answers `not_supported`.
     pub deployer: Option<Arc<dyn Deployer>>,
+    /// The recorder's handle ([`metrics::install`]); without one,
+    /// `/metrics` has the gauges only.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Default for Options {
@@ -72,6 +77,7 @@ impl Default for Options {
             token: None,
             max_deploy_body: 128 << 20,
             deployer: None,
+            metrics: None,
         }
     }
 }
@@ -115,6 +121,11 @@ pub fn router(engine: Engine, options: Options) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route(
+            "/metrics",
+            get(metrics::scrape)
+                .route_layer(middleware::from_fn_with_state(app.clone(), authorize)),
+        )
         .nest("/v1", v1)
         .fallback(|| async {
             ApiError::new(

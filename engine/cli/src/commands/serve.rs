@@ -21,7 +21,7 @@ pub const ADDRESS_FILE: &str = "server.addr";
 
 pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
     // Bound before anything else: a taken port stops the start at once.
-    let bound = Bound::bind(http).await?;
+    let bound = Bound::bind(http).await?.with_metrics()?;
     // Installed before anything runs: a stop asked for while the engine
     // starts is not lost. SIGTERM is what service managers send.
     let mut interrupt = signal(SignalKind::interrupt())?;

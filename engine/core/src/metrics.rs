@@ -1,0 +1,117 @@
+//! What the engine counts, through the `metrics` facade: the binary that
+//! runs a server installs a recorder (Prometheus text at `/metrics`);
+//! without one these calls cost next to nothing. Names and labels are the
+//! API's: keep them stable.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `weft_transitions_total` | counter | `process` |
+//! | `weft_instances_started_total` | counter | `process` |
+//! | `weft_instances_ended_total` | counter | `process`, `status` |
+//! | `weft_step_duration_seconds` | histogram | `action`, `outcome` (`done`, `pending`, `failed`) |
+//! | `weft_step_failures_total` | counter | `action`, `kind` |
+//! | `weft_compensations_total` | counter | `process` |
+//! | `weft_timers_fired_total` | counter | `kind` |
+//! | `weft_commit_batch_size` | histogram | |
+//! | `weft_commit_seconds` | histogram | (one group commit: write and flush) |
+
+use weft_model::{Record, RecordKind, Status, StepOutcome};
+
+/// Describes every metric once (units and help text for the exporter).
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "weft_transitions_total",
+        "Committed state changes of instances."
+    );
+    describe_counter!("weft_instances_started_total", "Instances started.");
+    describe_counter!(
+        "weft_instances_ended_total",
+        "Instances that ended, by final status."
+    );
+    describe_histogram!(
+        "weft_step_duration_seconds",
+        Unit::Seconds,
+        "How long one attempt of a step's action took, by action and outcome."
+    );
+    describe_counter!(
+        "weft_step_failures_total",
+        "Failed attempts, by action and failure kind."
+    );
+    describe_counter!("weft_compensations_total", "Completed steps undone.");
+    describe_counter!(
+        "weft_timers_fired_total",
+        "Durable timers delivered, by kind."
+    );
+    describe_histogram!(
+        "weft_commit_batch_size",
+        "Commits written by one group commit."
+    );
+    describe_histogram!(
+        "weft_commit_seconds",
+        Unit::Seconds,
+        "How long one group commit (write and flush) took."
+    );
+}
+
+/// Measures wall time for the duration metrics (what they report is how
+/// long things took, not anything the engine decides on).
+pub(crate) struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    #[allow(clippy::disallowed_methods)]
+    pub(crate) fn start() -> Self {
+        Stopwatch(std::time::Instant::now())
+    }
+    pub(crate) fn seconds(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+/// The compensations among a change's records.
+pub(crate) fn undone(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::Compensated { .. }))
+        .count() as u64
+}
+
+/// One committed change of an instance of `process`.
+pub(crate) fn committed(process: &str, previous: Option<Status>, status: Status, undone: u64) {
+    let p = process.to_owned();
+    metrics::counter!("weft_transitions_total", "process" => p.clone()).increment(1);
+    if previous.is_none() {
+        metrics::counter!("weft_instances_started_total", "process" => p.clone()).increment(1);
+    }
+    if status.is_finished() && previous.is_none_or(|s| !s.is_finished()) {
+        metrics::counter!("weft_instances_ended_total", "process" => p.clone(), "status" => status.as_str())
+            .increment(1);
+    }
+    if undone > 0 {
+        metrics::counter!("weft_compensations_total", "process" => p).increment(undone);
+    }
+}
+
+/// One attempt of `action` ended with `outcome` after `seconds`.
+pub(crate) fn attempt(action: &str, outcome: &StepOutcome, seconds: f64) {
+    let (label, kind) = match outcome {
+        StepOutcome::Done { .. } => ("done", None),
+        StepOutcome::Pending { .. } => ("pending", None),
+        StepOutcome::Failed { failure } => ("failed", Some(failure.kind.clone())),
+    };
+    metrics::histogram!("weft_step_duration_seconds", "action" => action.to_owned(), "outcome" => label)
+        .record(seconds);
+    if let Some(kind) = kind {
+        metrics::counter!("weft_step_failures_total", "action" => action.to_owned(), "kind" => kind)
+            .increment(1);
+    }
+}
+
+pub(crate) fn timer_fired(kind: weft_model::TimerKind) {
+    metrics::counter!("weft_timers_fired_total", "kind" => kind.as_str()).increment(1);
+}
+
+pub(crate) fn group_commit(commits: usize, seconds: f64) {
+    metrics::histogram!("weft_commit_batch_size").record(commits as f64);
+    metrics::histogram!("weft_commit_seconds").record(seconds);
+}
