@@ -627,3 +627,67 @@ fn metrics_count_a_known_workload() {
     assert!(n("weft_commit_batch_size_count") >= 1.0, "{text}");
     assert_eq!(n("weft_outbox"), 0.0, "{text}");
 }
+
+/// `weft diagram` draws a process file, and an instance's deployed version
+/// with its current state and path — from the store, or through a running
+/// server.
+#[test]
+fn weft_diagram_draws_a_process_and_an_instances_path() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let file = fixture("waits.yaml");
+    let drawn = run(&["diagram", &file]);
+    assert_eq!(drawn.code, 0, "{}", drawn.stderr);
+    assert!(drawn.stdout.starts_with("flowchart TD"), "{}", drawn.stdout);
+    assert!(
+        drawn.stdout.contains("signals: approve, reject"),
+        "{}",
+        drawn.stdout
+    );
+
+    deploy(&s, &data, &file, &[]);
+    let started = run(&[
+        "start",
+        "waits",
+        "--input",
+        r#"{"mode": "approval"}"#,
+        "--key",
+        "d-1",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(
+        started.code, 4,
+        "waiting: {}\n{}",
+        started.stdout, started.stderr
+    );
+    let embedded = run(&[
+        "diagram",
+        "--instance",
+        "d-1",
+        "--format",
+        "dot",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(embedded.code, 0, "{}", embedded.stderr);
+    let dot = &embedded.stdout;
+    assert!(dot.starts_with("digraph \"waits\""), "{dot}");
+    // intake --done--> review was taken; review is where it waits.
+    assert_eq!(dot.matches("penwidth=2.5").count(), 1, "{dot}");
+    let current = dot
+        .lines()
+        .find(|l| l.contains("fillcolor=\"#ffd54f\""))
+        .unwrap_or_default();
+    assert!(current.contains("review"), "{dot}");
+
+    let server = Server::start(&data, &[]);
+    let remote = run(&["diagram", "--instance", "d-1", "--data", &data]);
+    assert_eq!(remote.code, 0, "{}", remote.stderr);
+    assert!(remote.stdout.contains(" current"), "{}", remote.stdout);
+    drop(server);
+    let bad = run(&["diagram", &file, "--format", "png"]);
+    assert_eq!(bad.code, 2);
+    let none = run(&["diagram", "--data", &data]);
+    assert_eq!(none.code, 2);
+}

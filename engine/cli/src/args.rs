@@ -113,6 +113,21 @@ pub enum Command {
         #[command(flatten)]
         http: Listen,
     },
+    /// Draw a process as a state diagram (Mermaid or Graphviz DOT), with an
+    /// instance's current state and path highlighted when given.
+    Diagram {
+        /// The process file; without it, the deployed version the
+        /// instance runs.
+        process: Option<PathBuf>,
+        /// `mermaid` (default) or `dot`.
+        #[arg(long, default_value = "mermaid")]
+        format: String,
+        /// An instance (id or business key) whose state and path to show.
+        #[arg(long)]
+        instance: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
     /// List instances, oldest first, a page at a time.
     List {
         #[command(flatten)]

@@ -10,6 +10,7 @@
 
 pub mod bindings;
 pub mod def;
+pub mod diagram;
 mod error;
 pub mod expr;
 pub mod instance;

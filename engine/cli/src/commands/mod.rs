@@ -70,6 +70,12 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
         }
         Command::Serve { data, http } => serve::serve(&data.dir, &http).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json).await,
+        Command::Diagram {
+            process,
+            format,
+            instance,
+            data,
+        } => show::diagram(process.as_deref(), &format, instance.as_deref(), &data.dir).await,
         Command::List {
             data,
             process,

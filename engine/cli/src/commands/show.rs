@@ -68,6 +68,104 @@ pub async fn history(target: &str, data: &Path, json: bool) -> anyhow::Result<u8
     Ok(exit::OK)
 }
 
+/// `weft diagram`: a process file, or the deployed version an instance
+/// runs, drawn; with an instance, its state and the path it took.
+pub async fn diagram(
+    file: Option<&Path>,
+    format: &str,
+    instance: Option<&str>,
+    data: &Path,
+) -> anyhow::Result<u8> {
+    use weft_model::diagram::{self, Format, Trail};
+    let format = match format {
+        "mermaid" => Format::Mermaid,
+        "dot" => Format::Dot,
+        other => bail!("--format {other}: it is `mermaid` or `dot`"),
+    };
+    let (definition, trail) = match instance {
+        None => (None, None),
+        Some(target) => {
+            let (inst, records, definition) = instance_and_process(target, data).await?;
+            let mut trail = Trail {
+                current: Some(inst.state.clone()),
+                ..Trail::default()
+            };
+            for r in records.iter().filter(|r| r.branch.is_none()) {
+                if let weft_model::RecordKind::Transition { from, to, .. } = &r.kind {
+                    trail.visited.insert(from.clone());
+                    trail.taken.insert((from.clone(), to.clone()));
+                }
+            }
+            (Some(definition), Some(trail))
+        }
+    };
+    let process = match (file, definition) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            match weft_model::parse_process(&path.display().to_string(), &text) {
+                Ok(p) => p,
+                Err(diags) => {
+                    eprintln!("{diags}");
+                    return Ok(exit::ERROR);
+                }
+            }
+        }
+        (None, Some(definition)) => {
+            let doc = weft_model::Document::from_value("the deployed process", definition);
+            weft_model::validate::process(&doc).map_err(|d| anyhow::anyhow!("{d}"))?
+        }
+        (None, None) => bail!("give a process file, or --instance <id> to draw what it runs"),
+    };
+    render::say(diagram::draw(&process, format, trail.as_ref()).trim_end());
+    Ok(exit::OK)
+}
+
+/// An instance, its history and the definition of the version it runs.
+async fn instance_and_process(
+    target: &str,
+    data: &Path,
+) -> anyhow::Result<(Instance, Vec<Record>, serde_json::Value)> {
+    match reach(data, super::operate::PATIENCE).await? {
+        Reach::Server(client) => {
+            let t = segment(target);
+            let inst: Instance =
+                serde_json::from_value(get(&client, &format!("/v1/instances/{t}")).await?)?;
+            let mut records = Vec::new();
+            let mut from = 0u64;
+            loop {
+                let path = format!("/v1/instances/{t}/history?from={from}");
+                let page = get(&client, &path).await?;
+                records.extend(serde_json::from_value::<Vec<Record>>(
+                    page["items"].clone(),
+                )?);
+                match page["next"].as_u64() {
+                    Some(next) if next > from => from = next,
+                    _ => break,
+                }
+            }
+            let path = format!(
+                "/v1/processes/{}/versions/{}",
+                segment(&inst.process),
+                inst.version
+            );
+            let definition = get(&client, &path).await?["definition"].clone();
+            Ok((inst, records, definition))
+        }
+        Reach::Store(store) => {
+            let engine = offline_engine(store)?;
+            let id = engine.resolve(target).await?;
+            let inst = engine.status(&id).await?;
+            let records = engine.history(&id, 0).await?;
+            let definition = engine
+                .process_record(&inst.process, Some(inst.version))
+                .await?
+                .definition;
+            Ok((inst, records, definition))
+        }
+    }
+}
+
 /// What `weft list` asks for.
 pub struct Filter {
     pub process: Option<String>,
