@@ -691,3 +691,48 @@ fn weft_diagram_draws_a_process_and_an_instances_path() {
     let none = run(&["diagram", "--data", &data]);
     assert_eq!(none.code, 2);
 }
+
+/// `--log-format json` writes one JSON object per line, and every
+/// invocation runs in a span naming the instance, process version, state,
+/// action, idempotency key, attempt and the digest of the plugin that ran.
+#[test]
+fn json_logs_carry_a_span_per_invocation_and_transition() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let mut cmd = weft_tests::weft(&weft_tests::run_args(
+        &weft_tests::order_process(),
+        &s.bindings(&[]),
+        &order_input(1, "4242"),
+        &data,
+    ));
+    cmd.arg("--log-format")
+        .arg("json")
+        .env("WEFT_LOG", "weft_core=debug");
+    let out = weft_tests::output(cmd);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let lines: Vec<Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let invoke = lines
+        .iter()
+        .find(|l| l["span"]["name"] == "invoke" && l["span"]["action"] == "charge_payment")
+        .unwrap_or_else(|| panic!("no invoke span for the charge: {}", out.stderr));
+    let span = &invoke["span"];
+    assert_eq!(span["process"], "order-fulfillment");
+    assert_eq!(span["state"], "charge");
+    assert_eq!(span["attempt"], 1);
+    assert!(
+        span["key"].as_str().unwrap().ends_with("/charge/1"),
+        "{span}"
+    );
+    assert_eq!(span["plugin"].as_str().unwrap().len(), 64, "{span}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["name"] == "transition" && l["fields"]["message"] == "committed"),
+        "{}",
+        out.stderr
+    );
+}

@@ -13,6 +13,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How logs (stderr) look: `human`, or `json` (one object per line,
+    /// with the span of the transition or invocation it happened in).
+    #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
 }
 
 #[derive(Debug, Args)]

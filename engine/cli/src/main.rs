@@ -35,7 +35,7 @@ pub mod exit {
 fn main() -> ExitCode {
     quiet_library_backtraces();
     let cli = args::Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format == "json");
     // Store reads and the interpreter run on the blocking pool. Expressions
     // have a stack budget of their own (1 MiB, measured from where they
     // start): 8 MiB threads leave room. The pool is capped: tokio's default
@@ -79,13 +79,23 @@ fn quiet_library_backtraces() {
     }
 }
 
-/// Logs go to stderr; `WEFT_LOG` picks what (default: warnings and errors).
-fn init_tracing() {
+/// Logs go to stderr; `WEFT_LOG` picks what (default: warnings and
+/// errors; `weft=debug` shows each transition and invocation as a span);
+/// `--log-format json` writes one JSON object per line.
+fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    if json {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.init();
+    }
 }

@@ -126,7 +126,13 @@ impl Engine {
         ran: Option<Ran>,
     ) -> Result<Delivered> {
         let _work = self.work();
-        self.exclusive(id, async {
+        let span = tracing::debug_span!(
+            "transition",
+            instance = %id,
+            event = event_name(&event),
+            key = event.key().unwrap_or_default(),
+        );
+        let applying = self.exclusive(id, async {
             let inst = self.take_current(id).await?;
             let prepared = async {
                 let process = self.process(&inst.process, inst.version).await?;
@@ -173,11 +179,16 @@ impl Engine {
                         .filter(|_| concluded && !final_failure)
                         .map(|r| vec![(key.to_owned(), r)]);
                     let previous = inst.status;
+                    let moved = tracing::enabled!(tracing::Level::DEBUG)
+                        .then(|| (applied.instance.status, applied.instance.state.clone()));
                     match self
                         .write(Some(previous), applied, results, same_data)
                         .await
                     {
                         Ok(invokes) => {
+                            if let Some((status, state)) = moved {
+                                tracing::debug!(%status, %state, "committed");
+                            }
                             // Registered while the instance is still
                             // locked: a cancel right after finds them.
                             self.dispatch(invokes, false);
@@ -200,8 +211,8 @@ impl Engine {
                     Ok(Delivered::Rejected(why))
                 }
             }
-        })
-        .await
+        });
+        tracing::Instrument::instrument(applying, span).await
     }
 
     /// Commits what the interpreter produced, tells observers, and returns
@@ -375,6 +386,20 @@ impl Engine {
         if Arc::strong_count(&slot) == 2 {
             locks.remove(id);
         }
+    }
+}
+
+/// What an event is, for logs.
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::StepDone { .. } => "step_done",
+        Event::StepFailed { .. } => "step_failed",
+        Event::StepPending { .. } => "step_pending",
+        Event::Heartbeat { .. } => "heartbeat",
+        Event::Timer { .. } => "timer",
+        Event::Redrive => "redrive",
+        Event::Cancel { .. } => "cancel",
+        Event::Signal { .. } => "signal",
     }
 }
 

@@ -34,7 +34,7 @@ impl Engine {
             let engine = self.clone();
             let key = inv.key.clone();
             let mut running = lock(&self.inner.running);
-            let task = self.spawn(async move { engine.run_invoke(inv, recovered).await });
+            let task = self.spawn(async move { engine.run_invoke_traced(inv, recovered).await });
             running.insert(key, task);
         }
     }
@@ -61,7 +61,7 @@ impl Engine {
                 let mut running = lock(&engine.inner.running);
                 let task = engine.spawn(async move {
                     let _permit = permit;
-                    runner.run_invoke(inv, true).await;
+                    runner.run_invoke_traced(inv, true).await;
                 });
                 running.insert(key, task);
             }
@@ -156,6 +156,24 @@ impl Engine {
             .await
     }
 
+    /// `run_invoke` in a span naming the invocation: instance, process
+    /// version, state, action, idempotency key and attempt (the plugin
+    /// digest is added once the deployment is known).
+    async fn run_invoke_traced(&self, inv: Invoke, recovered: bool) {
+        let span = tracing::debug_span!(
+            "invoke",
+            instance = %inv.instance,
+            process = %inv.process,
+            version = inv.version,
+            state = %inv.state,
+            action = %inv.action,
+            key = %inv.key,
+            attempt = inv.attempt,
+            plugin = tracing::field::Empty,
+        );
+        tracing::Instrument::instrument(self.run_invoke(inv, recovered), span).await
+    }
+
     pub(crate) async fn run_invoke(&self, inv: Invoke, recovered: bool) {
         /// Counts the invocation until its outcome is committed (or it is
         /// dropped): a completion for a token not stored yet waits while any
@@ -207,6 +225,15 @@ impl Engine {
                     lock(&self.inner.running).remove(&inv.key);
                     return;
                 }
+                if let Some(digest) = deployment
+                    .bindings
+                    .actions
+                    .get(&inv.action)
+                    .and_then(|b| deployment.plugins.get(&b.plugin))
+                {
+                    tracing::Span::current().record("plugin", digest.as_str());
+                }
+                tracing::debug!("invoking");
                 let watch = crate::metrics::Stopwatch::start();
                 let (outcome, heartbeat) = self.call(&deployment, &inv).await;
                 crate::metrics::attempt(&inv.action, &outcome, watch.seconds());
