@@ -61,6 +61,27 @@ fn fixture(name: &str) -> String {
         .to_string()
 }
 
+/// Polls `probe` (every 20 ms, up to 6 s) until it has an answer.
+fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..300 {
+        if let Some(t) = probe() {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// Waits (through `weft status`) until the instance waits; its version.
+fn waiting_version(data: &str, target: &str) -> Value {
+    eventually(&format!("{target} to wait"), || {
+        let out = run(&["status", target, "--data", data, "--json"]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap();
+        (v["status"] == "waiting").then(|| v["version"].clone())
+    })
+}
+
 fn expect(r: &Http, status: u16) -> Value {
     assert_eq!(r.status, status, "{}", r.body);
     r.json()
@@ -223,16 +244,11 @@ fn signals_tokens_and_operators_over_http() {
         201,
     );
     let id = o["id"].as_str().unwrap().to_owned();
-    let mut beat = None;
-    for _ in 0..300 {
+    let beat = eventually("the token to be handed out", || {
         let r = server.post("/v1/tokens/tok-api/heartbeat", r#"{"details": "half"}"#);
-        if r.status == 200 {
-            beat = Some(r.json());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(beat.unwrap()["instance"], id.as_str());
+        (r.status == 200).then(|| r.json())
+    });
+    assert_eq!(beat["instance"], id.as_str());
     let both = expect(
         &server.post(
             "/v1/tokens/tok-api/complete",
@@ -250,15 +266,10 @@ fn signals_tokens_and_operators_over_http() {
     );
     let used = expect(&server.post("/v1/tokens/tok-api/complete", "{}"), 409);
     assert_eq!(used["code"], "token_used");
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        status = expect(&server.get(&format!("/v1/instances/{id}")), 200)["status"].clone();
-        if status == "succeeded" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(status, "succeeded");
+    eventually("the completed order to succeed", || {
+        let v = expect(&server.get(&format!("/v1/instances/{id}")), 200);
+        (v["status"] == "succeeded").then_some(())
+    });
 
     // Operators: cancel a waiting instance; redrive refuses what is not parked.
     expect(
@@ -465,17 +476,7 @@ fn cli_verbs_reach_a_running_server_and_fall_back_when_it_is_gone() {
     ]);
     assert_eq!(started.code, 0, "{}\n{}", started.stdout, started.stderr);
     let id = started.stdout.trim().to_owned();
-    let mut status = Value::Null;
-    for _ in 0..300 {
-        let out = run(&["status", "loan-9", "--data", &data, "--json"]);
-        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-        status = serde_json::from_str::<Value>(&out.stdout).unwrap()["status"].clone();
-        if status == "waiting" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(status, "waiting");
+    waiting_version(&data, "loan-9");
     let again = run(&["start", "waits", "--key", "loan-9", "--data", &data]);
     assert!(again.stdout.contains("already exists"), "{}", again.stdout);
     assert!(again.stdout.contains(&id), "{}", again.stdout);
@@ -531,17 +532,7 @@ fn cli_verbs_reach_a_running_server_and_fall_back_when_it_is_gone() {
         &data,
     ]);
     assert_eq!(newer.code, 0, "{}", newer.stderr);
-    let mut version = Value::Null;
-    for _ in 0..300 {
-        let out = run(&["status", "loan-10", "--data", &data, "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        if v["status"] == "waiting" {
-            version = v["version"].clone();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(version, 2);
+    assert_eq!(waiting_version(&data, "loan-10"), 2);
     let broken = s.write(
         "broken.yaml",
         &std::fs::read_to_string(fixture("waits.yaml"))

@@ -247,26 +247,36 @@ states:
   ok: { type: succeed }
 "#;
 
-#[tokio::test]
-async fn a_completion_racing_the_pending_commit_is_not_lost() {
-    let sim = Sim::new(PENDING, "");
-    let (handed_out, mut told) = tokio::sync::mpsc::unbounded_channel::<()>();
+/// Makes `action` answer `pending` with `token`, telling the receiver
+/// (once) as it gives the token away, before its answer is committed.
+fn hands_out_first(
+    action: &str,
+    token: &'static str,
+    sim: &Sim,
+) -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (handed_out, told) = tokio::sync::mpsc::unbounded_channel::<()>();
     let handed_out = std::sync::Mutex::new(Some(handed_out));
     sim.on(
-        "ask",
+        action,
         Arc::new(move |_ctx| {
-            // The adapter gives the token away before answering `pending`.
             if let Some(tx) = handed_out.lock().unwrap().take() {
                 let _ = tx.send(());
             }
-            Box::pin(async {
+            Box::pin(async move {
                 tokio::task::yield_now().await;
                 StepOutcome::Pending {
-                    token: "tok-7".into(),
+                    token: token.into(),
                 }
             })
         }),
     );
+    told
+}
+
+#[tokio::test]
+async fn a_completion_racing_the_pending_commit_is_not_lost() {
+    let sim = Sim::new(PENDING, "");
+    let mut told = hands_out_first("ask", "tok-7", &sim);
     let engine = sim.engine.clone();
     let completer = tokio::spawn(async move {
         told.recv().await;
@@ -296,21 +306,7 @@ async fn a_completion_racing_the_pending_commit_is_not_lost() {
 async fn a_completion_whose_token_lookup_races_the_commit_still_applies() {
     let flaky = Arc::new(Flaky::default());
     let sim = Sim::on_store(PENDING, "", flaky.clone());
-    let (handed_out, mut told) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let handed_out = std::sync::Mutex::new(Some(handed_out));
-    sim.on(
-        "ask",
-        Arc::new(move |_ctx| {
-            if let Some(tx) = handed_out.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
-            Box::pin(async {
-                StepOutcome::Pending {
-                    token: "tok-8".into(),
-                }
-            })
-        }),
-    );
+    let mut told = hands_out_first("ask", "tok-8", &sim);
     flaky
         .late_token_read
         .store(true, std::sync::atomic::Ordering::SeqCst);
