@@ -312,40 +312,47 @@ impl Engine {
                 Some(st) => vec![st],
                 None => Status::ALL.to_vec(),
             };
-            let mut ids = Vec::new();
-            for st in statuses {
-                ids.extend(s.ids_with_status(st)?);
-            }
-            ids.sort();
-            let mut items = Vec::new();
-            let mut next = None;
-            for id in ids
-                .into_iter()
-                .filter(|id| q.after.as_ref().is_none_or(|a| id > a))
-            {
-                let Some(inst) = s.instance(&id)? else {
-                    continue;
+            // Walks the status indexes in id order from the cursor, a batch
+            // at a time: a page reads about what it shows (more when the
+            // process or state filter skips many), never the whole index.
+            let batch = limit + 1;
+            let mut cursor = q.after.clone();
+            let mut items: Vec<Summary> = Vec::new();
+            loop {
+                let mut ids = Vec::new();
+                for st in &statuses {
+                    ids.extend(s.ids_with_status_after(*st, cursor.as_ref(), batch)?);
+                }
+                ids.sort();
+                ids.truncate(batch);
+                let Some(last) = ids.last().cloned() else {
+                    return Ok(Page { items, next: None });
                 };
-                let wanted = q.process.as_ref().is_none_or(|p| *p == inst.process)
-                    && q.state.as_ref().is_none_or(|st| *st == inst.state);
-                if !wanted {
-                    continue;
+                for id in ids {
+                    let Some(inst) = s.instance(&id)? else {
+                        continue;
+                    };
+                    let wanted = q.process.as_ref().is_none_or(|p| *p == inst.process)
+                        && q.state.as_ref().is_none_or(|st| *st == inst.state);
+                    if !wanted {
+                        continue;
+                    }
+                    if items.len() == limit {
+                        let next = items.last().map(|i| i.id.clone());
+                        return Ok(Page { items, next });
+                    }
+                    items.push(Summary {
+                        id: inst.id,
+                        process: inst.process,
+                        version: inst.version,
+                        key: inst.key,
+                        status: inst.status,
+                        state: inst.state,
+                        updated_at: inst.updated_at,
+                    });
                 }
-                if items.len() == limit {
-                    next = items.last().map(|i: &Summary| i.id.clone());
-                    break;
-                }
-                items.push(Summary {
-                    id: inst.id,
-                    process: inst.process,
-                    version: inst.version,
-                    key: inst.key,
-                    status: inst.status,
-                    state: inst.state,
-                    updated_at: inst.updated_at,
-                });
+                cursor = Some(last);
             }
-            Ok(Page { items, next })
         })
         .await
     }

@@ -560,6 +560,52 @@ async fn list_pages_through_instances_with_filters() {
         .unwrap();
     assert_eq!(cancelled.items.len(), 1);
     assert_eq!(cancelled.items[0].state, "review");
+
+    // Every status at once, a few at a time: the indexes merge in id order.
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = sim
+            .engine
+            .list(PageQuery {
+                after: after.clone(),
+                limit: 3,
+                ..PageQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3);
+        all.extend(page.items.iter().map(|s| s.id.clone()));
+        match page.next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    // A filter that skips everything walks every batch and ends empty.
+    let none = sim
+        .engine
+        .list(PageQuery {
+            process: Some("other".into()),
+            limit: 2,
+            ..PageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((none.items.len(), none.next), (0, None));
+    let one = sim
+        .engine
+        .list(PageQuery {
+            state: Some("review".into()),
+            status: Some(Status::Cancelled),
+            limit: 1,
+            ..PageQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((one.items.len(), one.next), (1, None));
 }
 
 #[tokio::test]

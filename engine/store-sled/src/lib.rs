@@ -425,6 +425,29 @@ impl Instances for SledStore {
             .collect()
     }
 
+    fn ids_with_status_after(
+        &self,
+        status: Status,
+        after: Option<&InstanceId>,
+        limit: usize,
+    ) -> Result<Vec<InstanceId>> {
+        use std::ops::Bound;
+        let prefix = [keys::STATUS, keys::status_byte(status)];
+        let from = match after {
+            Some(a) => Bound::Excluded(keys::status(status, a)),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut ids = Vec::new();
+        for kv in self.journal.range::<Vec<u8>, _>((from, Bound::Unbounded)) {
+            let (k, _) = kv.map_err(sled_err("read", format!("the {status} index")))?;
+            if !k.starts_with(&prefix) || ids.len() >= limit {
+                break;
+            }
+            ids.push(InstanceId(String::from_utf8_lossy(&k[2..]).into_owned()));
+        }
+        Ok(ids)
+    }
+
     fn outbox(&self) -> Result<Vec<Result<Invoke>>> {
         self.journal
             .scan_prefix([keys::OUTBOX])

@@ -314,6 +314,15 @@ pub trait Instances: Send + Sync {
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>>;
     /// Ids of instances with this status, oldest first.
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>>;
+    /// At most `limit` ids of instances with this status after `after`
+    /// (exclusive), oldest first: a page of the status index, read without
+    /// reading the rest.
+    fn ids_with_status_after(
+        &self,
+        status: Status,
+        after: Option<&InstanceId>,
+        limit: usize,
+    ) -> Result<Vec<InstanceId>>;
     /// Every pending outbox invocation of every instance; an entry that
     /// cannot be read comes back as its error, so one damaged record does
     /// not hide the others.

@@ -208,6 +208,24 @@ impl Instances for MemStore {
             .collect())
     }
 
+    fn ids_with_status_after(
+        &self,
+        status: Status,
+        after: Option<&InstanceId>,
+        limit: usize,
+    ) -> Result<Vec<InstanceId>> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.clone()));
+        Ok(self
+            .lock()
+            .instances
+            .range((from, Bound::Unbounded))
+            .filter(|(_, i)| i.status == status)
+            .take(limit)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
     fn outbox(&self) -> Result<Vec<Result<Invoke>>> {
         Ok(self.lock().outbox.values().cloned().map(Ok).collect())
     }

@@ -633,7 +633,43 @@ fn data_is_written_when_it_changed(h: &mut dyn Harness) {
     assert_eq!(h.store().instance(&a).expect("io"), Some(changed.instance));
 }
 
+fn status_pages_read_in_id_order_after_a_cursor(h: &mut dyn Harness) {
+    let waiting: Vec<InstanceId> = (60..65).map(id).collect();
+    let running: Vec<InstanceId> = (65..67).map(id).collect();
+    let mut batch: Vec<Commit> = waiting
+        .iter()
+        .map(|w| commit(w, 0, 1, None, Status::Waiting))
+        .collect();
+    batch.extend(
+        running
+            .iter()
+            .map(|r| commit(r, 0, 1, None, Status::Running)),
+    );
+    all_ok(h.store().commit(&batch).expect("io"));
+    h.reopen();
+    let s = h.store();
+    let page = |after: Option<&InstanceId>| {
+        s.ids_with_status_after(Status::Waiting, after, 2)
+            .expect("io")
+    };
+    assert_eq!(page(None), waiting[..2]);
+    assert_eq!(page(Some(&waiting[1])), waiting[2..4]);
+    assert_eq!(page(Some(&waiting[3])), waiting[4..]);
+    assert!(page(Some(&waiting[4])).is_empty());
+    // A cursor that is not in this index still pages from where it sorts.
+    assert_eq!(page(Some(&id(59))), waiting[..2]);
+    assert_eq!(
+        s.ids_with_status_after(Status::Running, Some(&waiting[4]), 10)
+            .expect("io"),
+        running
+    );
+}
+
 const SUITE: &[(&str, Check)] = &[
+    (
+        "status_pages_read_in_id_order_after_a_cursor",
+        status_pages_read_in_id_order_after_a_cursor,
+    ),
     (
         "data_is_written_when_it_changed",
         data_is_written_when_it_changed,

@@ -81,6 +81,14 @@ impl Instances for Flaky {
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>> {
         self.inner.ids_with_status(status)
     }
+    fn ids_with_status_after(
+        &self,
+        status: Status,
+        after: Option<&InstanceId>,
+        limit: usize,
+    ) -> Result<Vec<InstanceId>> {
+        self.inner.ids_with_status_after(status, after, limit)
+    }
     fn outbox(&self) -> Result<Vec<Result<Invoke>>> {
         let damaged = self.damaged_outbox.lock().expect("lock");
         Ok(self
