@@ -107,7 +107,7 @@ states:
 "#;
 
 #[allow(clippy::disallowed_methods)] // a benchmark measures wall time
-fn now() -> Instant {
+pub(super) fn now() -> Instant {
     Instant::now()
 }
 
@@ -193,15 +193,29 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
 
 /// Resident set size of this process, in MB.
 fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    status_mb("self", "VmRSS:")
+}
+
+/// A memory figure (`VmRSS:`, `VmHWM:`, ...) of a process's
+/// `/proc/<pid>/status`, in MB; 0 when it cannot be read.
+pub(super) fn status_mb(pid: &str, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Bindings that bind the action `echo` to the echo plugin at `plugin`.
+pub(super) fn echo_bindings(plugin: &std::path::Path) -> anyhow::Result<String> {
+    Ok(format!(
+        "plugins:\n  echo: {}\nactions:\n  echo: {{ plugin: echo }}\n",
+        std::path::absolute(plugin)?.display()
+    ))
 }
 
 /// Writes a benchmark process whose one action, `echo`, is bound to the
@@ -218,13 +232,7 @@ async fn echo_process(
     let process = dir.join(format!("{name}.yaml"));
     std::fs::write(&process, text)?;
     let bindings = dir.join("bindings.yaml");
-    std::fs::write(
-        &bindings,
-        format!(
-            "plugins:\n  echo: {}\nactions:\n  echo: {{ plugin: echo }}\n",
-            std::path::absolute(plugin)?.display()
-        ),
-    )?;
+    std::fs::write(&bindings, echo_bindings(plugin)?)?;
     load::definition(runtime, &process, &bindings)
         .await
         .map_err(|d| anyhow::anyhow!("{d}"))

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -21,6 +20,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
+use super::bench::now;
 use crate::{exit, render};
 
 #[derive(Debug, Clone, Args)]
@@ -54,11 +54,6 @@ states:
     type: succeed
     output: '{id: .id, steps: [.a.v, .b.v, .c.v], result: .c.v}'
 "#;
-
-#[allow(clippy::disallowed_methods)] // a benchmark measures wall time
-fn now() -> Instant {
-    Instant::now()
-}
 
 /// The server child; killed if the bench stops early.
 struct Served(Child);
@@ -108,13 +103,7 @@ async fn measure(args: &HttpArgs, scratch: &Path) -> anyhow::Result<(f64, Vec<f6
     let process = scratch.join("saga3.yaml");
     std::fs::write(&process, SAGA3)?;
     let bindings = scratch.join("bindings.yaml");
-    std::fs::write(
-        &bindings,
-        format!(
-            "plugins:\n  echo: {}\nactions:\n  echo: {{ plugin: echo }}\n",
-            std::path::absolute(&args.plugin)?.display()
-        ),
-    )?;
+    std::fs::write(&bindings, super::bench::echo_bindings(&args.plugin)?)?;
     let data = scratch.join("data");
     let deployed = Command::new(&me)
         .arg("deploy")
@@ -160,7 +149,8 @@ async fn measure(args: &HttpArgs, scratch: &Path) -> anyhow::Result<(f64, Vec<f6
     let started = now();
     let latencies = run_clients(&authority, args.c, args.warmup, args.n, "run").await?;
     let secs = started.elapsed().as_secs_f64();
-    let rss = peak_rss_mb(server.0.id());
+    // Peak resident memory (VmHWM) of the server.
+    let rss = super::bench::status_mb(&server.0.id().to_string(), "VmHWM:");
     Ok((secs, latencies, rss))
 }
 
@@ -218,17 +208,4 @@ async fn run_clients(
         all.extend(done??);
     }
     Ok(all)
-}
-
-/// The peak resident memory (VmHWM) of a process, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
 }

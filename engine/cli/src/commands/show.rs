@@ -36,21 +36,7 @@ pub async fn status(target: &str, data: &Path, json: bool) -> anyhow::Result<u8>
 
 pub async fn history(target: &str, data: &Path, json: bool) -> anyhow::Result<u8> {
     let records: Vec<Record> = match reach(data, super::operate::PATIENCE).await? {
-        Reach::Server(client) => {
-            let mut all = Vec::new();
-            let mut from = 0u64;
-            loop {
-                let path = format!("/v1/instances/{}/history?from={from}", segment(target));
-                let page = get(&client, &path).await?;
-                let items: Vec<Record> = serde_json::from_value(page["items"].clone())?;
-                all.extend(items);
-                match page["next"].as_u64() {
-                    Some(next) if next > from => from = next,
-                    _ => break,
-                }
-            }
-            all
-        }
+        Reach::Server(client) => remote_history(&client, target).await?,
         Reach::Store(store) => {
             let engine = offline_engine(store)?;
             let id = engine.resolve(target).await?;
@@ -131,19 +117,7 @@ async fn instance_and_process(
             let t = segment(target);
             let inst: Instance =
                 serde_json::from_value(get(&client, &format!("/v1/instances/{t}")).await?)?;
-            let mut records = Vec::new();
-            let mut from = 0u64;
-            loop {
-                let path = format!("/v1/instances/{t}/history?from={from}");
-                let page = get(&client, &path).await?;
-                records.extend(serde_json::from_value::<Vec<Record>>(
-                    page["items"].clone(),
-                )?);
-                match page["next"].as_u64() {
-                    Some(next) if next > from => from = next,
-                    _ => break,
-                }
-            }
+            let records = remote_history(&client, target).await?;
             let path = format!(
                 "/v1/processes/{}/versions/{}",
                 segment(&inst.process),
@@ -264,6 +238,23 @@ pub async fn list(filter: &Filter, data: &Path, json: bool) -> anyhow::Result<u8
         render::say(format_args!("more: add --cursor {next}"));
     }
     Ok(exit::OK)
+}
+
+/// An instance's whole history through the API, page by page.
+async fn remote_history(client: &Client, target: &str) -> anyhow::Result<Vec<Record>> {
+    let mut all = Vec::new();
+    let mut from = 0u64;
+    loop {
+        let path = format!("/v1/instances/{}/history?from={from}", segment(target));
+        let page = get(client, &path).await?;
+        all.extend(serde_json::from_value::<Vec<Record>>(
+            page["items"].clone(),
+        )?);
+        match page["next"].as_u64() {
+            Some(next) if next > from => from = next,
+            _ => return Ok(all),
+        }
+    }
 }
 
 /// A GET whose refusal becomes this command's error.
