@@ -727,3 +727,82 @@ fn json_logs_carry_a_span_per_invocation_and_transition() {
         out.stderr
     );
 }
+
+/// A state's `sla` on a real server: the instance left waiting past it is
+/// flagged — listed by `weft list --stuck`, counted at `/metrics`, recorded
+/// in its history — and the one that moved on in time is not.
+#[test]
+fn an_instance_past_its_sla_is_listed_as_stuck_counted_and_recorded() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let process = s.write(
+        "slow-review.yaml",
+        r#"
+process: slow-review
+version: 1
+start: review
+states:
+  review:
+    type: wait
+    sla: 2s
+    on: { approve: ok }
+  ok: { type: succeed }
+"#,
+    );
+    deploy(&s, &data, &process, &[]);
+    let server = Server::start(&data, &[]);
+    let start = |key: &str| {
+        let body = format!(r#"{{"input": {{}}, "key": "{key}"}}"#);
+        expect(
+            &server.post("/v1/processes/slow-review/instances", &body),
+            201,
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let late = start("late");
+    let prompt = start("prompt");
+    let signal = run(&["signal", "prompt", "approve", "--data-dir", &data]);
+    assert_eq!(signal.code, 0, "{}", signal.stderr);
+
+    let listed = eventually("the late one to be stuck", || {
+        let out = run(&["list", "--stuck", "--json", "--data", &data]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let page: Value = serde_json::from_str(&out.stdout).unwrap();
+        let items = page["items"].as_array().unwrap().clone();
+        (!items.is_empty()).then_some(items)
+    });
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["id"], late.as_str());
+    assert_eq!(listed[0]["overdue"][0]["state"], "review");
+    assert_eq!(listed[0]["overdue"][0]["sla"], 2000);
+    let table = run(&["list", "--stuck", "--data", &data]);
+    assert!(
+        table.stdout.contains("stuck: in 'review'"),
+        "{}",
+        table.stdout
+    );
+
+    let history = run(&["history", "late", "--data", &data]);
+    assert!(
+        history.stdout.contains("stuck: in 'review' since"),
+        "{}",
+        history.stdout
+    );
+    let prompt_history = run(&["history", &prompt, "--data", &data]);
+    assert!(
+        !prompt_history.stdout.contains("stuck"),
+        "{}",
+        prompt_history.stdout
+    );
+    let metrics = server.get("/metrics").body;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"weft_sla_exceeded_total{process="slow-review",scope="state",state="review"}"#
+        ),
+        1.0,
+        "{metrics}"
+    );
+}

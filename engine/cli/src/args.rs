@@ -146,6 +146,10 @@ pub enum Command {
         /// Only instances in this state.
         #[arg(long)]
         state: Option<String>,
+        /// Only unfinished instances past an sla (their process's or their
+        /// current state's).
+        #[arg(long)]
+        stuck: bool,
         /// Instances per page (at most 1,000).
         #[arg(long, default_value_t = 50)]
         limit: usize,

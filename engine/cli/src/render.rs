@@ -114,6 +114,20 @@ fn record_body(r: &Record) -> String {
             from_version,
             to_version,
         } => format!("migrated in '{state}' from v{from_version} to v{to_version}"),
+        RecordKind::SlaExceeded {
+            state: Some(state),
+            sla,
+            since,
+            ..
+        } => format!("stuck: in '{state}' since {since}, over its sla of {sla}"),
+        RecordKind::SlaExceeded {
+            state: None,
+            at_state,
+            sla,
+            since,
+        } => format!(
+            "stuck: running since {since}, over the process sla of {sla} (now in '{at_state}')"
+        ),
     }
 }
 
@@ -245,6 +259,14 @@ pub fn status_table(inst: &Instance) -> String {
             format!("{}: {} (in '{}')", e.kind, e.message, e.state),
         ));
     }
+    if !inst.overdue.is_empty() {
+        let late = if inst.status.is_finished() {
+            "late"
+        } else {
+            "stuck"
+        };
+        rows.push((late, overdue(&inst.overdue)));
+    }
     if let Some(o) = &inst.output {
         rows.push(("output", o.to_string()));
     }
@@ -254,6 +276,17 @@ pub fn status_table(inst: &Instance) -> String {
         let _ = writeln!(s, "{k:<9} {v}");
         s
     })
+}
+
+/// The SLAs an instance ran past, in a few words each.
+pub fn overdue(list: &[weft_model::Overdue]) -> String {
+    list.iter()
+        .map(|o| match &o.state {
+            Some(state) => format!("in '{state}' since {} (sla {})", o.since, o.sla),
+            None => format!("running since {} (process sla {})", o.since, o.sla),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 pub fn history_table(records: &[Record]) -> String {

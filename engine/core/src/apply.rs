@@ -286,7 +286,7 @@ impl Engine {
             (self.inner.notices.receiver_count() > 0).then(|| applied.records.clone());
         let settled = applied.settled.clone();
         let process = applied.instance.process.clone();
-        let undone = crate::metrics::undone(&applied.records);
+        let tally = crate::metrics::tally(&applied.records);
         let commit = Commit {
             instance: applied.instance,
             previous,
@@ -306,7 +306,7 @@ impl Engine {
             .commit(commit)
             .await?
             .map_err(Error::Conflict)?;
-        crate::metrics::committed(&process, previous, status, undone);
+        crate::metrics::committed(&process, previous, status, tally);
         self.clear_trouble();
         if let Some(inst) = keep {
             lock(&self.inner.active).insert(id.clone(), inst);

@@ -11,6 +11,7 @@
 //! | `weft_step_duration_seconds` | histogram | `action`, `outcome` (`done`, `pending`, `failed`) |
 //! | `weft_step_failures_total` | counter | `action`, `kind` |
 //! | `weft_compensations_total` | counter | `process` |
+//! | `weft_sla_exceeded_total` | counter | `process`, `scope` (`process`, `state`), `state` |
 //! | `weft_timers_fired_total` | counter | `kind` |
 //! | `weft_commit_batch_size` | histogram | |
 //! | `weft_commit_seconds` | histogram | (one group commit: write and flush) |
@@ -40,6 +41,10 @@ pub fn describe() {
     );
     describe_counter!("weft_compensations_total", "Completed steps undone.");
     describe_counter!(
+        "weft_sla_exceeded_total",
+        "Instances flagged as stuck: past the process's sla, or past a state's sla (by the state)."
+    );
+    describe_counter!(
         "weft_timers_fired_total",
         "Durable timers delivered, by kind."
     );
@@ -68,16 +73,34 @@ impl Stopwatch {
     }
 }
 
-/// The compensations among a change's records.
-pub(crate) fn undone(records: &[Record]) -> u64 {
-    records
-        .iter()
-        .filter(|r| matches!(r.kind, RecordKind::Compensated { .. }))
-        .count() as u64
+/// What a change's records count for: the compensations among them, and
+/// the SLAs run past (`scope`, state).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    undone: u64,
+    overdue: Vec<(&'static str, String)>,
+}
+
+pub(crate) fn tally(records: &[Record]) -> Tally {
+    let mut t = Tally::default();
+    for r in records {
+        match &r.kind {
+            RecordKind::Compensated { .. } => t.undone += 1,
+            RecordKind::SlaExceeded {
+                state, at_state, ..
+            } => t.overdue.push(match state {
+                Some(s) => ("state", s.clone()),
+                None => ("process", at_state.clone()),
+            }),
+            _ => {}
+        }
+    }
+    t
 }
 
 /// One committed change of an instance of `process`.
-pub(crate) fn committed(process: &str, previous: Option<Status>, status: Status, undone: u64) {
+pub(crate) fn committed(process: &str, previous: Option<Status>, status: Status, tally: Tally) {
+    let Tally { undone, overdue } = tally;
     let p = process.to_owned();
     metrics::counter!("weft_transitions_total", "process" => p.clone()).increment(1);
     if previous.is_none() {
@@ -88,7 +111,11 @@ pub(crate) fn committed(process: &str, previous: Option<Status>, status: Status,
             .increment(1);
     }
     if undone > 0 {
-        metrics::counter!("weft_compensations_total", "process" => p).increment(undone);
+        metrics::counter!("weft_compensations_total", "process" => p.clone()).increment(undone);
+    }
+    for (scope, state) in overdue {
+        metrics::counter!("weft_sla_exceeded_total", "process" => p.clone(), "scope" => scope, "state" => state)
+            .increment(1);
     }
 }
 

@@ -48,13 +48,16 @@ pub struct PageQuery {
     pub process: Option<String>,
     pub status: Option<Status>,
     pub state: Option<String>,
+    /// Only unfinished instances past an SLA (their process's or their
+    /// current state's).
+    pub stuck: bool,
     /// Only instances after this id (ids sort by creation time).
     pub after: Option<InstanceId>,
     pub limit: usize,
 }
 
-/// One line of a listing.
-#[derive(Debug, Clone, PartialEq)]
+/// One line of a listing (as the API and `weft list --json` show it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Summary {
     pub id: InstanceId,
     pub process: String,
@@ -63,6 +66,8 @@ pub struct Summary {
     pub status: Status,
     pub state: String,
     pub updated_at: weft_model::Millis,
+    /// The SLAs it has run past.
+    pub overdue: Vec<weft_model::Overdue>,
 }
 
 /// Point-in-time figures read from the store.
@@ -75,7 +80,7 @@ pub struct Gauges {
     pub timers: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Page {
     pub items: Vec<Summary>,
     /// The cursor for the next page, when there may be more.
@@ -308,10 +313,11 @@ impl Engine {
         let limit = query.limit.clamp(1, 1_000);
         let q = query.clone();
         self.read(move |s| {
-            let statuses: Vec<Status> = match q.status {
-                Some(st) => vec![st],
-                None => Status::ALL.to_vec(),
-            };
+            let statuses: Vec<Status> = Status::ALL
+                .into_iter()
+                .filter(|st| q.status.is_none_or(|want| want == *st))
+                .filter(|st| !q.stuck || !st.is_finished())
+                .collect();
             // Walks the status indexes in id order from the cursor, a batch
             // at a time: a page reads about what it shows (more when the
             // process or state filter skips many), never the whole index.
@@ -333,7 +339,8 @@ impl Engine {
                         continue;
                     };
                     let wanted = q.process.as_ref().is_none_or(|p| *p == inst.process)
-                        && q.state.as_ref().is_none_or(|st| *st == inst.state);
+                        && q.state.as_ref().is_none_or(|st| *st == inst.state)
+                        && (!q.stuck || !inst.overdue.is_empty());
                     if !wanted {
                         continue;
                     }
@@ -349,6 +356,7 @@ impl Engine {
                         status: inst.status,
                         state: inst.state,
                         updated_at: inst.updated_at,
+                        overdue: inst.overdue,
                     });
                 }
                 cursor = Some(last);

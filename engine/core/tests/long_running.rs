@@ -362,3 +362,92 @@ async fn firings_missed_while_down_run_once_or_are_skipped() {
     assert_eq!(skip.len(), 4 + 1);
     assert_eq!(skip[4], day("1970-01-04T06:00:00Z"));
 }
+
+const REVIEW: &str = r#"
+process: review
+version: 1
+sla: 3d
+start: check
+states:
+  check:
+    action: check
+    on: { done: decide }
+  decide:
+    type: wait
+    sla: 1d
+    on: { approve: ok }
+  ok: { type: succeed }
+"#;
+
+fn stuck_ids(page: weft_core::Page) -> Vec<weft_model::InstanceId> {
+    page.items.into_iter().map(|s| s.id).collect()
+}
+
+async fn stuck(sim: &Sim) -> Vec<weft_model::InstanceId> {
+    let q = weft_core::PageQuery {
+        stuck: true,
+        limit: 100,
+        ..Default::default()
+    };
+    stuck_ids(sim.engine.list(q).await.unwrap())
+}
+
+#[tokio::test]
+async fn an_instance_past_its_slas_is_flagged_across_a_restart_and_listed_as_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Sim::on_sled(REVIEW, "", dir.path());
+    sim.on("check", script(|_| done(json!({}))));
+    let late = sim.start(json!({"n": 1})).await;
+    let on_time = sim.start(json!({"n": 2})).await;
+    assert_eq!(sim.instance(&late).status, Status::Waiting);
+    assert!(stuck(&sim).await.is_empty());
+
+    // One is approved in time; the other waits past the state's sla, with
+    // a restart in between: the timer is durable.
+    sim.advance(DAY / 2).await;
+    sim.engine
+        .signal(&on_time, "approve", json!({}))
+        .await
+        .unwrap();
+    sim.engine.settle().await;
+    sim.reboot().await;
+    sim.advance(DAY / 2 + 1).await;
+    assert_eq!(stuck(&sim).await, vec![late.clone()]);
+    let inst = sim.instance(&late);
+    assert_eq!(
+        inst.status,
+        Status::Waiting,
+        "an sla flags, it does not act"
+    );
+    assert_eq!(inst.overdue.len(), 1);
+    assert_eq!(inst.overdue[0].state.as_deref(), Some("decide"));
+    assert_eq!(inst.overdue[0].since, T0);
+
+    // Then the process's own sla passes too: one record each, not more.
+    sim.run_for(3 * DAY, DAY / 4).await;
+    let flagged: Vec<Option<String>> = sim
+        .store
+        .history(&late, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.kind {
+            RecordKind::SlaExceeded { state, .. } => Some(state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(flagged, [Some("decide".to_owned()), None]);
+    assert_eq!(sim.instance(&late).overdue.len(), 2);
+
+    // Finished instances are not stuck, whatever they ran past.
+    sim.engine
+        .signal(&late, "approve", json!({}))
+        .await
+        .unwrap();
+    sim.engine.settle().await;
+    assert_eq!(sim.instance(&late).status, Status::Succeeded);
+    assert!(stuck(&sim).await.is_empty());
+    assert!(
+        sim.store.next_timer().unwrap().is_none(),
+        "no sla timer is left behind"
+    );
+}

@@ -109,6 +109,10 @@ pub struct StateDef {
     /// map: failed items allowed before the map fails: a count or `"10%"`.
     #[serde(default)]
     pub tolerated_failures: Option<Value>,
+    /// How long an instance may stay in this state before it is flagged
+    /// as stuck (each visit counts afresh).
+    #[serde(default)]
+    pub sla: Option<String>,
 }
 
 /// A branch: a small state machine of its own.

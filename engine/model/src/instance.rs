@@ -125,6 +125,19 @@ pub struct InstanceError {
     pub message: String,
 }
 
+/// An SLA an instance has run past.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overdue {
+    /// The state whose `sla` it is; `None` for the process's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub sla: Span,
+    /// When the clock started: the instance's start, or entering the state.
+    pub since: Millis,
+    /// The key of the timer that flagged it.
+    pub key: String,
+}
+
 /// The task step (or compensation) an instance is carrying out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActiveStep {
@@ -220,6 +233,8 @@ pub enum TimerKind {
     Heartbeat,
     /// A wait state's timer (`timeout`, or `wait: { for | until }`).
     Wait,
+    /// The instance (or its stay in a state) has run past its `sla`.
+    Sla,
 }
 
 impl TimerKind {
@@ -230,6 +245,7 @@ impl TimerKind {
             TimerKind::Deadline => "deadline",
             TimerKind::Heartbeat => "heartbeat",
             TimerKind::Wait => "wait",
+            TimerKind::Sla => "sla",
         }
     }
 }
@@ -283,6 +299,10 @@ pub struct Instance {
     /// Set while in a parallel or map state: its branches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fan: Option<Box<Fan>>,
+    /// SLAs it has run past: the process's, and its current state's while
+    /// it stays there. An unfinished instance with any is stuck.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overdue: Vec<Overdue>,
     /// Number of history records so far; the next one gets this number.
     pub seq: u64,
     pub created_at: Millis,
@@ -310,6 +330,7 @@ impl Instance {
             parked: self.parked.clone(),
             waiting: self.waiting.clone(),
             fan: self.fan.clone(),
+            overdue: self.overdue.clone(),
             seq: self.seq,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -735,6 +756,16 @@ pub enum RecordKind {
         events: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<Millis>,
+    },
+    /// The instance ran past an `sla`: the process's (`state: None`), or the
+    /// state's it is in; `since` is when that clock started.
+    SlaExceeded {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<String>,
+        /// Where the instance is now.
+        at_state: String,
+        sla: Span,
+        since: Millis,
     },
     /// An operator moved the instance to another version of its process.
     Migrated {

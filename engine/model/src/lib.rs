@@ -33,7 +33,8 @@ pub use error::{Error, Result};
 pub use expr::{Expr, PathExpr};
 pub use instance::{
     ActiveStep, Command, Compensable, Event, Failure, Fan, Instance, InstanceError, InstanceId,
-    Invoke, ParkedOn, Phase, Record, RecordKind, Slot, Status, StepOutcome, Timer, TimerKind,
+    Invoke, Overdue, ParkedOn, Phase, Record, RecordKind, Slot, Status, StepOutcome, Timer,
+    TimerKind,
 };
 pub use interpret::{Applied, Refused, Rejected};
 pub use process::{Process, State, StateKind};

@@ -44,6 +44,8 @@ pub struct Process {
     pub schedules: Vec<crate::schedule::Schedule>,
     /// The definition as written, as JSON: what is stored and compared.
     pub definition: Value,
+    /// How long an instance may run before it is flagged as stuck.
+    pub sla: Option<Span>,
     /// Where its states are in the document: `""` for a process,
     /// `/states/<s>/branches/<b>` for a branch of a parallel state.
     pub base: String,
@@ -96,6 +98,8 @@ pub struct State {
     pub name: String,
     pub kind: StateKind,
     pub on: Vec<Transition>,
+    /// How long a visit may last before the instance is flagged as stuck.
+    pub sla: Option<Span>,
 }
 
 impl State {

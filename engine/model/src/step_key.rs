@@ -13,6 +13,10 @@
 //!   a step inside it is `<instance>/<state>/<visit>/<slot>/<state>/<visit>`,
 //!   and so on for nested fans.
 //! - undoing a completed step: `<its key>/undo`.
+//! - an SLA timer: `<instance>#sla` for the process's, and
+//!   `<instance>#sla/<state>/<visit>` for a visit of a state. `#` is in no
+//!   instance id or name, so these are never taken for a step's key or one
+//!   inside a fan.
 //!
 //! Nothing is escaped, and nothing needs to be: an instance id is a ULID
 //! (letters and digits), state and branch names are validated to letters,
@@ -38,6 +42,16 @@ impl StepKey {
     /// `<instance>/<state>/<visit>`.
     pub fn visit(instance: &InstanceId, state: &str, visit: u32) -> StepKey {
         StepKey(format!("{}/{state}/{visit}", instance.as_str()))
+    }
+
+    /// The timer of an instance's process SLA: `<instance>#sla`.
+    pub fn process_sla(instance: &InstanceId) -> StepKey {
+        StepKey(format!("{}#sla", instance.as_str()))
+    }
+
+    /// The timer of a state visit's SLA: `<instance>#sla/<state>/<visit>`.
+    pub fn state_sla(instance: &InstanceId, state: &str, visit: u32) -> StepKey {
+        StepKey(format!("{}#sla/{state}/{visit}", instance.as_str()))
     }
 
     /// The compensation of the step keyed `of`: `<of>/undo`.

@@ -11,7 +11,7 @@ const JSON_EXPECTATIONS: &[(&str, &str)] = &[
     ),
     (
         "unknown-field.json",
-        "6:38: unknown field 'colour' in state 'finished' (expected one of: type, description, action, input, output, on, error, cause, retry, timeout, deadline, heartbeat, compensate, then, wait, branches, items, branch, max_concurrency, tolerated_failures)",
+        "6:38: unknown field 'colour' in state 'finished' (expected one of: type, description, action, input, output, on, error, cause, retry, timeout, deadline, heartbeat, compensate, then, wait, branches, items, branch, max_concurrency, tolerated_failures, sla)",
     ),
 ];
 

@@ -141,6 +141,7 @@ pub(crate) struct ListQuery {
     process: Option<String>,
     status: Option<String>,
     state: Option<String>,
+    stuck: Option<bool>,
     cursor: Option<String>,
     limit: Option<usize>,
 }
@@ -178,26 +179,12 @@ pub(crate) async fn list(
             process: q.process,
             status,
             state: q.state,
+            stuck: q.stuck.unwrap_or(false),
             after,
             limit: q.limit.unwrap_or(100),
         })
         .await?;
-    let items: Vec<Value> = page
-        .items
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "process": s.process,
-                "version": s.version,
-                "key": s.key,
-                "status": s.status,
-                "state": s.state,
-                "updated_at": s.updated_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "items": items, "next": page.next })))
+    Ok(Json(json!(page)))
 }
 
 /// An instance by id, or by the business key it was started with.

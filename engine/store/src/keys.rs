@@ -160,6 +160,7 @@ pub fn timer(t: &Timer) -> Vec<u8> {
         TimerKind::Deadline => b'd',
         TimerKind::Heartbeat => b'h',
         TimerKind::Wait => b'w',
+        TimerKind::Sla => b's',
     });
     k.extend_from_slice(t.key.as_bytes());
     k
@@ -180,6 +181,7 @@ pub fn parse_timer(key: &[u8]) -> Option<Timer> {
         b'd' => TimerKind::Deadline,
         b'h' => TimerKind::Heartbeat,
         b'w' => TimerKind::Wait,
+        b's' => TimerKind::Sla,
         _ => return None,
     };
     let step = std::str::from_utf8(rest.get(split + 2..)?).ok()?;
@@ -209,6 +211,7 @@ mod tests {
             TimerKind::Deadline,
             TimerKind::Heartbeat,
             TimerKind::Wait,
+            TimerKind::Sla,
         ] {
             let t = Timer {
                 instance: id.clone(),

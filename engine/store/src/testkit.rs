@@ -58,6 +58,7 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
         parked: None,
         waiting: None,
         fan: None,
+        overdue: vec![],
         seq,
         created_at: Millis(1),
         updated_at: Millis(seq),

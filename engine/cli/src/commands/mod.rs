@@ -81,6 +81,7 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
             process,
             status,
             state,
+            stuck,
             limit,
             cursor,
             json,
@@ -89,6 +90,7 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
                 process,
                 status,
                 state,
+                stuck,
                 limit,
                 cursor,
             };

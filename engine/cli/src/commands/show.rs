@@ -145,6 +145,7 @@ pub struct Filter {
     pub process: Option<String>,
     pub status: Option<String>,
     pub state: Option<String>,
+    pub stuck: bool,
     pub limit: usize,
     pub cursor: Option<String>,
 }
@@ -153,6 +154,9 @@ pub async fn list(filter: &Filter, data: &Path, json: bool) -> anyhow::Result<u8
     let page: serde_json::Value = match reach(data, super::operate::PATIENCE).await? {
         Reach::Server(client) => {
             let mut q = vec![format!("limit={}", filter.limit)];
+            if filter.stuck {
+                q.push("stuck=true".to_owned());
+            }
             for (k, v) in [
                 ("process", &filter.process),
                 ("status", &filter.status),
@@ -193,21 +197,12 @@ pub async fn list(filter: &Filter, data: &Path, json: bool) -> anyhow::Result<u8
                     process: filter.process.clone(),
                     status,
                     state: filter.state.clone(),
+                    stuck: filter.stuck,
                     after,
                     limit: filter.limit,
                 })
                 .await?;
-            let items: Vec<serde_json::Value> = page
-                .items
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "id": s.id, "process": s.process, "version": s.version, "key": s.key,
-                        "status": s.status, "state": s.state, "updated_at": s.updated_at,
-                    })
-                })
-                .collect();
-            serde_json::json!({ "items": items, "next": page.next })
+            serde_json::to_value(&page)?
         }
     };
     if json {
@@ -225,8 +220,15 @@ pub async fn list(filter: &Filter, data: &Path, json: bool) -> anyhow::Result<u8
         "instance", "process", "status", "state"
     ));
     for i in &items {
+        let overdue: Vec<weft_model::Overdue> =
+            serde_json::from_value(i["overdue"].clone()).unwrap_or_default();
+        let stuck = if overdue.is_empty() {
+            String::new()
+        } else {
+            format!("  stuck: {}", render::overdue(&overdue))
+        };
         render::say(format_args!(
-            "{:<26}  {:<24}  {:<9}  {:<16}  {}",
+            "{:<26}  {:<24}  {:<9}  {:<16}  {}{stuck}",
             text(&i["id"]),
             format!("{} v{}", text(&i["process"]), i["version"]),
             text(&i["status"]),

@@ -12,6 +12,7 @@ mod fan;
 mod migrate;
 mod operator;
 mod route;
+mod sla;
 mod step;
 mod wait;
 
@@ -121,6 +122,7 @@ pub fn start(
         parked: None,
         waiting: None,
         fan: None,
+        overdue: Vec::new(),
         seq: 0,
         created_at: now,
         updated_at: now,
@@ -131,6 +133,7 @@ pub fn start(
         version: process.version,
         input,
     });
+    m.arm_process_sla();
     m.next = Some(process.start.clone());
     m.drive();
     m.finish()
@@ -165,6 +168,11 @@ pub fn apply(
             }
             m.redrive();
         }
+        Event::Timer {
+            kind: TimerKind::Sla,
+            key,
+            at,
+        } => m.sla_passed(key, *at)?,
         _ if instance.status == Status::Parked => return Err(Rejected::Parked),
         Event::Signal { name, data } => {
             let accepted = instance
@@ -280,7 +288,8 @@ impl<'p> Machine<'p> {
         }
     }
 
-    fn finish(self) -> Applied {
+    fn finish(mut self) -> Applied {
+        self.settle_slas();
         Applied {
             instance: self.inst,
             records: self.records,

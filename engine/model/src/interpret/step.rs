@@ -222,7 +222,7 @@ impl Machine<'_> {
                 self.attempt_failed(step, f, last);
             }
             // Handled before a step is looked for.
-            TimerKind::Wait => self.inst.step = Some(step),
+            TimerKind::Wait | TimerKind::Sla => self.inst.step = Some(step),
             TimerKind::Deadline => {
                 // Out of time for good: no retry, whatever is in flight is dropped.
                 self.end_step(&step);

@@ -46,6 +46,7 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
     check_header(doc, &def, &mut diags);
     let states = machine(doc, "", &def.start, &shell.states, &mut diags);
     let schedules = schedules(doc, shell.schedule.as_ref(), &mut diags);
+    let sla = fields::duration(doc, "/sla", shell.sla.as_deref(), &mut diags);
     if !diags.is_empty() {
         return Err(diags.sorted());
     }
@@ -56,6 +57,7 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
         start: def.start,
         states,
         schedules,
+        sla,
         definition: doc.value.clone(),
         base: String::new(),
     })
@@ -132,6 +134,7 @@ fn branch(
         start: def.start,
         states,
         schedules: Vec::new(),
+        sla: None,
         definition: Value::Null,
         base: at.to_owned(),
     })
@@ -148,6 +151,9 @@ struct Shell {
     states: IndexMap<String, Value>,
     #[serde(default)]
     schedule: Option<Value>,
+    /// How long an instance may run before it is flagged as stuck.
+    #[serde(default)]
+    sla: Option<String>,
 }
 
 fn check_reachable(

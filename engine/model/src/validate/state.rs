@@ -11,6 +11,7 @@ use crate::def::{StateDef, StateType, TargetDef};
 use crate::expr::{Expr, PathExpr};
 use crate::process::{Arm, State, StateKind, Task, Transition};
 use crate::source::{Diagnostics, Document, pointer_segment};
+use crate::time::Span;
 
 pub(super) fn state(
     doc: &Document,
@@ -35,7 +36,7 @@ pub(super) fn state(
     };
 
     // Fields that make no sense for this type of state.
-    let present: [(&str, bool); 18] = [
+    let present: [(&str, bool); 19] = [
         ("action", raw.action.is_some()),
         ("input", raw.input.is_some()),
         ("output", raw.output.is_some()),
@@ -54,6 +55,7 @@ pub(super) fn state(
         ("branch", raw.branch.is_some()),
         ("max_concurrency", raw.max_concurrency.is_some()),
         ("tolerated_failures", raw.tolerated_failures.is_some()),
+        ("sla", raw.sla.is_some()),
     ];
     let allowed: &[&str] = match kind {
         StateType::Task => &[
@@ -66,12 +68,13 @@ pub(super) fn state(
             "deadline",
             "heartbeat",
             "compensate",
+            "sla",
         ],
         StateType::Succeed => &["output"],
         StateType::Fail => &["error", "cause"],
-        StateType::Compensate => &["then"],
-        StateType::Wait => &["on", "timeout", "wait", "output"],
-        StateType::Parallel => &["on", "branches", "output"],
+        StateType::Compensate => &["then", "sla"],
+        StateType::Wait => &["on", "timeout", "wait", "output", "sla"],
+        StateType::Parallel => &["on", "branches", "output", "sla"],
         StateType::Map => &[
             "on",
             "items",
@@ -79,11 +82,15 @@ pub(super) fn state(
             "max_concurrency",
             "tolerated_failures",
             "output",
+            "sla",
         ],
     };
     for (field, is_set) in present {
         if is_set && !allowed.contains(&field) {
             let why = match (field, kind) {
+                ("sla", _) => {
+                    format!("a {kind} state ends the instance at once: an sla has no meaning here")
+                }
                 ("on", StateType::Compensate) => {
                     "a compensate state moves on with `then`, not `on`".to_owned()
                 }
@@ -98,6 +105,7 @@ pub(super) fn state(
     }
 
     let on = transitions(doc, &at, raw, names, diags);
+    let sla = state_sla(doc, &at, raw, diags);
     let kind =
         match kind {
             StateType::Task => {
@@ -212,7 +220,23 @@ pub(super) fn state(
         name: name.to_owned(),
         kind,
         on,
+        sla,
     })
+}
+
+/// A state's `sla`. Only the process's own states take one: a branch's
+/// states run inside their parallel or map state, whose `sla` covers them.
+fn state_sla(doc: &Document, at: &str, raw: &StateDef, diags: &mut Diagnostics) -> Option<Span> {
+    let text = raw.sla.as_deref()?;
+    let field = format!("{at}/sla");
+    if at.rfind("/states/") != Some(0) {
+        diags.push(
+            doc.key_diag(&field, "a state inside a branch cannot have an sla")
+                .hint("put the sla on the parallel or map state that holds the branch"),
+        );
+        return None;
+    }
+    duration(doc, &field, Some(text), diags)
 }
 
 fn transitions(

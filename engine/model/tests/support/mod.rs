@@ -106,6 +106,24 @@ impl Run {
         .expect("applies");
     }
 
+    /// Fires the armed timer with this key (time moves to its due time).
+    pub fn fire_key(&mut self, key: &str) {
+        let t = self
+            .inst
+            .timers
+            .iter()
+            .find(|t| t.key == key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no timer {key} armed: {:?}", self.inst.timers));
+        self.now = self.now.max(t.at);
+        self.event(Event::Timer {
+            kind: t.kind,
+            key: t.key,
+            at: t.at,
+        })
+        .expect("applies");
+    }
+
     pub fn timer(&self, kind: TimerKind) -> Option<Timer> {
         self.inst.timers.iter().find(|t| t.kind == kind).cloned()
     }

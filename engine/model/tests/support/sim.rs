@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use weft_model::interpret::{self, Applied, Rejected};
 use weft_model::{
     ActiveStep, Command, Event, Failure, Instance, InstanceId, Millis, NoDefaults, Phase, Process,
-    RecordKind, Span, Status, Timer, TimerKind,
+    RecordKind, Span, Status, StepKey, Timer, TimerKind,
 };
 
 /// One engine decision: which of the plausible events comes next (`pick`),
@@ -568,6 +568,12 @@ pub fn shape(inst: &Instance, now: Millis, trouble: &mut Vec<String>) {
                 step.is_some_and(|s| s.key == t.key && matches!(s.phase, Phase::Pending { .. }))
             }
             TimerKind::Deadline => step.is_some_and(|s| s.key == t.key),
+            TimerKind::Sla => {
+                let visit = inst.visits.get(&inst.state).copied().unwrap_or(0);
+                !status.is_finished()
+                    && (t.key == StepKey::process_sla(&inst.id).as_str()
+                        || t.key == StepKey::state_sla(&inst.id, &inst.state, visit).as_str())
+            }
         };
         if !belongs {
             bad(format!("holds {t:?}, which belongs to nothing it is doing"));
