@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins setup bench bench-http clean-demo
+.PHONY: demo test lint plugins setup bench bench-http clean-demo api-fuzz openapi
 
 CARGO ?= cargo
 
@@ -17,9 +17,19 @@ demo: plugins
 	scripts/demo.sh
 
 # Every test: model, store (sled and in-memory), runtime, core, and the
-# end-to-end suite (which builds the plugins once and drives the binary).
+# end-to-end suite (which builds the plugins once and drives the binary);
+# then schemathesis against a running server and api/openapi.json.
 test: setup
 	$(CARGO) test --workspace
+	scripts/api-fuzz.sh
+
+# Schemathesis alone (WEFT_FUZZ_EXAMPLES=500 for a longer run).
+api-fuzz: setup
+	scripts/api-fuzz.sh
+
+# Writes api/openapi.json anew from the server's annotations.
+openapi:
+	WEFT_BLESS=1 $(CARGO) test -p weft-server --test openapi
 
 # Formatting and clippy on both workspaces, warnings as errors.
 lint: setup

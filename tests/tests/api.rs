@@ -254,7 +254,7 @@ fn signals_tokens_and_operators_over_http() {
             "/v1/tokens/tok-api/complete",
             r#"{"output": {}, "error": {"kind": "x", "message": "y"}}"#,
         ),
-        400,
+        422,
     );
     assert_eq!(both["code"], "bad_request");
     expect(
@@ -369,7 +369,7 @@ fn bad_requests_get_a_json_error_with_a_stable_code_and_never_a_5xx() {
     ));
     assert_eq!(
         (r.status, r.json()["code"].clone()),
-        (400, "bad_request".into()),
+        (422, "bad_request".into()),
         "{}",
         r.body
     );
@@ -804,5 +804,22 @@ states:
         ),
         1.0,
         "{metrics}"
+    );
+}
+
+/// The running server serves the OpenAPI document checked in at
+/// `api/openapi.json`, byte for byte.
+#[test]
+fn the_server_serves_the_checked_in_openapi_document() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let server = Server::start(&data, &[]);
+    let served = server.get("/v1/openapi.json");
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("content-type"), Some("application/json"));
+    let checked_in = std::fs::read_to_string(root().join("api/openapi.json")).unwrap();
+    assert!(
+        served.body == checked_in,
+        "the served document differs from api/openapi.json"
     );
 }

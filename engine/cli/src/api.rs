@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use axum::http::StatusCode;
-use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_server::{ApiError, Deploy, DeployFuture, Deployer};
+use weft_server::{ApiError, Deploy, DeployFuture, Deployed, Deployer};
 
 use crate::args::Listen;
 use crate::commands::serve::ADDRESS_FILE;
@@ -150,15 +149,15 @@ impl Deployer for WasmDeployer {
             }
             let d = self.engine.deploy(request).await?;
             let p = &loaded.process;
-            Ok(json!({
-                "process": p.name,
-                "version": p.version,
-                "revision": d.revision,
-                "new_version": d.new_version,
-                "new_revision": d.new_revision,
-                "actions": loaded.bindings.actions.len(),
-                "plugins": loaded.plugins.len(),
-            }))
+            Ok(Deployed {
+                process: p.name.clone(),
+                version: p.version,
+                revision: d.revision,
+                new_version: d.new_version,
+                new_revision: d.new_revision,
+                actions: loaded.bindings.actions.len(),
+                plugins: loaded.plugins.len(),
+            })
         })
     }
 }

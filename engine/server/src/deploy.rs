@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use indexmap::IndexMap;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::App;
 use crate::body::Body;
@@ -21,24 +21,27 @@ use crate::error::{ApiError, ApiResult};
 
 /// A file as the client read it: its name (which says YAML or JSON, and
 /// names it in problems) and its text.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFile {
     pub name: String,
     pub text: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeployBody {
+    /// The process file.
     process: SourceFile,
+    /// The bindings file.
     bindings: SourceFile,
     /// The directory relative paths in the bindings resolve against (the
     /// bindings file's own, where the client read it).
     #[serde(default)]
     base: Option<String>,
-    /// Each plugin the bindings name, base64.
+    /// Each plugin the bindings name: its component, base64.
     #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>, content_encoding = "base64")]
     plugins: IndexMap<String, String>,
 }
 
@@ -51,7 +54,24 @@ pub struct Deploy {
     pub plugins: IndexMap<String, Vec<u8>>,
 }
 
-pub type DeployFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send + 'a>>;
+/// What a deploy stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Deployed {
+    pub process: String,
+    pub version: u32,
+    /// The bindings revision now in force for this version.
+    pub revision: u32,
+    /// Whether this version was new.
+    pub new_version: bool,
+    /// Whether the bindings (or plugins) changed, making a new revision.
+    pub new_revision: bool,
+    /// Actions bound.
+    pub actions: usize,
+    /// Plugin components carried.
+    pub plugins: usize,
+}
+
+pub type DeployFuture<'a> = Pin<Box<dyn Future<Output = Result<Deployed, ApiError>> + Send + 'a>>;
 
 /// Checks a deploy the way `weft validate` does (process, bindings and the
 /// components' manifests together) and stores it through the engine;
@@ -61,10 +81,28 @@ pub trait Deployer: Send + Sync + 'static {
     fn deploy(&self, req: Deploy) -> DeployFuture<'_>;
 }
 
+/// Deploys a process version with its bindings and the plugin components
+/// they name, checked as `weft validate` checks them; the next start uses
+/// it.
+#[utoipa::path(
+    post,
+    path = "/v1/deployments",
+    tag = "processes",
+    request_body(content = DeployBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Deployed (or already there: see `new_version`, `new_revision`)", body = Deployed),
+        (status = 400, description = "Bad JSON or unknown fields", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 413, description = "Over the deploy size limit", body = ApiError),
+        (status = 422, description = "The definition does not validate (`invalid_definition`, with `problems`), cannot be deployed (`deploy_refused`), or a plugin is not base64", body = ApiError),
+        (status = 501, description = "This server takes no deploys", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn deploy(
     State(app): State<App>,
     Body(body): Body<DeployBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Deployed>)> {
     let Some(deployer) = app.options.deployer.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -76,7 +114,7 @@ pub(crate) async fn deploy(
     for (name, text) in body.plugins {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.as_bytes())
-            .map_err(|e| ApiError::bad_request(format!("plugin '{name}' is not base64: {e}")))?;
+            .map_err(|e| ApiError::unprocessable(format!("plugin '{name}' is not base64: {e}")))?;
         plugins.insert(name, bytes);
     }
     let summary = deployer

@@ -5,17 +5,21 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 use weft_core::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An error: a stable `code` to branch on, a message to act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: StatusCode,
     /// Stable: `bad_request`, `bad_json`, `too_large`, `unauthorized`,
     /// `not_found`, `process_not_found`, `instance_not_found`,
     /// `token_not_found`, `token_used`, `conflict`, `refused`,
     /// `deploy_refused`, `invalid_definition`, `not_supported`,
     /// `unavailable`, `internal`.
+    #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
     /// For a definition that does not validate: every problem, as
@@ -36,6 +40,12 @@ impl ApiError {
 
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// Well-formed, but asks for something that cannot be (two fields that
+    /// exclude each other, a plugin that is not base64): 422.
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", message)
     }
 }
 

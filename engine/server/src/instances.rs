@@ -6,14 +6,16 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use weft_core::{Completion, PageQuery};
 use weft_model::{Failure, Instance, InstanceId, Span, Status};
 
 use crate::App;
-use crate::body::Body;
+use crate::body::{Body, Payload};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi;
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> ApiResult<T> {
     p.map(|Path(t)| t)
@@ -26,20 +28,59 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
 }
 
 /// What a caller of `start` (or of an operation) learns about the instance.
-fn view(inst: &Instance) -> Value {
-    json!({
-        "id": inst.id,
-        "process": inst.process,
-        "version": inst.version,
-        "key": inst.key,
-        "status": inst.status,
-        "state": inst.state,
-        "output": inst.output,
-        "error": inst.error,
-    })
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstanceView {
+    id: String,
+    process: String,
+    version: u32,
+    /// The business key it was started with.
+    key: Option<String>,
+    #[schema(value_type = openapi::Status)]
+    status: Status,
+    state: String,
+    /// What it ended with, once it succeeded.
+    output: Option<Value>,
+    /// Why it failed or is parked.
+    error: Option<InstanceErrorView>,
+    /// On a start: whether its business key found an instance already
+    /// there (nothing new was started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    existing: Option<bool>,
 }
 
-fn located(status: StatusCode, id: &InstanceId, body: Value) -> Response {
+/// The error an instance ended or parked with.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstanceErrorView {
+    state: String,
+    kind: String,
+    message: String,
+}
+
+fn view(inst: &Instance) -> InstanceView {
+    InstanceView {
+        id: inst.id.to_string(),
+        process: inst.process.clone(),
+        version: inst.version,
+        key: inst.key.clone(),
+        status: inst.status,
+        state: inst.state.clone(),
+        output: inst.output.clone(),
+        error: inst.error.as_ref().map(|e| InstanceErrorView {
+            state: e.state.clone(),
+            kind: e.kind.clone(),
+            message: e.message.clone(),
+        }),
+        existing: None,
+    }
+}
+
+/// The instance a token belonged to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Touched {
+    instance: String,
+}
+
+fn located(status: StatusCode, id: &InstanceId, body: impl Serialize) -> Response {
     let mut r = (status, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/instances/{id}")) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -47,17 +88,25 @@ fn located(status: StatusCode, id: &InstanceId, body: Value) -> Response {
     r
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartBody {
+    /// The instance's data to begin with (default `{}`).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     input: Value,
+    /// A business key, unique per process: a start with a key already used
+    /// answers with that instance.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
     key: Option<String>,
-    #[serde(default)]
+    /// The process version (default: the newest).
+    #[serde(default, deserialize_with = "crate::body::whole_opt")]
     version: Option<u32>,
-    /// How long to wait for the instance to end, e.g. `"30s"`.
+    /// How long to wait for the instance to end, e.g. `"30s"` (at most the
+    /// server's limit, 5 minutes by default).
     #[serde(default)]
+    #[schema(pattern = "^([0-9]{1,9}(ms|s|m|h|d))+$", max_length = 64)]
     wait: Option<String>,
 }
 
@@ -65,9 +114,12 @@ fn empty_object() -> Value {
     json!({})
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct WaitQuery {
+    /// Answer when the instance ends, waits or parks, within this long.
+    #[param(pattern = "^([0-9]{1,9}(ms|s|m|h|d))+$", max_length = 64)]
     wait: Option<String>,
 }
 
@@ -77,6 +129,29 @@ pub(crate) struct WaitQuery {
 /// A business key already used answers with that instance (`existing`).
 /// An `Idempotency-Key` header without a `key` in the body is the business
 /// key: a retried start finds the instance the first one made.
+#[utoipa::path(
+    post,
+    path = "/v1/processes/{name}/instances",
+    tag = "instances",
+    params(
+        ("name" = String, Path, description = "The process"),
+        WaitQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Used as the business key when the body has none: 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<StartBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Ended, waiting or parked within the wait; or, without a wait, its business key found it already there", body = InstanceView),
+        (status = 201, description = "Started (without a wait): the instance now", body = InstanceView, headers(("Location" = String, description = "The instance"))),
+        (status = 202, description = "Still running when the wait was over", body = InstanceView, headers(("Location" = String, description = "The instance"))),
+        (status = 400, description = "Bad JSON, unknown fields or bad values", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such process or version", body = ApiError),
+        (status = 409, description = "The business key is taken by another process's instance", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 422, description = "The input is not a JSON object, or `wait` is given twice", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn start(
     State(app): State<App>,
     headers: HeaderMap,
@@ -87,20 +162,26 @@ pub(crate) async fn start(
     let name = path(name)?;
     let wait = match (query(wait)?.wait, body.wait) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::unprocessable(
                 "`wait` is given twice, in the query and in the body: give it once",
             ));
         }
         (a, b) => a.or(b),
     };
     let wait = wait
-        .map(|w| Span::parse(&w).map_err(|e| ApiError::bad_request(format!("`wait`: {e}"))))
+        .map(|w| {
+            if w.len() > 64 {
+                return Err(ApiError::bad_request(
+                    "`wait` is over 64 characters: write it like 30s or 2m",
+                ));
+            }
+            Span::parse(&w).map_err(|e| ApiError::bad_request(format!("`wait`: {e}")))
+        })
         .transpose()?
         .map(|w| w.min(app.options.max_wait));
-    let key = match body.key {
-        Some(k) => Some(k),
-        None => idempotency_key(&headers)?,
-    };
+    // A malformed header is refused even when the body has a key.
+    let header_key = idempotency_key(&headers)?;
+    let key = body.key.or(header_key);
     let started = app
         .engine
         .start_keyed(&name, body.version, body.input, key)
@@ -112,11 +193,9 @@ pub(crate) async fn start(
         } else {
             StatusCode::CREATED
         };
-        return Ok(located(
-            status,
-            &id,
-            json!({ "id": id, "existing": started.existing }),
-        ));
+        let mut body = view(&app.engine.status(&id).await?);
+        body.existing = Some(started.existing);
+        return Ok(located(status, &id, body));
     };
     let clock = app.engine.clock().clone();
     let deadline = clock.now().plus(wait);
@@ -124,28 +203,49 @@ pub(crate) async fn start(
         inst = app.engine.wait(&id) => Some(inst?),
         () = clock.sleep_until(deadline) => None,
     };
-    let mut body = match &ended {
-        Some(inst) => view(inst),
-        None => json!({ "id": id, "status": Status::Running }),
+    let (status, inst) = match ended {
+        Some(inst) => (StatusCode::OK, inst),
+        None => (StatusCode::ACCEPTED, app.engine.status(&id).await?),
     };
-    body["existing"] = json!(started.existing);
-    Ok(match ended {
-        Some(_) => located(StatusCode::OK, &id, body),
-        None => located(StatusCode::ACCEPTED, &id, body),
-    })
+    let mut body = view(&inst);
+    body.existing = Some(started.existing);
+    Ok(located(status, &id, body))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only instances of this process.
     process: Option<String>,
+    /// Only instances with this status.
+    #[param(value_type = Option<openapi::Status>)]
     status: Option<String>,
+    /// Only instances in this state.
     state: Option<String>,
+    /// Only unfinished instances past an sla.
     stuck: Option<bool>,
+    /// Where the previous page ended (its `next`).
+    #[param(pattern = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$")]
     cursor: Option<String>,
+    /// Instances per page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// Instances, oldest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/instances",
+    tag = "instances",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = openapi::InstancePage),
+        (status = 400, description = "A bad filter, cursor or limit", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn list(
     State(app): State<App>,
     q: Result<Query<ListQuery>, QueryRejection>,
@@ -173,6 +273,12 @@ pub(crate) async fn list(
             })
         })
         .transpose()?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1_000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` is {limit}; it is 1 to 1000"
+        )));
+    }
     let page = app
         .engine
         .list(PageQuery {
@@ -181,13 +287,27 @@ pub(crate) async fn list(
             state: q.state,
             stuck: q.stuck.unwrap_or(false),
             after,
-            limit: q.limit.unwrap_or(100),
+            limit,
         })
         .await?;
     Ok(Json(json!(page)))
 }
 
 /// An instance by id, or by the business key it was started with.
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}",
+    tag = "instances",
+    params(("id" = String, Path, description = "An instance id, or a business key")),
+    responses(
+        (status = 200, description = "The instance as stored", body = openapi::StoredInstance),
+        (status = 400, description = "A bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such instance", body = ApiError),
+        (status = 409, description = "The key names instances of several processes", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn get(
     State(app): State<App>,
     id: Result<Path<String>, PathRejection>,
@@ -196,113 +316,257 @@ pub(crate) async fn get(
     Ok(Json(app.engine.status(&id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct HistoryQuery {
+    /// The first record (its `seq`; default 0).
+    #[param(minimum = 0, maximum = 9223372036854775807_i64)]
     from: Option<u64>,
+    /// Records per page (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
+}
+
+/// A page of history records.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HistoryPage {
+    #[schema(value_type = Vec<openapi::HistoryRecord>)]
+    items: Vec<weft_model::Record>,
+    /// The `from` of the next page; null on the last.
+    next: Option<u64>,
 }
 
 /// History records from `from` on, at most `limit` (default 1,000);
 /// `next` is where the next page starts.
+#[utoipa::path(
+    get,
+    path = "/v1/instances/{id}/history",
+    tag = "instances",
+    params(("id" = String, Path, description = "An instance id, or a business key"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of records, gap-free by seq", body = HistoryPage),
+        (status = 400, description = "A bad path or query", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such instance", body = ApiError),
+        (status = 409, description = "The key names instances of several processes", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn history(
     State(app): State<App>,
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<HistoryQuery>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HistoryPage>> {
     let q = query(q)?;
     let id = app.engine.resolve(&path(id)?).await?;
     let from = q.from.unwrap_or(0);
-    let limit = q.limit.unwrap_or(1_000).clamp(1, 10_000);
+    if from > i64::MAX as u64 {
+        return Err(ApiError::bad_request(format!(
+            "`from` is {from}; history seqs go up to {}",
+            i64::MAX
+        )));
+    }
+    let limit = q.limit.unwrap_or(1_000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` is {limit}; it is 1 to 10000"
+        )));
+    }
     let mut records = app.engine.history(&id, from).await?;
-    let next = (records.len() > limit).then(|| from + limit as u64);
+    let next = (records.len() > limit).then(|| from.saturating_add(limit as u64));
     records.truncate(limit);
-    Ok(Json(json!({ "items": records, "next": next })))
+    Ok(Json(HistoryPage {
+        items: records,
+        next,
+    }))
 }
 
-async fn answer(app: &App, id: &InstanceId) -> ApiResult<Json<Value>> {
+async fn answer(app: &App, id: &InstanceId) -> ApiResult<Json<InstanceView>> {
     Ok(Json(view(&app.engine.status(id).await?)))
 }
 
 /// Sends a signal; the body is its payload (empty: none).
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/signals/{event}",
+    tag = "instances",
+    params(
+        ("id" = String, Path, description = "An instance id, or a business key"),
+        ("event" = String, Path, description = "An event its wait state accepts"),
+    ),
+    request_body(content = Option<Value>, description = "The signal's payload, any JSON (none: `{}`)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done: the instance now", body = InstanceView),
+        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such instance", body = ApiError),
+        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn signal(
     State(app): State<App>,
     p: Result<Path<(String, String)>, PathRejection>,
-    Body(payload): Body<Value>,
-) -> ApiResult<Json<Value>> {
+    Payload(payload): Payload,
+) -> ApiResult<Json<InstanceView>> {
     let (target, event) = path(p)?;
     let id = app.engine.resolve(&target).await?;
     app.engine.signal(&id, &event, payload).await?;
     answer(&app, &id).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelBody {
+    /// Undo its completed steps first.
     #[serde(default)]
     compensate: bool,
 }
 
+/// Ends an instance, undoing its completed steps first when asked.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/cancel",
+    tag = "instances",
+    params(("id" = String, Path, description = "An instance id, or a business key")),
+    request_body(content = Option<CancelBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done: the instance now", body = InstanceView),
+        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such instance", body = ApiError),
+        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn cancel(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
     Body(body): Body<CancelBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InstanceView>> {
     let id = app.engine.resolve(&path(p)?).await?;
     app.engine.cancel(&id, body.compensate).await?;
     answer(&app, &id).await
 }
 
-#[derive(Debug, Deserialize)]
+/// An empty object (or no body at all).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoBody {}
 
+/// Retries a parked instance from where it stopped.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/redrive",
+    tag = "instances",
+    params(("id" = String, Path, description = "An instance id, or a business key")),
+    request_body(content = Option<NoBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done: the instance now", body = InstanceView),
+        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such instance", body = ApiError),
+        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn redrive(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
     Body(NoBody {}): Body<NoBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InstanceView>> {
     let id = app.engine.resolve(&path(p)?).await?;
     app.engine.redrive(&id).await?;
     answer(&app, &id).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MigrateBody {
+    /// The deployed version to move to.
+    #[serde(deserialize_with = "crate::body::whole")]
     version: u32,
 }
 
+/// Moves an instance to another deployed version of its process.
+#[utoipa::path(
+    post,
+    path = "/v1/instances/{id}/migrate",
+    tag = "instances",
+    params(("id" = String, Path, description = "An instance id, or a business key")),
+    request_body(content = MigrateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Done: the instance now", body = InstanceView),
+        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such instance or version", body = ApiError),
+        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn migrate(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
     Body(body): Body<MigrateBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InstanceView>> {
     let id = app.engine.resolve(&path(p)?).await?;
     app.engine.migrate(&id, body.version).await?;
     answer(&app, &id).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CompleteBody {
+    /// The step's result (done); default `{}`.
     #[serde(default)]
     output: Option<Value>,
+    /// The step failed with this (routable as `error.<kind>`).
     #[serde(default)]
+    #[schema(value_type = Option<FailureBody>)]
     error: Option<Failure>,
+}
+
+/// A failure: `kind` is what a process routes on.
+#[derive(ToSchema)]
+#[allow(dead_code)] // a description only: the value is `weft_model::Failure`
+pub(crate) struct FailureBody {
+    kind: String,
+    message: String,
 }
 
 /// Completes the step waiting on a token: with `output`, or failed with
 /// `error: {kind, message}` (routable as `error.<kind>`).
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{token}/complete",
+    tag = "tokens",
+    params(("token" = String, Path, description = "The token the adapter handed out")),
+    request_body(content = Option<CompleteBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded", body = Touched),
+        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such token", body = ApiError),
+        (status = 409, description = "The token was used already, or its step moved on", body = ApiError),
+        (status = 422, description = "Both `output` and `error` are given", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn complete(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
     Body(body): Body<CompleteBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Touched>> {
     let token = path(p)?;
     let completion = match (body.output, body.error) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::unprocessable(
                 "give `output` (done) or `error` (failed), not both",
             ));
         }
@@ -310,24 +574,46 @@ pub(crate) async fn complete(
         (out, None) => Completion::Done(out.unwrap_or_else(empty_object)),
     };
     let id = app.engine.complete(&token, completion).await?;
-    Ok(Json(json!({ "instance": id })))
+    Ok(Json(Touched {
+        instance: id.to_string(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HeartbeatBody {
+    /// Progress details, handed to the next attempt if this one fails.
     #[serde(default)]
     details: String,
 }
 
+/// Reports progress of a pending step that has a `heartbeat:` limit.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/{token}/heartbeat",
+    tag = "tokens",
+    params(("token" = String, Path, description = "The token the adapter handed out")),
+    request_body(content = Option<HeartbeatBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded", body = Touched),
+        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such token", body = ApiError),
+        (status = 409, description = "The token was used already, or its step moved on", body = ApiError),
+        (status = 413, description = "Too large", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn heartbeat(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
     Body(body): Body<HeartbeatBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Touched>> {
     let token = path(p)?;
     let id = app.engine.heartbeat(&token, body.details).await?;
-    Ok(Json(json!({ "instance": id })))
+    Ok(Json(Touched {
+        instance: id.to_string(),
+    }))
 }
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.

@@ -18,7 +18,8 @@
 //! | GET | `/v1/processes/{name}` | the newest version, with its definition |
 //! | GET | `/v1/processes/{name}/versions/{v}` | one version, with its definition |
 //! | POST | `/v1/processes/{name}/instances` | start one (`input`, `key`, `version`; `?wait=30s` answers when it ends) |
-//! | GET | `/v1/instances` | list (`process`, `status`, `state`, `cursor`, `limit`) |
+//! | GET | `/v1/openapi.json` | this API as an OpenAPI 3.1 document |
+//! | GET | `/v1/instances` | list (`process`, `status`, `state`, `stuck`, `cursor`, `limit`) |
 //! | GET | `/v1/instances/{id}` | one instance (by id or business key) |
 //! | GET | `/v1/instances/{id}/history` | its history (`from`, `limit`) |
 //! | POST | `/v1/instances/{id}/signals/{event}` | send a signal; the body is its payload |
@@ -33,6 +34,7 @@ mod deploy;
 mod error;
 mod instances;
 pub mod metrics;
+pub mod openapi;
 mod processes;
 
 use std::sync::Arc;
@@ -46,7 +48,7 @@ use axum::routing::{get, post};
 use weft_core::Engine;
 use weft_model::Span;
 
-pub use deploy::{Deploy, DeployFuture, Deployer, SourceFile};
+pub use deploy::{Deploy, DeployFuture, Deployed, Deployer, SourceFile};
 pub use error::{ApiError, ApiResult};
 
 /// How a server answers.
@@ -97,6 +99,7 @@ pub fn router(engine: Engine, options: Options) -> Router {
         options: Arc::new(options),
     };
     let v1 = Router::new()
+        .route("/openapi.json", get(openapi::document))
         .route(
             "/deployments",
             post(deploy::deploy).layer(DefaultBodyLimit::max(max_deploy_body)),
@@ -119,7 +122,7 @@ pub fn router(engine: Engine, options: Options) -> Router {
         .route("/tokens/{token}/heartbeat", post(instances::heartbeat))
         .route_layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route(
             "/metrics",
@@ -138,7 +141,30 @@ pub fn router(engine: Engine, options: Options) -> Router {
         .with_state(app)
 }
 
-async fn ready(State(app): State<App>) -> Response {
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "Up", content_type = "text/plain", body = String, example = "ok\n"))
+)]
+pub(crate) async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// The engine is working: 503 with the reason while its store fails.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", content_type = "text/plain", body = String, example = "ready\n"),
+        (status = 503, description = "Not ready, and why", body = ApiError),
+    )
+)]
+pub(crate) async fn ready(State(app): State<App>) -> Response {
     let trouble = app.engine.trouble().borrow().clone();
     match trouble {
         None => "ready\n".into_response(),

@@ -33,6 +33,18 @@ pub fn install() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// Prometheus text: the engine's counters and histograms, and gauges read
+/// from the store now.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain"),
+        (status = 401, description = "A token is needed", body = crate::ApiError),
+        (status = 503, description = "The store is failing", body = crate::ApiError),
+    )
+)]
 pub(crate) async fn scrape(State(app): State<App>) -> ApiResult<impl IntoResponse> {
     let mut text = app
         .options

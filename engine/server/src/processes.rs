@@ -2,22 +2,66 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 use weft_core::ProcessRecord;
 
 use crate::App;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi;
 
-/// Every deployed process version (without definitions).
-pub(crate) async fn list(State(app): State<App>) -> ApiResult<Json<Value>> {
-    let records = app.engine.processes().await?;
-    let items: Vec<Value> = records
-        .iter()
-        .map(|r| json!({ "name": r.name, "version": r.version, "deployed_at": r.deployed_at }))
-        .collect();
-    Ok(Json(json!({ "items": items })))
+/// A deployed process version, without its definition.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Deployed {
+    name: String,
+    version: u32,
+    /// ms since the epoch.
+    deployed_at: u64,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProcessList {
+    items: Vec<Deployed>,
+}
+
+/// Every deployed process version (without definitions), by name then
+/// version.
+#[utoipa::path(
+    get,
+    path = "/v1/processes",
+    tag = "processes",
+    responses(
+        (status = 200, description = "Deployed versions", body = ProcessList),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
+pub(crate) async fn list(State(app): State<App>) -> ApiResult<Json<ProcessList>> {
+    let records = app.engine.processes().await?;
+    let items = records
+        .into_iter()
+        .map(|r| Deployed {
+            name: r.name,
+            version: r.version,
+            deployed_at: r.deployed_at.0,
+        })
+        .collect();
+    Ok(Json(ProcessList { items }))
+}
+
+/// The newest deployed version of a process, with its definition.
+#[utoipa::path(
+    get,
+    path = "/v1/processes/{name}",
+    tag = "processes",
+    params(("name" = String, Path, description = "The process")),
+    responses(
+        (status = 200, description = "The newest version", body = openapi::ProcessVersion),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such process", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn latest(
     State(app): State<App>,
     Path(name): Path<String>,
@@ -25,6 +69,23 @@ pub(crate) async fn latest(
     Ok(Json(app.engine.process_record(&name, None).await?))
 }
 
+/// One deployed version of a process, with its definition.
+#[utoipa::path(
+    get,
+    path = "/v1/processes/{name}/versions/{version}",
+    tag = "processes",
+    params(
+        ("name" = String, Path, description = "The process"),
+        ("version" = u32, Path, description = "The version"),
+    ),
+    responses(
+        (status = 200, description = "That version", body = openapi::ProcessVersion),
+        (status = 400, description = "The version is not a number", body = ApiError),
+        (status = 401, description = "A token is needed", body = ApiError),
+        (status = 404, description = "No such process or version", body = ApiError),
+        (status = 503, description = "The store is failing", body = ApiError),
+    )
+)]
 pub(crate) async fn version(
     State(app): State<App>,
     Path((name, version)): Path<(String, String)>,
