@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use crate::App;
 use crate::body::Body;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi;
 
 /// A file as the client read it: its name (which says YAML or JSON, and
 /// names it in problems) and its text.
@@ -92,11 +93,10 @@ pub trait Deployer: Send + Sync + 'static {
     responses(
         (status = 201, description = "Deployed (or already there: see `new_version`, `new_revision`)", body = Deployed),
         (status = 400, description = "Bad JSON or unknown fields", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
         (status = 413, description = "Over the deploy size limit", body = ApiError),
         (status = 422, description = "The definition does not validate (`invalid_definition`, with `problems`), cannot be deployed (`deploy_refused`), or a plugin is not base64", body = ApiError),
         (status = 501, description = "This server takes no deploys", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always,
     )
 )]
 pub(crate) async fn deploy(

@@ -143,13 +143,8 @@ pub(crate) struct WaitQuery {
         (status = 200, description = "Ended, waiting or parked within the wait; or, without a wait, its business key found it already there", body = InstanceView),
         (status = 201, description = "Started (without a wait): the instance now", body = InstanceView, headers(("Location" = String, description = "The instance"))),
         (status = 202, description = "Still running when the wait was over", body = InstanceView, headers(("Location" = String, description = "The instance"))),
-        (status = 400, description = "Bad JSON, unknown fields or bad values", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such process or version", body = ApiError),
-        (status = 409, description = "The business key is taken by another process's instance", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
         (status = 422, description = "The input is not a JSON object, or `wait` is given twice", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn start(
@@ -242,8 +237,7 @@ pub(crate) struct ListQuery {
     responses(
         (status = 200, description = "A page", body = openapi::InstancePage),
         (status = 400, description = "A bad filter, cursor or limit", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always,
     )
 )]
 pub(crate) async fn list(
@@ -301,11 +295,7 @@ pub(crate) async fn list(
     params(("id" = String, Path, description = "An instance id, or a business key")),
     responses(
         (status = 200, description = "The instance as stored", body = openapi::StoredInstance),
-        (status = 400, description = "A bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such instance", body = ApiError),
-        (status = 409, description = "The key names instances of several processes", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn get(
@@ -346,11 +336,7 @@ pub(crate) struct HistoryPage {
     params(("id" = String, Path, description = "An instance id, or a business key"), HistoryQuery),
     responses(
         (status = 200, description = "A page of records, gap-free by seq", body = HistoryPage),
-        (status = 400, description = "A bad path or query", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such instance", body = ApiError),
-        (status = 409, description = "The key names instances of several processes", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn history(
@@ -398,12 +384,7 @@ async fn answer(app: &App, id: &InstanceId) -> ApiResult<Json<InstanceView>> {
     request_body(content = Option<Value>, description = "The signal's payload, any JSON (none: `{}`)", content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
-        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such instance", body = ApiError),
-        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn signal(
@@ -434,12 +415,7 @@ pub(crate) struct CancelBody {
     request_body(content = Option<CancelBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
-        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such instance", body = ApiError),
-        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn cancel(
@@ -466,12 +442,7 @@ pub(crate) struct NoBody {}
     request_body(content = Option<NoBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
-        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such instance", body = ApiError),
-        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn redrive(
@@ -501,12 +472,7 @@ pub(crate) struct MigrateBody {
     request_body(content = MigrateBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
-        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such instance or version", body = ApiError),
-        (status = 409, description = "Refused: the instance is not where this applies (the message says why)", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn migrate(
@@ -549,13 +515,8 @@ pub(crate) struct FailureBody {
     request_body(content = Option<CompleteBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded", body = Touched),
-        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such token", body = ApiError),
-        (status = 409, description = "The token was used already, or its step moved on", body = ApiError),
         (status = 422, description = "Both `output` and `error` are given", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn complete(
@@ -596,12 +557,7 @@ pub(crate) struct HeartbeatBody {
     request_body(content = Option<HeartbeatBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Recorded", body = Touched),
-        (status = 400, description = "Bad JSON, unknown fields or a bad path", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 404, description = "No such token", body = ApiError),
-        (status = 409, description = "The token was used already, or its step moved on", body = ApiError),
-        (status = 413, description = "Too large", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always, openapi::Refusals,
     )
 )]
 pub(crate) async fn heartbeat(

@@ -12,7 +12,9 @@ use std::borrow::Cow;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, SecurityRequirement};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
+
+use crate::ApiError;
 
 use crate::{deploy, instances, metrics, processes};
 
@@ -196,3 +198,35 @@ object_schema!(
     ProcessDefinition,
     "A process definition as written (the process format of the README), as JSON."
 );
+
+/// What any call behind the token may answer besides its own answers.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description only
+pub(crate) enum Always {
+    /// A token is needed, or it is not this server's (`unauthorized`).
+    #[response(status = 401)]
+    Unauthorized(ApiError),
+    /// The store is failing (`unavailable`).
+    #[response(status = 503)]
+    Unavailable(ApiError),
+}
+
+/// What a call on an instance or a token may be refused with.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // a description only
+pub(crate) enum Refusals {
+    /// Bad JSON, unknown fields, or a bad path or query (`bad_json`,
+    /// `bad_request`).
+    #[response(status = 400)]
+    BadRequest(ApiError),
+    /// No such instance, process, version or token.
+    #[response(status = 404)]
+    NotFound(ApiError),
+    /// Refused where the instance or token stands; the message says why
+    /// (`refused`, `conflict`, `token_used`).
+    #[response(status = 409)]
+    Conflict(ApiError),
+    /// Over a size limit (`too_large`).
+    #[response(status = 413)]
+    TooLarge(ApiError),
+}

@@ -32,8 +32,7 @@ pub(crate) struct ProcessList {
     tag = "processes",
     responses(
         (status = 200, description = "Deployed versions", body = ProcessList),
-        (status = 401, description = "A token is needed", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always,
     )
 )]
 pub(crate) async fn list(State(app): State<App>) -> ApiResult<Json<ProcessList>> {
@@ -57,9 +56,8 @@ pub(crate) async fn list(State(app): State<App>) -> ApiResult<Json<ProcessList>>
     params(("name" = String, Path, description = "The process")),
     responses(
         (status = 200, description = "The newest version", body = openapi::ProcessVersion),
-        (status = 401, description = "A token is needed", body = ApiError),
         (status = 404, description = "No such process", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always,
     )
 )]
 pub(crate) async fn latest(
@@ -81,9 +79,8 @@ pub(crate) async fn latest(
     responses(
         (status = 200, description = "That version", body = openapi::ProcessVersion),
         (status = 400, description = "The version is not a number", body = ApiError),
-        (status = 401, description = "A token is needed", body = ApiError),
         (status = 404, description = "No such process or version", body = ApiError),
-        (status = 503, description = "The store is failing", body = ApiError),
+        openapi::Always,
     )
 )]
 pub(crate) async fn version(
