@@ -17,6 +17,11 @@ pub struct Cli {
     /// with the span of the transition or invocation it happened in).
     #[arg(long, global = true, default_value = "human", value_parser = ["human", "json"])]
     pub log_format: String,
+    /// Export spans (one per transition and per invocation) over OTLP/HTTP
+    /// to this collector, e.g. `http://127.0.0.1:4318` (they go to
+    /// `<url>/v1/traces`, as JSON).
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ mod commands;
 mod invoker;
 mod load;
 mod render;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -35,7 +36,13 @@ pub mod exit {
 fn main() -> ExitCode {
     quiet_library_backtraces();
     let cli = args::Cli::parse();
-    init_tracing(cli.log_format == "json");
+    let telemetry = match telemetry::init(cli.log_format == "json", cli.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
     // Store reads and the interpreter run on the blocking pool. Expressions
     // have a stack budget of their own (1 MiB, measured from where they
     // start): 8 MiB threads leave room. The pool is capped: tokio's default
@@ -54,13 +61,16 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
-        Ok(code) => ExitCode::from(code),
+    let code = match runtime.block_on(commands::run(cli.command)) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::ERROR)
+            exit::ERROR
         }
-    }
+    };
+    drop(runtime);
+    telemetry.shutdown();
+    ExitCode::from(code)
 }
 
 /// wasmtime builds an error value while dropping every store; with
@@ -76,26 +86,5 @@ fn quiet_library_backtraces() {
         unsafe {
             std::env::set_var("RUST_LIB_BACKTRACE", "0");
         }
-    }
-}
-
-/// Logs go to stderr; `WEFT_LOG` picks what (default: warnings and
-/// errors; `weft=debug` shows each transition and invocation as a span);
-/// `--log-format json` writes one JSON object per line.
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    if json {
-        logs.json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        logs.init();
     }
 }
