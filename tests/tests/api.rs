@@ -823,3 +823,58 @@ fn the_server_serves_the_checked_in_openapi_document() {
         "the served document differs from api/openapi.json"
     );
 }
+
+/// A signal, cancel, redrive or migrate with an `Idempotency-Key`: a retry
+/// answers the same, says `repeated`, and changes nothing — even where the
+/// process would take the same signal again.
+#[test]
+fn a_retried_operation_with_an_idempotency_key_is_applied_once() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let process = fixture("counter.yaml");
+    deploy(&s, &data, &process, &[]);
+    let server = Server::start(&data, &[]);
+    let started = server.post("/v1/processes/counter/instances", r#"{"key": "c-1"}"#);
+    expect(&started, 201);
+    let bump = |key: &str| {
+        http(
+            "POST",
+            &server.base,
+            "/v1/instances/c-1/signals/bump",
+            "{}",
+            &[("Idempotency-Key", key)],
+        )
+    };
+    let first = expect(&bump("k-1"), 200);
+    assert_eq!(first["repeated"], false);
+    let again = expect(&bump("k-1"), 200);
+    assert_eq!(again["repeated"], true);
+    assert_eq!(again["status"], "waiting");
+    expect(&bump("k-2"), 200);
+    let history = expect(&server.get("/v1/instances/c-1/history"), 200);
+    let text = history.to_string();
+    assert_eq!(text.matches(r#""event":"bump""#).count(), 2, "{text}");
+    let bad = http(
+        "POST",
+        &server.base,
+        "/v1/instances/c-1/cancel",
+        "{}",
+        &[("Idempotency-Key", "not ok")],
+    );
+    assert_eq!(expect(&bad, 400)["code"], "bad_request");
+    let cancel = |key: &str| {
+        http(
+            "POST",
+            &server.base,
+            "/v1/instances/c-1/cancel",
+            "{}",
+            &[("Idempotency-Key", key)],
+        )
+    };
+    assert_eq!(expect(&cancel("x"), 200)["status"], "cancelled");
+    assert_eq!(expect(&cancel("x"), 200)["repeated"], true);
+    assert_eq!(
+        expect(&server.post("/v1/instances/c-1/cancel", "{}"), 409)["code"],
+        "refused"
+    );
+}

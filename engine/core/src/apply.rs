@@ -19,6 +19,9 @@ use crate::{Engine, Error, Notice, Result};
 pub enum Delivered {
     Applied,
     Rejected(Rejected),
+    /// An operator request whose idempotency key the instance holds: it
+    /// was applied before, and nothing changed now.
+    Repeated,
 }
 
 /// What ran a step's attempt, stamped on the history records its outcome
@@ -125,6 +128,20 @@ impl Engine {
         result: Option<StepResult>,
         ran: Option<Ran>,
     ) -> Result<Delivered> {
+        self.deliver_request(id, event, result, ran, None).await
+    }
+
+    /// Applies an event; with `request` (an operator request's idempotency
+    /// key, scoped by its operation) applies it only if the instance has not
+    /// applied that request before, and remembers it in the same commit.
+    pub(crate) async fn deliver_request(
+        &self,
+        id: &InstanceId,
+        event: Event,
+        result: Option<StepResult>,
+        ran: Option<Ran>,
+        request: Option<String>,
+    ) -> Result<Delivered> {
         let _work = self.work();
         let span = tracing::debug_span!(
             "transition",
@@ -134,6 +151,10 @@ impl Engine {
         );
         let applying = self.exclusive(id, async {
             let inst = self.take_current(id).await?;
+            if request.as_ref().is_some_and(|r| inst.handled(r)) {
+                self.put_back(inst);
+                return Ok(Delivered::Repeated);
+            }
             let prepared = async {
                 let process = self.process(&inst.process, inst.version).await?;
                 let deployment = self.deployment(&inst.process, inst.version).await?;
@@ -161,6 +182,9 @@ impl Engine {
                 .await?;
             match applied {
                 Ok(mut applied) => {
+                    if let Some(r) = request {
+                        applied.instance.remember(r);
+                    }
                     // A step's outcome is recorded once the step is over;
                     // a failed attempt that will be retried records nothing.
                     let key = event.key().unwrap_or_default();

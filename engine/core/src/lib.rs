@@ -35,7 +35,8 @@ pub use apply::Delivered;
 pub use clock::{Clock, SimClock, SystemClock};
 pub use engine::{Engine, EngineOptions, Notice};
 pub use operate::{
-    Completion, DeployRequest, Deployed, Gauges, Page, PageQuery, ProcessRecord, Started, Summary,
+    Completion, DeployRequest, Deployed, Done, Gauges, Operation, Page, PageQuery, ProcessRecord,
+    Started, Summary,
 };
 pub use writer::Writer;
 

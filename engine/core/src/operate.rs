@@ -368,23 +368,64 @@ impl Engine {
     /// Delivers an external event to a waiting instance. Refused, with the
     /// events the instance does accept, when its state does not accept it.
     pub async fn signal(&self, id: &InstanceId, name: &str, data: Value) -> Result<()> {
-        weft_model::limits::check(&data).map_err(|why| Error::TooLarge {
-            what: format!("the payload of signal '{name}'"),
-            why: why.to_string(),
-        })?;
-        let event = Event::Signal {
+        let op = Operation::Signal {
             name: name.to_owned(),
             data,
         };
-        self.operator(id, event).await
+        self.operate(id, op, None).await.map(drop)
+    }
+
+    /// Carries out an operator's request on an instance. With an
+    /// idempotency key, a request the instance applied before (the same
+    /// operation with the same key, among its last [`Instance::REQUESTS`])
+    /// changes nothing and answers [`Done::Repeated`]; the key is kept in
+    /// the commit that applies the request, so a retry racing the first
+    /// attempt or following a crash finds it.
+    pub async fn operate(
+        &self,
+        id: &InstanceId,
+        op: Operation,
+        idempotency_key: Option<&str>,
+    ) -> Result<Done> {
+        let request = idempotency_key.map(|k| format!("{}:{k}", op.scope()));
+        let event = match op {
+            Operation::Signal { name, data } => {
+                weft_model::limits::check(&data).map_err(|why| Error::TooLarge {
+                    what: format!("the payload of signal '{name}'"),
+                    why: why.to_string(),
+                })?;
+                Event::Signal { name, data }
+            }
+            Operation::Cancel { compensate } => Event::Cancel { compensate },
+            Operation::Redrive => Event::Redrive,
+            Operation::Migrate { version } => return self.migrate_to(id, version, request).await,
+        };
+        match self.deliver_request(id, event, None, None, request).await? {
+            Delivered::Applied => Ok(Done::Applied),
+            Delivered::Repeated => Ok(Done::Repeated),
+            Delivered::Rejected(why) => Err(Error::Refused(id.clone(), why.to_string())),
+        }
     }
 
     /// Moves an instance to another deployed version of its process, or
     /// refuses when its state or data does not fit that version.
     pub async fn migrate(&self, id: &InstanceId, version: u32) -> Result<()> {
+        self.migrate_to(id, version, None).await.map(drop)
+    }
+
+    async fn migrate_to(
+        &self,
+        id: &InstanceId,
+        version: u32,
+        request: Option<String>,
+    ) -> Result<Done> {
         let _work = self.work();
         self.exclusive(id, async {
             let inst = self.take_current(id).await?;
+            if request.as_ref().is_some_and(|r| inst.handled(r)) {
+                self.put_back(inst);
+                return Ok(Done::Repeated);
+            }
             let now = self.inner.clock.now();
             let (inst, applied) = match self.process(&inst.process, version).await {
                 Ok(to) => {
@@ -402,13 +443,16 @@ impl Engine {
                 Err(e) => (inst, Err(e)),
             };
             match applied {
-                Ok(applied) => {
+                Ok(mut applied) => {
+                    if let Some(r) = request {
+                        applied.instance.remember(r);
+                    }
                     let previous = inst.status;
                     let written = self.write(Some(previous), applied, None, false).await;
                     if matches!(written, Err(Error::Conflict(_))) {
                         self.put_back(inst);
                     }
-                    written.map(drop)
+                    written.map(|_| Done::Applied)
                 }
                 Err(e) => {
                     self.put_back(inst);
@@ -481,7 +525,7 @@ impl Engine {
             },
         };
         match self.deliver(&record.instance, event, None).await? {
-            Delivered::Applied => Ok(record.instance),
+            Delivered::Applied | Delivered::Repeated => Ok(record.instance),
             Delivered::Rejected(_) => Err(Error::TokenUsed(token.to_owned())),
         }
     }
@@ -494,7 +538,7 @@ impl Engine {
             details,
         };
         match self.deliver(&record.instance, event, None).await? {
-            Delivered::Applied => Ok(record.instance),
+            Delivered::Applied | Delivered::Repeated => Ok(record.instance),
             Delivered::Rejected(_) => Err(Error::TokenUsed(token.to_owned())),
         }
     }
@@ -534,18 +578,43 @@ impl Engine {
 
     /// Retries a parked instance from the step it stopped at.
     pub async fn redrive(&self, id: &InstanceId) -> Result<()> {
-        self.operator(id, Event::Redrive).await
+        self.operate(id, Operation::Redrive, None).await.map(drop)
     }
 
     /// Ends an instance, undoing its completed steps first when asked.
     pub async fn cancel(&self, id: &InstanceId, compensate: bool) -> Result<()> {
-        self.operator(id, Event::Cancel { compensate }).await
+        self.operate(id, Operation::Cancel { compensate }, None)
+            .await
+            .map(drop)
     }
+}
 
-    async fn operator(&self, id: &InstanceId, event: Event) -> Result<()> {
-        match self.deliver(id, event, None).await? {
-            Delivered::Applied => Ok(()),
-            Delivered::Rejected(why) => Err(Error::Refused(id.clone(), why.to_string())),
+/// An operator's request on one instance ([`Engine::operate`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operation {
+    Signal { name: String, data: Value },
+    Cancel { compensate: bool },
+    Redrive,
+    Migrate { version: u32 },
+}
+
+impl Operation {
+    /// What an idempotency key is scoped by: the same key on another
+    /// operation (or another signal) is another request.
+    fn scope(&self) -> String {
+        match self {
+            Operation::Signal { name, .. } => format!("signal/{name}"),
+            Operation::Cancel { compensate } => format!("cancel/{compensate}"),
+            Operation::Redrive => "redrive".to_owned(),
+            Operation::Migrate { version } => format!("migrate/{version}"),
         }
     }
+}
+
+/// How an operator's request went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    Applied,
+    /// Applied before, under the same idempotency key: nothing changed.
+    Repeated,
 }

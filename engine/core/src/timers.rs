@@ -74,7 +74,7 @@ impl Engine {
                     at: timer.at,
                 };
                 let outcome = match engine.deliver(&timer.instance, event, None).await {
-                    Ok(Delivered::Applied) => {
+                    Ok(Delivered::Applied | Delivered::Repeated) => {
                         crate::metrics::timer_fired(timer.kind);
                         Ok(())
                     }

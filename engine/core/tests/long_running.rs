@@ -451,3 +451,77 @@ async fn an_instance_past_its_slas_is_flagged_across_a_restart_and_listed_as_stu
         "no sla timer is left behind"
     );
 }
+
+const COUNTER: &str = include_str!("../../../tests/fixtures/counter.yaml");
+
+fn bumps(sim: &Sim, id: &weft_model::InstanceId) -> usize {
+    path(sim, id)
+        .iter()
+        .filter(|p| *p == "bump->counting")
+        .count()
+}
+
+#[tokio::test]
+async fn a_retried_operator_request_with_an_idempotency_key_changes_nothing() {
+    use weft_core::{Done, Operation};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Sim::on_sled(COUNTER, "", dir.path());
+    let id = sim.start(json!({})).await;
+    let bump = || Operation::Signal {
+        name: "bump".into(),
+        data: json!({}),
+    };
+    // The state accepts `bump` again after each one: without a key a
+    // retried signal would count twice.
+    assert_eq!(
+        sim.engine.operate(&id, bump(), Some("b-1")).await.unwrap(),
+        Done::Applied
+    );
+    sim.reboot().await; // the key is kept with the instance, on disk
+    assert_eq!(
+        sim.engine.operate(&id, bump(), Some("b-1")).await.unwrap(),
+        Done::Repeated
+    );
+    assert_eq!(bumps(&sim, &id), 1);
+    // Another key, or no key, is another request.
+    assert_eq!(
+        sim.engine.operate(&id, bump(), Some("b-2")).await.unwrap(),
+        Done::Applied
+    );
+    sim.engine.signal(&id, "bump", json!({})).await.unwrap();
+    assert_eq!(bumps(&sim, &id), 3);
+    // The same key on another operation is not taken for this one.
+    let stop = Operation::Signal {
+        name: "stop".into(),
+        data: json!({}),
+    };
+    assert_eq!(
+        sim.engine.operate(&id, stop, Some("b-1")).await.unwrap(),
+        Done::Applied
+    );
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+
+    // A retried cancel answers as the first did, where one without a key
+    // is refused (the instance has already ended).
+    let other = sim.start(json!({})).await;
+    let cancel = || Operation::Cancel { compensate: false };
+    assert_eq!(
+        sim.engine
+            .operate(&other, cancel(), Some("c"))
+            .await
+            .unwrap(),
+        Done::Applied
+    );
+    assert_eq!(
+        sim.engine
+            .operate(&other, cancel(), Some("c"))
+            .await
+            .unwrap(),
+        Done::Repeated
+    );
+    assert!(matches!(
+        sim.engine.operate(&other, cancel(), None).await,
+        Err(Error::Refused(..))
+    ));
+    assert_eq!(sim.instance(&other).status, Status::Cancelled);
+}

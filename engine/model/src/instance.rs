@@ -303,6 +303,11 @@ pub struct Instance {
     /// it stays there. An unfinished instance with any is stuck.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overdue: Vec<Overdue>,
+    /// The idempotency keys of the last operator requests applied to it
+    /// (`<operation>:<key>`, newest last, at most [`Instance::REQUESTS`]):
+    /// a retried request finds its key here and changes nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
     /// Number of history records so far; the next one gets this number.
     pub seq: u64,
     pub created_at: Millis,
@@ -310,6 +315,22 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// How many operator requests' idempotency keys an instance remembers.
+    pub const REQUESTS: usize = 64;
+
+    /// Whether an operator request with this key was applied already.
+    pub fn handled(&self, request: &str) -> bool {
+        self.requests.iter().any(|r| r == request)
+    }
+
+    /// Remembers an applied operator request, forgetting the oldest past
+    /// [`Instance::REQUESTS`].
+    pub fn remember(&mut self, request: String) {
+        self.requests.push(request);
+        let over = self.requests.len().saturating_sub(Self::REQUESTS);
+        self.requests.drain(..over);
+    }
+
     /// A copy of everything but the data (which may be large), left `null`.
     pub fn clone_without_data(&self) -> Instance {
         Instance {
@@ -331,6 +352,7 @@ impl Instance {
             waiting: self.waiting.clone(),
             fan: self.fan.clone(),
             overdue: self.overdue.clone(),
+            requests: self.requests.clone(),
             seq: self.seq,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -787,5 +809,22 @@ mod tests {
         assert!(a < b);
         assert_eq!(InstanceId::parse(&a.as_str().to_lowercase()), Some(a));
         assert_eq!(InstanceId::parse("not-an-id"), None);
+    }
+
+    #[test]
+    fn an_instance_remembers_its_last_requests_only() {
+        let mut inst: Instance = serde_json::from_value(serde_json::json!({
+            "id": "01J00000000000000000000000", "process": "p", "version": 1,
+            "status": "running", "state": "s", "data": {}, "seq": 0,
+            "created_at": 0, "updated_at": 0
+        }))
+        .expect("an instance");
+        for n in 0..Instance::REQUESTS + 5 {
+            inst.remember(format!("cancel/false:{n}"));
+        }
+        assert_eq!(inst.requests.len(), Instance::REQUESTS);
+        assert!(!inst.handled("cancel/false:4"));
+        assert!(inst.handled("cancel/false:5"));
+        assert!(inst.handled(&format!("cancel/false:{}", Instance::REQUESTS + 4)));
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
-use weft_core::{Completion, PageQuery};
+use weft_core::{Completion, Done, Operation, PageQuery};
 use weft_model::{Failure, Instance, InstanceId, Span, Status};
 
 use crate::App;
@@ -46,6 +46,10 @@ pub(crate) struct InstanceView {
     /// there (nothing new was started).
     #[serde(skip_serializing_if = "Option::is_none")]
     existing: Option<bool>,
+    /// On an operation with an `Idempotency-Key`: whether that request was
+    /// applied before (this one changed nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repeated: Option<bool>,
 }
 
 /// The error an instance ended or parked with.
@@ -71,6 +75,7 @@ fn view(inst: &Instance) -> InstanceView {
             message: e.message.clone(),
         }),
         existing: None,
+        repeated: None,
     }
 }
 
@@ -368,8 +373,23 @@ pub(crate) async fn history(
     }))
 }
 
-async fn answer(app: &App, id: &InstanceId) -> ApiResult<Json<InstanceView>> {
-    Ok(Json(view(&app.engine.status(id).await?)))
+/// Carries out an operator's request and answers with the instance; with
+/// an `Idempotency-Key`, a retry answers the same (`repeated: true`) and
+/// changes nothing.
+async fn operate(
+    app: &App,
+    target: &str,
+    op: Operation,
+    headers: &HeaderMap,
+) -> ApiResult<Json<InstanceView>> {
+    let key = idempotency_key(headers)?;
+    let id = app.engine.resolve(target).await?;
+    let done = app.engine.operate(&id, op, key.as_deref()).await?;
+    let mut body = view(&app.engine.status(&id).await?);
+    if key.is_some() {
+        body.repeated = Some(done == Done::Repeated);
+    }
+    Ok(Json(body))
 }
 
 /// Sends a signal; the body is its payload (empty: none).
@@ -380,6 +400,7 @@ async fn answer(app: &App, id: &InstanceId) -> ApiResult<Json<InstanceView>> {
     params(
         ("id" = String, Path, description = "An instance id, or a business key"),
         ("event" = String, Path, description = "An event its wait state accepts"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request change nothing (the answer says `repeated`): 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<Value>, description = "The signal's payload, any JSON (none: `{}`)", content_type = "application/json"),
     responses(
@@ -390,12 +411,15 @@ async fn answer(app: &App, id: &InstanceId) -> ApiResult<Json<InstanceView>> {
 pub(crate) async fn signal(
     State(app): State<App>,
     p: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
     Payload(payload): Payload,
 ) -> ApiResult<Json<InstanceView>> {
     let (target, event) = path(p)?;
-    let id = app.engine.resolve(&target).await?;
-    app.engine.signal(&id, &event, payload).await?;
-    answer(&app, &id).await
+    let op = Operation::Signal {
+        name: event,
+        data: payload,
+    };
+    operate(&app, &target, op, &headers).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -411,7 +435,10 @@ pub(crate) struct CancelBody {
     post,
     path = "/v1/instances/{id}/cancel",
     tag = "instances",
-    params(("id" = String, Path, description = "An instance id, or a business key")),
+    params(
+        ("id" = String, Path, description = "An instance id, or a business key"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request change nothing (the answer says `repeated`): 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
     request_body(content = Option<CancelBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
@@ -421,11 +448,13 @@ pub(crate) struct CancelBody {
 pub(crate) async fn cancel(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     Body(body): Body<CancelBody>,
 ) -> ApiResult<Json<InstanceView>> {
-    let id = app.engine.resolve(&path(p)?).await?;
-    app.engine.cancel(&id, body.compensate).await?;
-    answer(&app, &id).await
+    let op = Operation::Cancel {
+        compensate: body.compensate,
+    };
+    operate(&app, &path(p)?, op, &headers).await
 }
 
 /// An empty object (or no body at all).
@@ -438,7 +467,10 @@ pub(crate) struct NoBody {}
     post,
     path = "/v1/instances/{id}/redrive",
     tag = "instances",
-    params(("id" = String, Path, description = "An instance id, or a business key")),
+    params(
+        ("id" = String, Path, description = "An instance id, or a business key"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request change nothing (the answer says `repeated`): 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
     request_body(content = Option<NoBody>, content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
@@ -448,11 +480,10 @@ pub(crate) struct NoBody {}
 pub(crate) async fn redrive(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     Body(NoBody {}): Body<NoBody>,
 ) -> ApiResult<Json<InstanceView>> {
-    let id = app.engine.resolve(&path(p)?).await?;
-    app.engine.redrive(&id).await?;
-    answer(&app, &id).await
+    operate(&app, &path(p)?, Operation::Redrive, &headers).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -468,7 +499,10 @@ pub(crate) struct MigrateBody {
     post,
     path = "/v1/instances/{id}/migrate",
     tag = "instances",
-    params(("id" = String, Path, description = "An instance id, or a business key")),
+    params(
+        ("id" = String, Path, description = "An instance id, or a business key"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of this request change nothing (the answer says `repeated`): 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
     request_body(content = MigrateBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Done: the instance now", body = InstanceView),
@@ -478,11 +512,13 @@ pub(crate) struct MigrateBody {
 pub(crate) async fn migrate(
     State(app): State<App>,
     p: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
     Body(body): Body<MigrateBody>,
 ) -> ApiResult<Json<InstanceView>> {
-    let id = app.engine.resolve(&path(p)?).await?;
-    app.engine.migrate(&id, body.version).await?;
-    answer(&app, &id).await
+    let op = Operation::Migrate {
+        version: body.version,
+    };
+    operate(&app, &path(p)?, op, &headers).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -59,6 +59,7 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
         waiting: None,
         fan: None,
         overdue: vec![],
+        requests: vec![],
         seq,
         created_at: Millis(1),
         updated_at: Millis(seq),

@@ -123,6 +123,7 @@ pub fn start(
         waiting: None,
         fan: None,
         overdue: Vec::new(),
+        requests: Vec::new(),
         seq: 0,
         created_at: now,
         updated_at: now,
