@@ -3,7 +3,8 @@
 # against a real `weft serve` on a free loopback port and the checked-in
 # OpenAPI document (api/openapi.json), with every check on: no 5xx, no
 # answer outside the document, bad input refused with a 4xx. The server is
-# given something to find first: two deployed processes and a few instances.
+# given something to find first: two deployed processes, a few instances
+# and a registered plugin.
 #
 #   scripts/api-fuzz.sh                        # what `make test` runs
 #   WEFT_FUZZ_EXAMPLES=500 scripts/api-fuzz.sh # a longer run
@@ -47,6 +48,8 @@ done
 url=$(cat "$data/server.addr")
 $weft start order-fulfillment --key o-1 --input "$(cat examples/order-fulfillment/input.json)" \
     --data "$data" > /dev/null
+curl -sf --data-binary @plugins/target/wasm32-wasip2/release/weft_echo.wasm \
+    "$url/v1/plugins?name=echo" > /dev/null
 $weft start loan-approval --key loan-1 --input "$(cat examples/loan-approval/input.json)" \
     --data "$data" > /dev/null
 

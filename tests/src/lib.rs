@@ -299,15 +299,25 @@ impl Http {
 /// One HTTP/1.1 request to `base` (`http://host:port`), with
 /// `Connection: close`; `headers` are added as given. Small on purpose: the
 /// tests talk to a real server over a real socket, nothing in between.
-pub fn http(method: &str, base: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Http {
+pub fn http(
+    method: &str,
+    base: &str,
+    path: &str,
+    body: impl AsRef<[u8]>,
+    headers: &[(&str, &str)],
+) -> Http {
     use std::io::{Read, Write};
+    let body = body.as_ref();
     let host = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(host).expect("the server accepts");
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    if !body.is_empty() {
+    let typed = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if !body.is_empty() && !typed {
         req.push_str("Content-Type: application/json\r\n");
     }
     for (k, v) in headers {
@@ -315,7 +325,7 @@ pub fn http(method: &str, base: &str, path: &str, body: &str, headers: &[(&str, 
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes()).expect("request sent");
-    stream.write_all(body.as_bytes()).expect("body sent");
+    stream.write_all(body).expect("body sent");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("response read");
     let text = String::from_utf8_lossy(&raw).into_owned();

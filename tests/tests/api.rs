@@ -878,3 +878,69 @@ fn a_retried_operation_with_an_idempotency_key_is_applied_once() {
         "refused"
     );
 }
+
+/// The plugin registry over HTTP: a component uploaded is loaded and its
+/// manifest read; the same bytes again change nothing; other bytes make
+/// the next version; it is described by name, `name@version` or digest,
+/// with the deployments whose bindings use it; garbage is refused.
+#[test]
+fn plugins_are_registered_listed_and_described() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("waits.yaml"), &[]);
+    let server = Server::start(&data, &[]);
+    let wasm = |name: &str| std::fs::read(weft_tests::plugin(name)).unwrap();
+    let upload = |name: &str, bytes: &[u8]| {
+        http(
+            "POST",
+            &server.base,
+            &format!("/v1/plugins?name={name}"),
+            bytes,
+            &[("Content-Type", "application/wasm")],
+        )
+    };
+    let first = expect(&upload("echo", &wasm("echo")), 201);
+    assert_eq!(first["version"], 1);
+    assert_eq!(first["sha256"].as_str().unwrap().len(), 64);
+    let actions = first["manifest"]["actions"].as_array().unwrap();
+    assert!(actions.iter().any(|a| a["name"] == "echo"), "{first}");
+    // The same bytes again: the same entry, 200.
+    assert_eq!(expect(&upload("echo", &wasm("echo")), 200), first);
+    // Other bytes under the name: version 2.
+    let second = expect(&upload("echo", &wasm("payments")), 201);
+    assert_eq!(second["version"], 2);
+
+    let listed = expect(&server.get("/v1/plugins"), 200);
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    let by_name = expect(&server.get("/v1/plugins/echo"), 200);
+    assert_eq!(by_name["versions"].as_array().unwrap().len(), 2);
+    let one = expect(&server.get("/v1/plugins/echo@1"), 200);
+    assert_eq!(one["versions"].as_array().unwrap().len(), 1);
+    // The deployed `waits` process binds `echo` to these very bytes.
+    let used = &one["used_by"];
+    assert_eq!(used[0]["process"], "waits", "{one}");
+    assert_eq!(used[0]["actions"], serde_json::json!(["echo"]), "{one}");
+    let digest = first["sha256"].as_str().unwrap();
+    let by_digest = expect(&server.get(&format!("/v1/plugins/{digest}")), 200);
+    assert_eq!(by_digest["versions"][0]["version"], 1);
+
+    let garbage = expect(&upload("junk", b"\0asm not really"), 422);
+    assert_eq!(garbage["code"], "invalid_plugin");
+    let bad_name = expect(&upload("no%2Fslash", &wasm("echo")), 422);
+    assert_eq!(bad_name["code"], "deploy_refused");
+    assert_eq!(
+        expect(&server.get("/v1/plugins/nope"), 404)["code"],
+        "plugin_not_found"
+    );
+    assert_eq!(
+        expect(&server.get("/v1/plugins/echo@9"), 404)["code"],
+        "plugin_not_found"
+    );
+    assert_eq!(
+        expect(&server.get("/v1/plugins"), 200)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

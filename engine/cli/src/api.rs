@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use axum::http::StatusCode;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weft_server::{ApiError, Deploy, DeployFuture, Deployed, Deployer};
+use weft_server::{ApiError, Deploy, DeployFuture, Deployed, Deployer, InspectFuture};
 
 use crate::args::Listen;
 use crate::commands::serve::ADDRESS_FILE;
@@ -112,6 +112,24 @@ struct WasmDeployer {
 }
 
 impl Deployer for WasmDeployer {
+    fn inspect(&self, bytes: Arc<[u8]>) -> InspectFuture<'_> {
+        Box::pin(async move {
+            let plugin = self
+                .invoker
+                .runtime()
+                .load("upload", bytes)
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_plugin",
+                        format!("this is not a weft adapter component: {e}"),
+                    )
+                })?;
+            Ok((plugin.manifest.clone(), plugin.sha256.clone()))
+        })
+    }
+
     fn deploy(&self, req: Deploy) -> DeployFuture<'_> {
         Box::pin(async move {
             let base = PathBuf::from(req.base.as_deref().unwrap_or("."));

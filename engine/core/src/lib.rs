@@ -35,8 +35,8 @@ pub use apply::Delivered;
 pub use clock::{Clock, SimClock, SystemClock};
 pub use engine::{Engine, EngineOptions, Notice};
 pub use operate::{
-    Completion, DeployRequest, Deployed, Done, Gauges, Operation, Page, PageQuery, ProcessRecord,
-    Started, Summary,
+    Completion, DeployRequest, Deployed, Done, Gauges, Operation, Page, PageQuery, PluginInfo,
+    PluginUse, ProcessRecord, Started, Summary,
 };
 pub use writer::Writer;
 
@@ -82,6 +82,8 @@ pub enum Error {
     Stopped,
     #[error("{0}")]
     DeployRefused(String),
+    #[error("no plugin '{0}' in the registry (give a name, name@version or a sha256 digest)")]
+    NoPlugin(String),
 }
 
 impl Error {

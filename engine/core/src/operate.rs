@@ -6,7 +6,7 @@
 use serde_json::Value;
 use weft_model::interpret;
 use weft_model::{Bindings, Event, Failure, Instance, InstanceId, Process, Record, Span, Status};
-use weft_store::{Deploy, PluginBlob, TokenRecord};
+use weft_store::{Deploy, PluginBlob, PluginEntry, TokenRecord};
 
 use crate::apply::defaults_of;
 use crate::{Delivered, Engine, Error, Result};
@@ -195,6 +195,90 @@ impl Engine {
             }),
             Err(e) => Err(e),
         }
+    }
+
+    /// Adds a component to the plugin registry under `name`: a new version
+    /// of the name (`true`), unless its newest version has these very bytes
+    /// (`false`). The caller has loaded the component and read its manifest.
+    pub async fn register_plugin(
+        &self,
+        name: &str,
+        bytes: std::sync::Arc<[u8]>,
+        sha256: String,
+        manifest: weft_model::Manifest,
+    ) -> Result<(PluginEntry, bool)> {
+        if !weft_model::validate::valid_name(name) {
+            return Err(Error::DeployRefused(format!(
+                "'{name}' is not a plugin name: use letters, digits, '-', '_' and '.'"
+            )));
+        }
+        let entry = PluginEntry {
+            name: name.to_owned(),
+            version: 0,
+            sha256,
+            size: bytes.len() as u64,
+            added_at: self.inner.clock.now(),
+            manifest,
+        };
+        self.read(move |s| s.register_plugin(&entry, &bytes)).await
+    }
+
+    /// The plugin registry: every version of every plugin, by name.
+    pub async fn plugins(&self) -> Result<Vec<PluginEntry>> {
+        self.read(|s| s.registry()).await
+    }
+
+    /// A registered plugin, named as `name` (every version), `name@version`
+    /// or by its sha256 digest, with the deployed process versions whose
+    /// newest bindings use those bytes.
+    pub async fn plugin(&self, what: &str) -> Result<PluginInfo> {
+        let all = self.plugins().await?;
+        let (name, version) = match what.split_once('@') {
+            Some((n, v)) => (n, Some(v.parse::<u32>().ok())),
+            None => (what, None),
+        };
+        let versions: Vec<PluginEntry> = all
+            .into_iter()
+            .filter(|e| match version {
+                None => e.name == name || e.sha256 == what,
+                Some(v) => e.name == name && Some(e.version) == v,
+            })
+            .collect();
+        if versions.is_empty() {
+            return Err(Error::NoPlugin(what.to_owned()));
+        }
+        let digests: Vec<String> = versions.iter().map(|e| e.sha256.clone()).collect();
+        let used_by = self
+            .read(move |s| {
+                let mut uses = Vec::new();
+                for p in s.processes()? {
+                    let Some(d) = s.deployment(&p.name, p.version)? else {
+                        continue;
+                    };
+                    for (plugin, sha) in &d.plugins {
+                        if !digests.contains(sha) {
+                            continue;
+                        }
+                        let actions = d
+                            .bindings
+                            .actions
+                            .iter()
+                            .filter(|(_, b)| b.plugin == *plugin)
+                            .map(|(a, _)| a.clone())
+                            .collect();
+                        uses.push(PluginUse {
+                            process: p.name.clone(),
+                            version: p.version,
+                            revision: d.revision,
+                            sha256: sha.clone(),
+                            actions,
+                        });
+                    }
+                }
+                Ok(uses)
+            })
+            .await?;
+        Ok(PluginInfo { versions, used_by })
     }
 
     /// Every deployed process version, by name then version.
@@ -587,6 +671,27 @@ impl Engine {
             .await
             .map(drop)
     }
+}
+
+/// A registered plugin ([`Engine::plugin`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PluginInfo {
+    /// The versions asked for, oldest first.
+    pub versions: Vec<PluginEntry>,
+    /// Deployed process versions whose newest bindings use those bytes.
+    pub used_by: Vec<PluginUse>,
+}
+
+/// Where a deployed process version uses a registered component.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PluginUse {
+    pub process: String,
+    pub version: u32,
+    /// Its bindings revision.
+    pub revision: u32,
+    pub sha256: String,
+    /// The actions bound to it.
+    pub actions: Vec<String>,
 }
 
 /// An operator's request on one instance ([`Engine::operate`]).

@@ -15,6 +15,33 @@ pub struct Body<T>(pub T);
 /// Any JSON value (a signal's payload; none is `{}`).
 pub struct Payload(pub serde_json::Value);
 
+/// The body's bytes as sent (an uploaded component).
+pub struct Raw(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Raw {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read(req, state).await.map(Raw)
+    }
+}
+
+/// A path's parameters, or a `bad_request` saying what is wrong with them.
+pub(crate) fn path<T>(
+    p: Result<axum::extract::Path<T>, axum::extract::rejection::PathRejection>,
+) -> Result<T, ApiError> {
+    p.map(|axum::extract::Path(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("the path: {e}")))
+}
+
+/// A query string, or a `bad_request` saying what is wrong with it.
+pub(crate) fn query<T>(
+    q: Result<axum::extract::Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
+    q.map(|axum::extract::Query(t)| t)
+        .map_err(|e| ApiError::bad_request(format!("the query string: {e}")))
+}
+
 async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -80,7 +80,16 @@ pub type DeployFuture<'a> = Pin<Box<dyn Future<Output = Result<Deployed, ApiErro
 /// error listing every problem.
 pub trait Deployer: Send + Sync + 'static {
     fn deploy(&self, req: Deploy) -> DeployFuture<'_>;
+
+    /// Loads a component as the engine would run it and answers what it
+    /// says about itself, or an `invalid_plugin` error saying why it is not
+    /// a weft adapter.
+    fn inspect(&self, bytes: std::sync::Arc<[u8]>) -> InspectFuture<'_>;
 }
+
+/// A component's manifest, and the sha256 of its bytes.
+pub type InspectFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(weft_model::Manifest, String), ApiError>> + Send + 'a>>;
 
 /// Deploys a process version with its bindings and the plugin components
 /// they name, checked as `weft validate` checks them; the next start uses

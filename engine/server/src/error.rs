@@ -16,8 +16,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable: `bad_request`, `bad_json`, `too_large`, `unauthorized`,
     /// `not_found`, `process_not_found`, `instance_not_found`,
-    /// `token_not_found`, `token_used`, `conflict`, `refused`,
-    /// `deploy_refused`, `invalid_definition`, `not_supported`,
+    /// `token_not_found`, `plugin_not_found`, `token_used`, `conflict`,
+    /// `refused`, `deploy_refused`, `invalid_definition`, `invalid_plugin`,
+    /// `not_supported`,
     /// `unavailable`, `internal`.
     #[schema(value_type = String)]
     pub code: &'static str,
@@ -62,6 +63,7 @@ impl From<Error> for ApiError {
             Error::NoProcess(_) | Error::NoVersion { .. } => (S::NOT_FOUND, "process_not_found"),
             Error::NoInstance(_) | Error::UnknownTarget(_) => (S::NOT_FOUND, "instance_not_found"),
             Error::NoToken(_) => (S::NOT_FOUND, "token_not_found"),
+            Error::NoPlugin(_) => (S::NOT_FOUND, "plugin_not_found"),
             Error::TokenUsed(_) => (S::CONFLICT, "token_used"),
             Error::Conflict(_) | Error::AmbiguousKey { .. } => (S::CONFLICT, "conflict"),
             Error::Refused(..) => (S::CONFLICT, "refused"),

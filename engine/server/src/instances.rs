@@ -13,19 +13,9 @@ use weft_core::{Completion, Done, Operation, PageQuery};
 use weft_model::{Failure, Instance, InstanceId, Span, Status};
 
 use crate::App;
-use crate::body::{Body, Payload};
+use crate::body::{Body, Payload, path, query};
 use crate::error::{ApiError, ApiResult};
 use crate::openapi;
-
-fn path<T>(p: Result<Path<T>, PathRejection>) -> ApiResult<T> {
-    p.map(|Path(t)| t)
-        .map_err(|e| ApiError::bad_request(format!("the path: {e}")))
-}
-
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
-    q.map(|Query(t)| t)
-        .map_err(|e| ApiError::bad_request(format!("the query string: {e}")))
-}
 
 /// What a caller of `start` (or of an operation) learns about the instance.
 #[derive(Debug, Serialize, ToSchema)]

@@ -14,6 +14,9 @@
 //! | GET | `/readyz` | the engine is working (503 with the reason while its store fails) |
 //! | GET | `/metrics` | Prometheus text: counters, histograms, and gauges read from the store |
 //! | POST | `/v1/deployments` | deploy a process version with its bindings and plugin components |
+//! | POST | `/v1/plugins?name=N` | register a component (the body is its bytes) |
+//! | GET | `/v1/plugins` | the plugin registry |
+//! | GET | `/v1/plugins/{plugin}` | a plugin (name, name@version or digest), its manifest and users |
 //! | GET | `/v1/processes` | deployed process versions |
 //! | GET | `/v1/processes/{name}` | the newest version, with its definition |
 //! | GET | `/v1/processes/{name}/versions/{v}` | one version, with its definition |
@@ -35,6 +38,7 @@ mod error;
 mod instances;
 pub mod metrics;
 pub mod openapi;
+mod plugins;
 mod processes;
 
 use std::sync::Arc;
@@ -48,7 +52,7 @@ use axum::routing::{get, post};
 use weft_core::Engine;
 use weft_model::Span;
 
-pub use deploy::{Deploy, DeployFuture, Deployed, Deployer, SourceFile};
+pub use deploy::{Deploy, DeployFuture, Deployed, Deployer, InspectFuture, SourceFile};
 pub use error::{ApiError, ApiResult};
 
 /// How a server answers.
@@ -104,6 +108,13 @@ pub fn router(engine: Engine, options: Options) -> Router {
             "/deployments",
             post(deploy::deploy).layer(DefaultBodyLimit::max(max_deploy_body)),
         )
+        .route(
+            "/plugins",
+            post(plugins::add)
+                .layer(DefaultBodyLimit::max(max_deploy_body))
+                .get(plugins::list),
+        )
+        .route("/plugins/{plugin}", get(plugins::describe))
         .route("/processes", get(processes::list))
         .route("/processes/{name}", get(processes::latest))
         .route(

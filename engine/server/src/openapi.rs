@@ -16,7 +16,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::ApiError;
 
-use crate::{deploy, instances, metrics, processes};
+use crate::{deploy, instances, metrics, plugins, processes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,9 @@ use crate::{deploy, instances, metrics, processes};
         metrics::scrape,
         document,
         deploy::deploy,
+        plugins::add,
+        plugins::list,
+        plugins::describe,
         processes::list,
         processes::latest,
         processes::version,
@@ -49,6 +52,7 @@ use crate::{deploy, instances, metrics, processes};
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "processes", description = "Deployed process versions"),
+        (name = "plugins", description = "The plugin registry: adapter components by name and version"),
         (name = "instances", description = "Running and finished instances"),
         (name = "tokens", description = "Steps whose adapter answered `pending`"),
     )
@@ -142,6 +146,26 @@ object_schema!(
     HistoryRecord,
     "One history record: seq, at (ms since the epoch), branch, bindings revision, and `kind` with what happened (started, transition, attempt_failed, ...)."
 );
+
+/// Raw bytes (an adapter component).
+#[allow(dead_code)] // a description only
+pub(crate) struct Binary;
+
+impl PartialSchema for Binary {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat};
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Binary {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Binary")
+    }
+}
 
 /// An SLA an instance ran past.
 #[derive(ToSchema)]

@@ -17,7 +17,7 @@ use weft_model::{Instance, InstanceId, Invoke, Millis, Record, Status, Timer};
 use weft_store::keys;
 use weft_store::{
     Commit, Conflict, Definitions, Deploy, Deployed, Deployment, Error, Instances, Journal,
-    ProcessRecord, Result, StepResult, TokenRecord, check_shape,
+    PluginEntry, ProcessRecord, Result, StepResult, TokenRecord, check_shape,
 };
 
 #[derive(Clone)]
@@ -27,6 +27,8 @@ pub struct SledStore {
     processes: sled::Tree,
     deployments: sled::Tree,
     plugins: sled::Tree,
+    /// The plugin registry: entries by name and version.
+    registry: sled::Tree,
     schedules: sled::Tree,
     /// Instances, status index, history, outbox, results, timers and tokens,
     /// each under its key prefix (see `keys`): one tree, so one batch.
@@ -89,6 +91,7 @@ impl SledStore {
             processes: tree(keys::PROCESSES)?,
             deployments: tree(keys::DEPLOYMENTS)?,
             plugins: tree(keys::PLUGINS)?,
+            registry: tree(keys::REGISTRY)?,
             schedules: tree(keys::SCHEDULES)?,
             journal: tree(keys::JOURNAL)?,
             commit_lock: Arc::new(Mutex::new(())),
@@ -351,6 +354,79 @@ impl Definitions for SledStore {
             .get(sha256.as_bytes())
             .map_err(sled_err("read", format!("plugin {sha256}")))?
             .map(|v| v.to_vec()))
+    }
+
+    fn register_plugin(&self, entry: &PluginEntry, bytes: &[u8]) -> Result<(PluginEntry, bool)> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let name = entry.name.as_bytes();
+        let what = format!("plugin {} in the registry", entry.name);
+        // The newest version is read and bumped inside the transaction, so
+        // two adds racing under one name cannot take the same version.
+        let outcome = (&self.registry, &self.plugins).transaction(|(registry, plugins)| {
+            let newest = match registry.get(name)? {
+                Some(v) => {
+                    let n = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                        ConflictableTransactionError::Abort(format!(
+                            "the newest version of {} is not a number",
+                            entry.name
+                        ))
+                    })?);
+                    let stored =
+                        registry
+                            .get(keys::registered(&entry.name, n))?
+                            .ok_or_else(|| {
+                                ConflictableTransactionError::Abort(format!(
+                                    "version {n} of {} is missing",
+                                    entry.name
+                                ))
+                            })?;
+                    let stored: PluginEntry = serde_json::from_slice(&stored)
+                        .map_err(|e| ConflictableTransactionError::Abort(e.to_string()))?;
+                    Some(stored)
+                }
+                None => None,
+            };
+            if let Some(n) = newest.as_ref().filter(|n| n.sha256 == entry.sha256) {
+                return Ok((n.clone(), false));
+            }
+            let added = PluginEntry {
+                version: newest.map_or(1, |n| n.version + 1),
+                ..entry.clone()
+            };
+            if plugins.get(entry.sha256.as_bytes())?.is_none() {
+                plugins.insert(entry.sha256.as_bytes(), bytes)?;
+            }
+            registry.insert(keys::registered(&added.name, added.version), encode(&added))?;
+            registry.insert(name, &added.version.to_be_bytes())?;
+            Ok((added, true))
+        });
+        let added = match outcome {
+            Ok(added) => added,
+            Err(TransactionError::Abort(why)) => {
+                return Err(Error::backend(
+                    "read",
+                    what,
+                    Box::<dyn std::error::Error + Send + Sync>::from(why),
+                ));
+            }
+            Err(TransactionError::Storage(e)) => return Err(sled_err("write", what)(e)),
+        };
+        self.flush()?;
+        Ok(added)
+    }
+
+    fn registry(&self) -> Result<Vec<PluginEntry>> {
+        let mut out = Vec::new();
+        for kv in self.registry.iter() {
+            let (k, v) = kv.map_err(sled_err("read", "the plugin registry"))?;
+            // `name` alone is the newest-version pointer; entries have `\0`.
+            if !k.contains(&0) {
+                continue;
+            }
+            out.push(decode(|| "an entry of the plugin registry".to_owned(), &v)?);
+        }
+        Ok(out)
     }
 
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {

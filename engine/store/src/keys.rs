@@ -24,6 +24,13 @@ pub const BRANCH: u8 = b'f';
 pub const DATA: u8 = b'd';
 
 pub const SCHEDULES: &str = "schedules";
+pub const REGISTRY: &str = "registry";
+
+/// `name \0 version(u32 BE)`: one version of a registered plugin; `name`
+/// alone holds the newest version number (u32 BE).
+pub fn registered(name: &str, version: u32) -> Vec<u8> {
+    process(name, version)
+}
 
 /// `name \0 version(u32 BE)`
 pub fn process(name: &str, version: u32) -> Vec<u8> {

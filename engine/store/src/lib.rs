@@ -20,7 +20,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_model::{
-    Bindings, Failure, Instance, InstanceId, Invoke, Millis, Record, Slot, Status, Timer,
+    Bindings, Failure, Instance, InstanceId, Invoke, Manifest, Millis, Record, Slot, Status, Timer,
 };
 
 pub use mem::MemStore;
@@ -151,6 +151,20 @@ pub struct Deployment {
     /// Plugin name to the sha256 of its component bytes.
     pub plugins: IndexMap<String, String>,
     pub deployed_at: Millis,
+}
+
+/// A component in the plugin registry: one version of a named plugin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginEntry {
+    pub name: String,
+    /// 1, 2, ...: a new one each time other bytes are added under the name.
+    pub version: u32,
+    pub sha256: String,
+    /// Bytes.
+    pub size: u64,
+    pub added_at: Millis,
+    /// What the component says about itself.
+    pub manifest: Manifest,
 }
 
 /// A plugin component to store with a deploy.
@@ -300,6 +314,14 @@ pub trait Definitions: Send + Sync {
         revision: u32,
     ) -> Result<Option<Deployment>>;
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>>;
+    /// Adds a component to the registry under `entry.name`, with the next
+    /// version of that name, and its bytes by digest, in one atomic write.
+    /// When the newest version of the name has the same digest, nothing
+    /// changes and that entry comes back, with `false`. `entry.version` is
+    /// ignored.
+    fn register_plugin(&self, entry: &PluginEntry, bytes: &[u8]) -> Result<(PluginEntry, bool)>;
+    /// Every registry entry, by name, then version.
+    fn registry(&self) -> Result<Vec<PluginEntry>>;
     /// When schedule `index` of a process last fired (or was last
     /// considered, when missed firings were skipped).
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>>;

@@ -22,6 +22,7 @@ struct Inner {
     processes: BTreeMap<(String, u32), ProcessRecord>,
     deployments: BTreeMap<(String, u32, u32), Deployment>,
     plugins: BTreeMap<String, Vec<u8>>,
+    registry: BTreeMap<(String, u32), crate::PluginEntry>,
     instances: BTreeMap<InstanceId, Instance>,
     /// Branch slots, by instance, fan key and index, kept apart from the
     /// snapshots as a disk store keeps them.
@@ -153,6 +154,34 @@ impl Definitions for MemStore {
 
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.lock().plugins.get(sha256).cloned())
+    }
+
+    fn register_plugin(
+        &self,
+        entry: &crate::PluginEntry,
+        bytes: &[u8],
+    ) -> Result<(crate::PluginEntry, bool)> {
+        let mut g = self.lock();
+        let newest = g
+            .registry
+            .range((entry.name.clone(), 0)..=(entry.name.clone(), u32::MAX))
+            .next_back()
+            .map(|(_, e)| e.clone());
+        if let Some(n) = newest.as_ref().filter(|n| n.sha256 == entry.sha256) {
+            return Ok((n.clone(), false));
+        }
+        let added = crate::PluginEntry {
+            version: newest.map_or(1, |n| n.version + 1),
+            ..entry.clone()
+        };
+        g.plugins.insert(entry.sha256.clone(), bytes.to_vec());
+        g.registry
+            .insert((added.name.clone(), added.version), added.clone());
+        Ok((added, true))
+    }
+
+    fn registry(&self) -> Result<Vec<crate::PluginEntry>> {
+        Ok(self.lock().registry.values().cloned().collect())
     }
 
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {

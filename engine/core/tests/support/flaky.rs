@@ -57,6 +57,16 @@ impl Definitions for Flaky {
     fn plugin(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
         self.inner.plugin(sha256)
     }
+    fn register_plugin(
+        &self,
+        entry: &weft_store::PluginEntry,
+        bytes: &[u8],
+    ) -> Result<(weft_store::PluginEntry, bool)> {
+        self.inner.register_plugin(entry, bytes)
+    }
+    fn registry(&self) -> Result<Vec<weft_store::PluginEntry>> {
+        self.inner.registry()
+    }
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {
         self.inner.schedule_mark(process, index)
     }
