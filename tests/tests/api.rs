@@ -103,6 +103,10 @@ fn instances_start_wait_list_and_read_over_http() {
     );
     let latest = expect(&server.get("/v1/processes/order-fulfillment"), 200);
     assert_eq!(latest["definition"]["start"], "reserve");
+    let versions = expect(&server.get("/v1/processes/order-fulfillment/versions"), 200);
+    assert_eq!(versions["items"][0]["version"], 1, "{versions}");
+    let none = expect(&server.get("/v1/processes/nothing/versions"), 404);
+    assert_eq!(none["code"], "process_not_found");
 
     // A short process, called like a function.
     let input = order_input(1, "4242");
@@ -599,15 +603,31 @@ fn metrics_count_a_known_workload() {
             "{text}"
         );
     }
-    let attempts = |action: &str, outcome: &str| {
+    let attempts = |action: &str, plugin: &str, outcome: &str| {
         n(&format!(
-            r#"weft_step_duration_seconds_count{{action="{action}",outcome="{outcome}"}}"#
+            r#"weft_step_duration_seconds_count{{action="{action}",plugin="{plugin}",outcome="{outcome}"}}"#
         ))
     };
-    assert_eq!(attempts("reserve_inventory", "done"), 4.0, "{text}");
-    assert_eq!(attempts("charge_payment", "done"), 3.0, "{text}");
-    assert_eq!(attempts("charge_payment", "failed"), 1.0, "{text}");
-    assert_eq!(attempts("create_shipment", "done"), 3.0, "{text}");
+    assert_eq!(
+        attempts("reserve_inventory", "inventory", "done"),
+        4.0,
+        "{text}"
+    );
+    assert_eq!(
+        attempts("charge_payment", "payments", "done"),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(
+        attempts("charge_payment", "payments", "failed"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        attempts("create_shipment", "shipping", "done"),
+        3.0,
+        "{text}"
+    );
     assert_eq!(
         n(r#"weft_step_failures_total{action="charge_payment",kind="card_declined"}"#),
         1.0,

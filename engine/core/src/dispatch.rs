@@ -225,18 +225,19 @@ impl Engine {
                     lock(&self.inner.running).remove(&inv.key);
                     return;
                 }
-                if let Some(digest) = deployment
+                let plugin = deployment
                     .bindings
                     .actions
                     .get(&inv.action)
-                    .and_then(|b| deployment.plugins.get(&b.plugin))
-                {
+                    .map(|b| b.plugin.as_str())
+                    .unwrap_or_default();
+                if let Some(digest) = deployment.plugins.get(plugin) {
                     tracing::Span::current().record("plugin", digest.as_str());
                 }
                 tracing::debug!("invoking");
                 let watch = crate::metrics::Stopwatch::start();
                 let (outcome, heartbeat) = self.call(&deployment, &inv).await;
-                crate::metrics::attempt(&inv.action, &outcome, watch.seconds());
+                crate::metrics::attempt(&inv.action, plugin, &outcome, watch.seconds());
                 let ran = Some(Ran {
                     revision: deployment.revision,
                 });

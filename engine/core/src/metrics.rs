@@ -8,7 +8,7 @@
 //! | `weft_transitions_total` | counter | `process` |
 //! | `weft_instances_started_total` | counter | `process` |
 //! | `weft_instances_ended_total` | counter | `process`, `status` |
-//! | `weft_step_duration_seconds` | histogram | `action`, `outcome` (`done`, `pending`, `failed`) |
+//! | `weft_step_duration_seconds` | histogram | `action`, `plugin` (its name in the bindings), `outcome` (`done`, `pending`, `failed`) |
 //! | `weft_step_failures_total` | counter | `action`, `kind` |
 //! | `weft_compensations_total` | counter | `process` |
 //! | `weft_sla_exceeded_total` | counter | `process`, `scope` (`process`, `state`), `state` |
@@ -33,7 +33,7 @@ pub fn describe() {
     describe_histogram!(
         "weft_step_duration_seconds",
         Unit::Seconds,
-        "How long one attempt of a step's action took, by action and outcome."
+        "How long one attempt of a step's action took, by action, plugin and outcome."
     );
     describe_counter!(
         "weft_step_failures_total",
@@ -119,15 +119,21 @@ pub(crate) fn committed(process: &str, previous: Option<Status>, status: Status,
     }
 }
 
-/// One attempt of `action` ended with `outcome` after `seconds`.
-pub(crate) fn attempt(action: &str, outcome: &StepOutcome, seconds: f64) {
+/// One attempt of `action`, carried out by `plugin`, ended with `outcome`
+/// after `seconds`.
+pub(crate) fn attempt(action: &str, plugin: &str, outcome: &StepOutcome, seconds: f64) {
     let (label, kind) = match outcome {
         StepOutcome::Done { .. } => ("done", None),
         StepOutcome::Pending { .. } => ("pending", None),
         StepOutcome::Failed { failure } => ("failed", Some(failure.kind.clone())),
     };
-    metrics::histogram!("weft_step_duration_seconds", "action" => action.to_owned(), "outcome" => label)
-        .record(seconds);
+    metrics::histogram!(
+        "weft_step_duration_seconds",
+        "action" => action.to_owned(),
+        "plugin" => plugin.to_owned(),
+        "outcome" => label
+    )
+    .record(seconds);
     if let Some(kind) = kind {
         metrics::counter!("weft_step_failures_total", "action" => action.to_owned(), "kind" => kind)
             .increment(1);

@@ -19,6 +19,7 @@
 //! | GET | `/v1/plugins/{plugin}` | a plugin (name, name@version or digest), its manifest and users |
 //! | GET | `/v1/processes` | deployed process versions |
 //! | GET | `/v1/processes/{name}` | the newest version, with its definition |
+//! | GET | `/v1/processes/{name}/versions` | its deployed versions |
 //! | GET | `/v1/processes/{name}/versions/{v}` | one version, with its definition |
 //! | POST | `/v1/processes/{name}/instances` | start one (`input`, `key`, `version`; `?wait=30s` answers when it ends) |
 //! | GET | `/v1/openapi.json` | this API as an OpenAPI 3.1 document |
@@ -117,6 +118,7 @@ pub fn router(engine: Engine, options: Options) -> Router {
         .route("/plugins/{plugin}", get(plugins::describe))
         .route("/processes", get(processes::list))
         .route("/processes/{name}", get(processes::latest))
+        .route("/processes/{name}/versions", get(processes::versions))
         .route(
             "/processes/{name}/versions/{version}",
             get(processes::version),

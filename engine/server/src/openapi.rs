@@ -36,6 +36,7 @@ use crate::{deploy, instances, metrics, plugins, processes};
         plugins::describe,
         processes::list,
         processes::latest,
+        processes::versions,
         processes::version,
         instances::start,
         instances::list,

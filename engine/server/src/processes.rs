@@ -19,6 +19,14 @@ pub(crate) struct Deployed {
     deployed_at: u64,
 }
 
+fn summary(r: ProcessRecord) -> Deployed {
+    Deployed {
+        name: r.name,
+        version: r.version,
+        deployed_at: r.deployed_at.0,
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ProcessList {
     items: Vec<Deployed>,
@@ -36,15 +44,44 @@ pub(crate) struct ProcessList {
     )
 )]
 pub(crate) async fn list(State(app): State<App>) -> ApiResult<Json<ProcessList>> {
-    let records = app.engine.processes().await?;
-    let items = records
+    let items = app
+        .engine
+        .processes()
+        .await?
         .into_iter()
-        .map(|r| Deployed {
-            name: r.name,
-            version: r.version,
-            deployed_at: r.deployed_at.0,
-        })
+        .map(summary)
         .collect();
+    Ok(Json(ProcessList { items }))
+}
+
+/// Every deployed version of one process (without definitions), oldest
+/// first.
+#[utoipa::path(
+    get,
+    path = "/v1/processes/{name}/versions",
+    tag = "processes",
+    params(("name" = String, Path, description = "The process")),
+    responses(
+        (status = 200, description = "Its versions", body = ProcessList),
+        (status = 404, description = "No such process", body = ApiError),
+        openapi::Always,
+    )
+)]
+pub(crate) async fn versions(
+    State(app): State<App>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<ProcessList>> {
+    let items: Vec<Deployed> = app
+        .engine
+        .processes()
+        .await?
+        .into_iter()
+        .filter(|r| r.name == name)
+        .map(summary)
+        .collect();
+    if items.is_empty() {
+        return Err(weft_core::Error::NoProcess(name).into());
+    }
     Ok(Json(ProcessList { items }))
 }
 
