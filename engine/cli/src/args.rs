@@ -52,6 +52,41 @@ pub enum Command {
         #[command(flatten)]
         def: Definition,
     },
+    /// Run a process's test cases on a simulated clock against scripted
+    /// adapter answers (no engine, no plugins); exit 1 when a case fails.
+    Test {
+        /// The process file.
+        process: PathBuf,
+        /// Case files (default: cases.yaml beside the process).
+        cases: Vec<PathBuf>,
+        /// Bindings whose retry and timeout defaults apply (plugins are
+        /// not loaded).
+        #[arg(long, value_name = "FILE")]
+        bindings: Option<PathBuf>,
+        /// Also write the results as JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Run a process many times against adapters that fail at random with
+    /// a given mix, and print the spread of outcomes (same seed, same
+    /// report).
+    Simulate {
+        /// The process file.
+        process: PathBuf,
+        /// Bindings whose retry and timeout defaults apply.
+        #[arg(long, value_name = "FILE")]
+        bindings: Option<PathBuf>,
+        /// The fault mix per action (YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        faults: PathBuf,
+        /// Every run's input: a JSON object.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        input: String,
+        #[arg(long, default_value_t = 1000)]
+        runs: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// Check a process and its bindings, then store them (and the plugins)
     /// for instances to use: new ones, and running ones from their next step.
     Deploy {

@@ -46,7 +46,7 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-fn read(path: &Path) -> Result<String, Diagnostic> {
+pub fn read(path: &Path) -> Result<String, Diagnostic> {
     let fail = |why: String| {
         Diagnostic::new(
             &path.display().to_string(),
@@ -63,6 +63,20 @@ fn document(path: &Path) -> Result<Document, Diagnostic> {
     let text = read(path)?;
     let name = path.display().to_string();
     source::load(&name, &text, Format::from_path(&name))
+}
+
+/// A process file alone, checked (no bindings, no plugins).
+pub fn process_file(path: &Path) -> Result<weft_model::Process, weft_model::Diagnostics> {
+    let text = read(path)?;
+    weft_model::parse_process(&path.display().to_string(), &text)
+}
+
+/// A bindings file alone, for its retry and timeout defaults: plugin paths
+/// are not read.
+pub fn bindings_file(path: &Path) -> Result<weft_model::Bindings, weft_model::Diagnostics> {
+    let doc = document(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    weft_model::bindings::bindings(&doc, base)
 }
 
 /// Where a definition's plugin components come from.

@@ -22,6 +22,7 @@ pub mod retry;
 pub mod schedule;
 pub mod source;
 mod step_key;
+pub mod testing;
 pub mod time;
 pub mod validate;
 

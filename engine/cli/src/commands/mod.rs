@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_http;
+mod check;
 pub(crate) mod operate;
 mod resume;
 mod run;
@@ -25,6 +26,20 @@ use crate::args::Command;
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { def } => validate::validate(&def).await,
+        Command::Test {
+            process,
+            cases,
+            bindings,
+            junit,
+        } => check::test(&process, &cases, bindings.as_deref(), junit.as_deref()),
+        Command::Simulate {
+            process,
+            bindings,
+            faults,
+            input,
+            runs,
+            seed,
+        } => check::simulate(&process, bindings.as_deref(), &faults, &input, runs, seed),
         Command::Deploy { def, data } => validate::deploy(&def, &data.dir).await,
         Command::Run {
             def,
