@@ -28,6 +28,14 @@ fn inputs(process: &Path, bindings: Option<&Path>) -> Result<(Process, Option<Bi
     Ok((p, b))
 }
 
+/// The bindings' retry and timeout defaults, or none.
+fn lend(b: Option<&Bindings>) -> &dyn ActionDefaults {
+    match b {
+        Some(b) => b,
+        None => &NoDefaults,
+    }
+}
+
 /// `weft test <process> [cases...]`: runs every case; exit 0 when all
 /// pass, 1 when any fails, 2 when a file is wrong.
 pub fn test(
@@ -40,10 +48,7 @@ pub fn test(
         Ok(i) => i,
         Err(code) => return Ok(code),
     };
-    let defaults: &dyn ActionDefaults = match &b {
-        Some(b) => b,
-        None => &NoDefaults,
-    };
+    let defaults = lend(b.as_ref());
     let files: Vec<PathBuf> = if files.is_empty() {
         let beside = process.with_file_name("cases.yaml");
         if !beside.exists() {
@@ -157,10 +162,7 @@ pub fn simulate(
         Ok(i) => i,
         Err(code) => return Ok(code),
     };
-    let defaults: &dyn ActionDefaults = match &b {
-        Some(b) => b,
-        None => &NoDefaults,
-    };
+    let defaults = lend(b.as_ref());
     let name = faults.display().to_string();
     let text = match load::read(faults) {
         Ok(t) => t,
