@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins setup bench bench-http clean-demo api-fuzz openapi
+.PHONY: demo test lint plugins setup bench bench-http clean-demo api-fuzz openapi schema
 
 CARGO ?= cargo
 
@@ -18,14 +18,20 @@ demo: plugins
 
 # Every test: model, store (sled and in-memory), runtime, core, and the
 # end-to-end suite (which builds the plugins once and drives the binary);
-# then schemathesis against a running server and api/openapi.json.
+# then schemathesis against a running server and api/openapi.json, and the
+# JSON Schemas against the examples with an independent validator.
 test: setup
 	$(CARGO) test --workspace
 	scripts/api-fuzz.sh
+	scripts/check-schemas.sh
 
 # Schemathesis alone (WEFT_FUZZ_EXAMPLES=500 for a longer run).
 api-fuzz: setup
 	scripts/api-fuzz.sh
+
+# Writes schema/*.schema.json anew from the process and bindings types.
+schema:
+	WEFT_BLESS=1 $(CARGO) test -p weft-model --test schema
 
 # Writes api/openapi.json anew from the server's annotations.
 openapi:

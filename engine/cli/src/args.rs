@@ -52,6 +52,13 @@ pub enum Command {
         #[command(flatten)]
         def: Definition,
     },
+    /// Print the JSON Schema of process or bindings files (for editors:
+    /// the same as schema/*.schema.json).
+    Schema {
+        /// `process` or `bindings`.
+        #[arg(value_parser = ["process", "bindings"])]
+        of: String,
+    },
     /// Run a process's test cases on a simulated clock against scripted
     /// adapter answers (no engine, no plugins); exit 1 when a case fails.
     Test {

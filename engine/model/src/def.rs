@@ -5,22 +5,76 @@
 use std::fmt;
 
 use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessDef {
+    /// The process's name: letters, digits, `-`, `_`, `.`.
     pub process: String,
+    /// Its version: each deploy of a changed definition needs a new one.
     pub version: u32,
     #[serde(default)]
     pub description: Option<String>,
+    /// The state an instance starts in.
     pub start: String,
+    /// The states, by name.
     pub states: IndexMap<String, StateDef>,
+    /// Cron schedules that start instances: one, or a list.
+    #[serde(default)]
+    #[schemars(with = "Option<OneOrList<ScheduleDef>>")]
+    pub schedule: Option<Value>,
+    /// How long an instance may run before it is flagged as stuck.
+    #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
+    pub sla: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// One of something, or a list of them.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrList<T> {
+    One(T),
+    List(Vec<T>),
+}
+
+/// A duration: `500ms`, `30s`, `5m`, `1h30m`, `2d`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Duration(pub String);
+
+impl JsonSchema for Duration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "pattern": "^\\s*([0-9]+(ms|s|m|h|d))+\\s*$",
+            "description": "A duration: 500ms, 30s, 5m, 1h30m, 2d.",
+        })
+    }
+}
+
+/// A jq expression over the instance data.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Jq(pub String);
+
+impl JsonSchema for Jq {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Jq".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A jq expression over the instance data (evaluated by jaq; `now`, `env`, `input` and `debug` are refused).",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StateType {
     Task,
@@ -46,7 +100,7 @@ impl fmt::Display for StateType {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateDef {
     #[serde(rename = "type", default)]
@@ -58,10 +112,12 @@ pub struct StateDef {
     pub action: Option<String>,
     /// task: jq over the instance data giving the action's input.
     #[serde(default)]
+    #[schemars(with = "Option<Jq>")]
     pub input: Option<String>,
     /// task: the path the result is stored at; succeed: jq giving the
     /// instance's output.
     #[serde(default)]
+    #[schemars(with = "Option<Jq>")]
     pub output: Option<String>,
     /// Transitions by event name.
     #[serde(default)]
@@ -71,18 +127,22 @@ pub struct StateDef {
     pub error: Option<String>,
     /// fail: jq giving a human explanation.
     #[serde(default)]
+    #[schemars(with = "Option<Jq>")]
     pub cause: Option<String>,
     /// task: how failed attempts are retried (overrides the binding's).
     #[serde(default)]
     pub retry: Option<RetryDef>,
     /// task: longest one attempt may run (overrides the binding's).
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub timeout: Option<String>,
     /// task: longest the whole step may take, retries included.
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub deadline: Option<String>,
     /// task: longest the adapter may go without a heartbeat.
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub heartbeat: Option<String>,
     /// task: the action that undoes this step in a `compensate` state.
     #[serde(default)]
@@ -96,45 +156,53 @@ pub struct StateDef {
     pub wait: Option<WaitDef>,
     /// parallel: named branches, each `{ start, states }`, run at once.
     #[serde(default)]
+    #[schemars(with = "Option<IndexMap<String, MachineDef>>")]
     pub branches: Option<IndexMap<String, Value>>,
     /// map: jq over the instance data giving the array to fan out over.
     #[serde(default)]
+    #[schemars(with = "Option<Jq>")]
     pub items: Option<String>,
     /// map: the machine, `{ start, states }`, run for each item.
     #[serde(default)]
+    #[schemars(with = "Option<MachineDef>")]
     pub branch: Option<Value>,
     /// map: most items in flight at once (default: all).
     #[serde(default)]
     pub max_concurrency: Option<u32>,
     /// map: failed items allowed before the map fails: a count or `"10%"`.
     #[serde(default)]
+    #[schemars(with = "Option<Tolerance>")]
     pub tolerated_failures: Option<Value>,
     /// How long an instance may stay in this state before it is flagged
     /// as stuck (each visit counts afresh).
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub sla: Option<String>,
 }
 
 /// A branch: a small state machine of its own.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineDef {
     pub start: String,
+    #[schemars(with = "IndexMap<String, StateDef>")]
     pub states: IndexMap<String, Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitDef {
     #[serde(rename = "for", default)]
+    #[schemars(with = "Option<Duration>")]
     pub for_: Option<String>,
     /// jq over the instance data giving an RFC 3339 time.
     #[serde(default)]
+    #[schemars(with = "Option<Jq>")]
     pub until: Option<String>,
 }
 
 /// `schedule: { cron: "0 */5 * * * *" }`, or a list of them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDef {
     pub cron: String,
@@ -147,16 +215,18 @@ pub struct ScheduleDef {
 }
 
 /// A retry policy as written; every field is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryDef {
     #[serde(default)]
     pub max_attempts: Option<u32>,
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub initial: Option<String>,
     #[serde(default)]
     pub factor: Option<f64>,
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub max_delay: Option<String>,
     #[serde(default)]
     pub jitter: Option<crate::retry::Jitter>,
@@ -172,13 +242,14 @@ pub enum CompensateDef {
     Full(CompensateFull),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompensateFull {
     pub action: String,
     /// jq over the instance data at compensation time (default: the result
     /// of the step being undone).
     #[serde(default)]
+    #[schemars(with = "Option<Jq>")]
     pub input: Option<String>,
     #[serde(default)]
     pub retry: Option<RetryDef>,
@@ -241,12 +312,13 @@ impl<'de> Deserialize<'de> for RateLimitDef {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerDef {
     /// Consecutive failures that open the breaker.
     pub failures: u32,
     /// How long it stays open before letting one trial call through.
+    #[schemars(with = "Duration")]
     pub cool_down: String,
 }
 
@@ -257,10 +329,11 @@ pub enum TargetDef {
     Arms(Vec<ArmDef>),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArmDef {
     #[serde(rename = "if", default)]
+    #[schemars(with = "Option<Jq>")]
     pub guard: Option<String>,
     pub to: String,
 }
@@ -289,7 +362,7 @@ impl<'de> Deserialize<'de> for TargetDef {
 }
 
 /// A bindings file: which plugin carries out each domain action.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingsDef {
     /// Plugin name to component file (relative to the bindings file).
@@ -298,7 +371,7 @@ pub struct BindingsDef {
     pub actions: IndexMap<String, BindingDef>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingDef {
     pub plugin: String,
@@ -310,6 +383,7 @@ pub struct BindingDef {
     pub config: Option<Value>,
     /// Longest one attempt may run.
     #[serde(default)]
+    #[schemars(with = "Option<Duration>")]
     pub timeout: Option<String>,
     /// Largest linear memory the plugin may grow to, e.g. `64MiB`.
     #[serde(default)]
@@ -332,4 +406,73 @@ pub struct BindingDef {
     /// Stop calling a failing tool for a while.
     #[serde(default)]
     pub circuit_breaker: Option<BreakerDef>,
+}
+
+/// A map's `tolerated_failures`: a count, or a share like `"10%"`.
+pub struct Tolerance;
+
+impl JsonSchema for Tolerance {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Tolerance".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "oneOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$" }
+            ],
+            "description": "Failed items allowed before the map fails: a count, or a share like \"10%\"."
+        })
+    }
+}
+
+impl JsonSchema for CompensateDef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Compensate".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let full = generator.subschema_for::<CompensateFull>();
+        json_schema!({
+            "oneOf": [ { "type": "string", "description": "The action that undoes the step." }, full ],
+        })
+    }
+}
+
+impl JsonSchema for RateLimitDef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RateLimit".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let rate = json_schema!({
+            "type": "string",
+            "pattern": "^\\s*[0-9]+\\s*/\\s*(s|sec|second|m|min|minute|h|hour)\\s*$",
+            "description": "Invocations per period: 200/min, 10/s, 1000/h."
+        });
+        json_schema!({
+            "oneOf": [
+                rate,
+                {
+                    "type": "object",
+                    "properties": { "rate": rate, "burst": { "type": "integer", "minimum": 1 } },
+                    "required": ["rate"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
+impl JsonSchema for TargetDef {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Target".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let arm = generator.subschema_for::<ArmDef>();
+        json_schema!({
+            "oneOf": [
+                { "type": "string", "description": "The state to go to." },
+                { "type": "array", "items": arm, "description": "Guarded options, tried in order: the first whose `if` holds (or that has none) is taken." }
+            ]
+        })
+    }
 }

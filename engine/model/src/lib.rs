@@ -20,6 +20,7 @@ mod nesting;
 pub mod process;
 pub mod retry;
 pub mod schedule;
+pub mod schema;
 pub mod source;
 mod step_key;
 pub mod testing;

@@ -11,7 +11,9 @@ use crate::time::Span;
 /// retried: trying again cannot change their answer.
 pub const RETRYABLE_KINDS: &[&str] = &["retryable", "timeout", "trap", "heartbeat"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Jitter {
     /// Exactly the computed delay.

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::time::{Millis, civil_from_days, days_from_civil, days_in_month};
 
 /// What the engine does about firings that fell due while no engine ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Missed {
     /// Forget them; fire next at the next time the expression gives.

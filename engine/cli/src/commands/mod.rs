@@ -26,6 +26,14 @@ use crate::args::Command;
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { def } => validate::validate(&def).await,
+        Command::Schema { of } => {
+            let schema = match of.as_str() {
+                "bindings" => weft_model::schema::bindings(),
+                _ => weft_model::schema::process(),
+            };
+            print!("{}", weft_model::schema::text(&schema));
+            Ok(crate::exit::OK)
+        }
         Command::Test {
             process,
             cases,

@@ -42,6 +42,8 @@ pub fn process(doc: &Document) -> Result<Process, Diagnostics> {
         description: shell.description,
         start: shell.start,
         states: IndexMap::new(),
+        schedule: None,
+        sla: None,
     };
     check_header(doc, &def, &mut diags);
     let states = machine(doc, "", &def.start, &shell.states, &mut diags);
