@@ -170,3 +170,70 @@ fn a_simulation_repeats_exactly_for_a_seed() {
         a.stdout
     );
 }
+
+/// `weft validate` warns about what a valid process may do that it should
+/// not (here: fail after charging without refunding), passes it, and
+/// `--strict` refuses it; `--explain` tells what can happen at a state.
+#[test]
+fn validate_warns_strict_refuses_and_explain_tells() {
+    let s = Sandbox::new();
+    let bindings = s.bindings(&[]);
+    let process = s.write(
+        "leaky.yaml",
+        "process: leaky\nversion: 1\nstart: charge\nstates:\n  charge:\n    action: charge_payment\n    compensate: refund_payment\n    on: { done: ship, error: failed }\n  ship:\n    action: create_shipment\n    on: { done: ok, error: failed }\n  ok: { type: succeed }\n  failed: { type: fail }\n",
+    );
+    let out = run(&["validate", &process, "--bindings", &bindings]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("is valid") && out.stdout.contains("warning"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("leaky.yaml:11:28: warning: the path charge -done-> ship -error-> failed ends the instance failed after 'charge' completed, and does not undo it"),
+        "{}",
+        out.stderr
+    );
+    let strict = run(&["validate", &process, "--bindings", &bindings, "--strict"]);
+    assert_eq!(strict.code, 2, "{}\n{}", strict.stdout, strict.stderr);
+    let explain = run(&[
+        "validate",
+        &process,
+        "--bindings",
+        &bindings,
+        "--explain",
+        "charge",
+    ]);
+    assert_eq!(explain.code, 0, "{}", explain.stderr);
+    assert!(
+        explain
+            .stdout
+            .contains("charge (task: runs 'charge_payment')"),
+        "{}",
+        explain.stdout
+    );
+    assert!(
+        explain.stdout.contains("on error -> failed"),
+        "{}",
+        explain.stdout
+    );
+    assert!(
+        explain.stdout.contains("one visit takes at most: 30s"),
+        "{}",
+        explain.stdout
+    );
+    let unknown = run(&[
+        "validate",
+        &process,
+        "--bindings",
+        &bindings,
+        "--explain",
+        "nope",
+    ]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("has no state 'nope'"),
+        "{}",
+        unknown.stderr
+    );
+}

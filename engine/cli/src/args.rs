@@ -51,6 +51,14 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         def: Definition,
+        /// Treat warnings (what the process may do that it should not) as
+        /// errors.
+        #[arg(long)]
+        strict: bool,
+        /// Print what can happen at this state: its events, where they
+        /// lead, how long it can take.
+        #[arg(long, value_name = "STATE")]
+        explain: Option<String>,
     },
     /// Print the JSON Schema of process or bindings files (for editors:
     /// the same as schema/*.schema.json).

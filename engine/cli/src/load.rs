@@ -59,7 +59,7 @@ pub fn read(path: &Path) -> Result<String, Diagnostic> {
     String::from_utf8(bytes).map_err(|e| fail(format!("it is not UTF-8 text ({e})")))
 }
 
-fn document(path: &Path) -> Result<Document, Diagnostic> {
+pub fn document(path: &Path) -> Result<Document, Diagnostic> {
     let text = read(path)?;
     let name = path.display().to_string();
     source::load(&name, &text, Format::from_path(&name))

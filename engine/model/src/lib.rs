@@ -8,6 +8,7 @@
 //! It must not depend on tokio, sled or wasmtime, and must not read a clock or
 //! do I/O: time and data come in as arguments.
 
+pub mod analysis;
 pub mod bindings;
 pub mod def;
 pub mod diagram;

@@ -25,7 +25,11 @@ use crate::args::Command;
 
 pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Validate { def } => validate::validate(&def).await,
+        Command::Validate {
+            def,
+            strict,
+            explain,
+        } => validate::validate(&def, strict, explain.as_deref()).await,
         Command::Schema { of } => {
             let schema = match of.as_str() {
                 "bindings" => weft_model::schema::bindings(),

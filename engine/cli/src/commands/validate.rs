@@ -5,13 +5,49 @@ use std::path::Path;
 use crate::args::Definition;
 use crate::{exit, load, render};
 
-pub async fn validate(def: &Definition) -> anyhow::Result<u8> {
+pub async fn validate(def: &Definition, strict: bool, explain: Option<&str>) -> anyhow::Result<u8> {
     let runtime = super::runtime(None)?;
     match load::definition(&runtime, &def.process, &def.bindings).await {
         Ok(loaded) => {
             let p = &loaded.process;
+            let declared = |action: &str| {
+                let b = loaded.bindings.actions.get(action)?;
+                let (plugin, _) = loaded.plugins.get(&b.plugin)?;
+                plugin.manifest.action(&b.action).map(|a| a.errors.clone())
+            };
+            let cx = weft_model::analysis::Context {
+                defaults: &loaded.bindings,
+                declared_errors: &declared,
+            };
+            let warnings = match load::document(&def.process) {
+                Ok(doc) => weft_model::analysis::check(&doc, p, &cx),
+                Err(_) => Vec::new(),
+            };
+            for w in &warnings {
+                eprintln!("{w}");
+            }
+            if let Some(state) = explain {
+                match weft_model::analysis::explain(p, state, &loaded.bindings) {
+                    Some(text) => print!("{text}"),
+                    None => anyhow::bail!(
+                        "--explain {state}: process '{}' has no state '{state}' (its states: {})",
+                        p.name,
+                        p.states.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                }
+            }
+            let n = warnings.len();
+            let noted = match n {
+                0 => String::new(),
+                1 => " (1 warning)".to_owned(),
+                n => format!(" ({n} warnings)"),
+            };
+            if strict && n > 0 {
+                eprintln!("{n} warning{} with --strict", if n == 1 { "" } else { "s" });
+                return Ok(exit::ERROR);
+            }
             render::say(format_args!(
-                "{}: process '{}' v{} is valid: {} states, {} actions bound to {} plugins",
+                "{}: process '{}' v{} is valid: {} states, {} actions bound to {} plugins{noted}",
                 def.process.display(),
                 p.name,
                 p.version,
