@@ -237,3 +237,62 @@ fn validate_warns_strict_refuses_and_explain_tells() {
         unknown.stderr
     );
 }
+
+/// An incident becomes a regression test: a case recorded from a real
+/// instance's history replays to the same end, and against a changed
+/// process shows where the new version goes another way.
+#[test]
+fn a_case_recorded_from_a_real_instance_replays_and_shows_a_divergence() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let bindings = s.bindings(&[]);
+    let process = example("order-fulfillment", "process.yaml");
+    let input = r#"{"order": {"id": "o-9", "sku": "TEA-1", "qty": 1, "amount": 9.5, "card": "4000000000000002", "address": "9 Loom", "email": "x@example.com"}}"#;
+    let ran = run(&[
+        "run",
+        &process,
+        "--bindings",
+        &bindings,
+        "--input",
+        input,
+        "--key",
+        "o-9",
+        "--data",
+        &data,
+    ]);
+    assert_eq!(
+        ran.code, 1,
+        "the declined order fails: {}\n{}",
+        ran.stdout, ran.stderr
+    );
+    let recorded = run(&["test", &process, "--record", "o-9", "--data", &data]);
+    assert_eq!(recorded.code, 0, "{}", recorded.stderr);
+    let case = s.write("incident.json", &recorded.stdout);
+    let replay = run(&["test", &process, &case]);
+    assert_eq!(replay.code, 0, "{}\n{}", replay.stdout, replay.stderr);
+    assert!(
+        replay
+            .stdout
+            .contains("(failed, reserve → charge → undo → cancelled"),
+        "{}",
+        replay.stdout
+    );
+
+    // A new version that forgets to undo on a failed charge.
+    let text = std::fs::read_to_string(&process).unwrap();
+    let changed = text.replacen("      error: undo\n", "      error: failed\n", 1);
+    assert_ne!(changed, text);
+    let changed = s.write("process-v3.yaml", &changed);
+    let diverges = run(&["test", &changed, &case]);
+    assert_eq!(diverges.code, 1, "{}\n{}", diverges.stdout, diverges.stderr);
+    let o = &diverges.stdout;
+    assert!(
+        o.contains("path: expected reserve → charge → undo → cancelled"),
+        "{o}"
+    );
+    assert!(o.contains("got      reserve → charge → failed"), "{o}");
+    assert!(
+        o.contains(r#"compensated: expected ["reserve"], got []"#),
+        "{o}"
+    );
+}

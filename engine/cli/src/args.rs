@@ -81,6 +81,13 @@ pub enum Command {
         /// Also write the results as JUnit XML.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Instead of running cases, print one (JSON) recorded from this
+        /// instance's history: its adapter answers, signals and
+        /// completions, and how it ended.
+        #[arg(long, value_name = "ID_OR_KEY")]
+        record: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
     },
     /// Run a process many times against adapters that fail at random with
     /// a given mix, and print the spread of outcomes (same seed, same

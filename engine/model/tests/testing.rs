@@ -176,3 +176,47 @@ fn a_bad_faults_file_is_refused_where_it_is_wrong() {
         "{e}"
     );
 }
+
+/// Every example case, run, then recorded from its own history as `weft
+/// test --record` would, replays to the same end: the recorder loses
+/// nothing a case needs.
+#[test]
+fn every_example_case_recorded_from_its_history_replays_the_same() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut replayed = 0;
+    for ex in [
+        "order-fulfillment",
+        "loan-approval",
+        "payment-retry",
+        "ci-pipeline",
+        "etl-fanout",
+    ] {
+        let dir = root.join(ex);
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let p = parse_process("process.yaml", &read("process.yaml")).unwrap();
+        let bdoc = weft_model::source::load(
+            "bindings.yaml",
+            &read("bindings.yaml"),
+            weft_model::Format::Yaml,
+        )
+        .unwrap();
+        let b = weft_model::bindings::bindings(&bdoc, &dir).unwrap();
+        for c in cases::load("cases.yaml", &read("cases.yaml"), &p).unwrap() {
+            let (d, _) = cases::drive(&p, &b, &c).unwrap();
+            let recorded = weft_model::testing::record::case(&p, &d.inst, &d.records);
+            let file = serde_json::to_string(&json!({ "cases": [recorded] })).unwrap();
+            let again = cases::load("recorded.json", &file, &p)
+                .unwrap_or_else(|e| panic!("{ex}/{}: {e}\n{file}", c.name));
+            let report = cases::run(&p, &b, &again[0]);
+            assert!(
+                report.passed(),
+                "{ex}/{}: {:?}\n{file}",
+                c.name,
+                report.failures
+            );
+            assert_eq!(report.path, d.path(), "{ex}/{}", c.name);
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 20, "{replayed}");
+}

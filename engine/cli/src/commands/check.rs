@@ -194,3 +194,17 @@ impl Stopwatch {
         self.0.elapsed().as_secs_f64()
     }
 }
+
+/// `weft test <process> --record <instance>`: prints a case file (JSON)
+/// made from a real instance's history, to run against `process`.
+pub async fn record(process: &Path, target: &str, data: &Path) -> anyhow::Result<u8> {
+    let p = match load::process_file(process) {
+        Ok(p) => p,
+        Err(d) => return Ok(show(&d)),
+    };
+    let (inst, records) = super::show::instance_and_history(target, data).await?;
+    let case = weft_model::testing::record::case(&p, &inst, &records);
+    let file = serde_json::json!({ "process": p.name, "cases": [case] });
+    println!("{}", serde_json::to_string_pretty(&file)?);
+    Ok(exit::OK)
+}

@@ -40,9 +40,16 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
         }
         Command::Test {
             process,
+            record: Some(target),
+            data,
+            ..
+        } => check::record(&process, &target, &data.dir).await,
+        Command::Test {
+            process,
             cases,
             bindings,
             junit,
+            ..
         } => check::test(&process, &cases, bindings.as_deref(), junit.as_deref()),
         Command::Simulate {
             process,

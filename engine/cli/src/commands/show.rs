@@ -54,6 +54,30 @@ pub async fn history(target: &str, data: &Path, json: bool) -> anyhow::Result<u8
     Ok(exit::OK)
 }
 
+/// An instance (by id or business key) and its whole history, through a
+/// running server or from the store.
+pub async fn instance_and_history(
+    target: &str,
+    data: &Path,
+) -> anyhow::Result<(Instance, Vec<Record>)> {
+    Ok(match reach(data, super::operate::PATIENCE).await? {
+        Reach::Server(client) => {
+            let path = format!("/v1/instances/{}", segment(target));
+            let inst: Instance = serde_json::from_value(get(&client, &path).await?)?;
+            let records = remote_history(&client, inst.id.as_str()).await?;
+            (inst, records)
+        }
+        Reach::Store(store) => {
+            let engine = offline_engine(store)?;
+            let id = engine.resolve(target).await?;
+            let inst = engine.status(&id).await?;
+            let records = engine.history(&id, 0).await?;
+            engine.shutdown().await;
+            (inst, records)
+        }
+    })
+}
+
 /// `weft diagram`: a process file, or the deployed version an instance
 /// runs, drawn; with an instance, its state and the path it took.
 pub async fn diagram(

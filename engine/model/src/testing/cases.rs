@@ -52,6 +52,9 @@ pub struct Case {
     pub name: String,
     input: Value,
     adapters: HashMap<String, Vec<Answer>>,
+    /// When an action's answers run out: repeat the last (`false`), or
+    /// never answer (`true`: the attempt's timeout applies).
+    hang: bool,
     events: Vec<(Span, Outside)>,
     expect: Expect,
 }
@@ -102,9 +105,21 @@ struct CaseDef {
     input: Option<Value>,
     #[serde(default)]
     adapters: IndexMap<String, Vec<Value>>,
+    /// When an action's answers run out: `repeat` the last one (default),
+    /// or `hang` (never answer; what a recorded case says, since every
+    /// answer the instance got is in it).
+    #[serde(default)]
+    exhausted: Option<Exhausted>,
     #[serde(default)]
     events: Vec<EventDef>,
     expect: ExpectDef,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum Exhausted {
+    Repeat,
+    Hang,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +253,7 @@ fn case(doc: &Document, at: &str, c: CaseDef, diags: &mut Diagnostics) -> Option
         name: c.name,
         input: c.input.unwrap_or_else(|| Value::Object(Default::default())),
         adapters,
+        hang: c.exhausted == Some(Exhausted::Hang),
         events,
         expect: Expect {
             status: x.status,
@@ -370,10 +386,22 @@ fn outside(e: &EventDef) -> Result<Outside, String> {
 struct Script<'c> {
     answers: &'c HashMap<String, Vec<Answer>>,
     used: HashMap<String, usize>,
+    hang: bool,
 }
 
 impl Adapters for Script<'_> {
     fn answer(&mut self, invoke: &Invoke) -> Result<Answer, String> {
+        let n = self.used.entry(invoke.action.clone()).or_insert(0);
+        let left = self.answers.get(&invoke.action).map_or(0, |l| l.len().saturating_sub(*n));
+        if self.hang && left == 0 {
+            // Never answers: the driver turns it into the attempt's timeout.
+            return Ok(Answer {
+                after: Span(u64::MAX / 4),
+                outcome: StepOutcome::Failed {
+                    failure: Failure::new("timeout", "no scripted answer"),
+                },
+            });
+        }
         let list = self.answers.get(&invoke.action).ok_or_else(|| {
             format!(
                 "'{}' was invoked (state '{}') but the case scripts no answers for it: add it under `adapters:`",
@@ -387,12 +415,28 @@ impl Adapters for Script<'_> {
     }
 }
 
-/// Runs one case and compares the end with its expectations.
-pub fn run(process: &Process, defaults: &dyn ActionDefaults, case: &Case) -> Report {
+/// Runs one case to where it rests: the run, and why it stopped early if
+/// it did.
+pub fn drive<'p>(
+    process: &'p Process,
+    defaults: &'p dyn ActionDefaults,
+    case: &Case,
+) -> Result<(Drive<'p>, Option<String>), String> {
     let mut script = Script {
         answers: &case.adapters,
         used: HashMap::new(),
+        hang: case.hang,
     };
+    let mut drive = Drive::start(process, defaults, case.input.clone(), T0, 1, &mut script)?;
+    for (after, o) in &case.events {
+        drive.at(*after, o.clone());
+    }
+    let stopped = drive.run(&mut script).err();
+    Ok((drive, stopped))
+}
+
+/// Runs one case and compares the end with its expectations.
+pub fn run(process: &Process, defaults: &dyn ActionDefaults, case: &Case) -> Report {
     let mut report = Report {
         name: case.name.clone(),
         status: Status::Running,
@@ -401,19 +445,14 @@ pub fn run(process: &Process, defaults: &dyn ActionDefaults, case: &Case) -> Rep
         elapsed: Span(0),
         failures: Vec::new(),
     };
-    let mut drive = match Drive::start(process, defaults, case.input.clone(), T0, 1, &mut script) {
+    let (drive, stopped) = match drive(process, defaults, case) {
         Ok(d) => d,
         Err(why) => {
             report.failures.push(why);
             return report;
         }
     };
-    for (after, o) in &case.events {
-        drive.at(*after, o.clone());
-    }
-    if let Err(why) = drive.run(&mut script) {
-        report.failures.push(why);
-    }
+    report.failures.extend(stopped);
     report.failures.extend(drive.refused.iter().cloned());
     report.status = drive.inst.status;
     report.state = drive.inst.state.clone();

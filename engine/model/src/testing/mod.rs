@@ -6,6 +6,7 @@
 //! [`interpret`](crate::interpret).
 
 pub mod cases;
+pub mod record;
 pub mod simulate;
 
 use std::collections::{BTreeMap, HashMap};
