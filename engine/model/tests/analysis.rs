@@ -13,6 +13,7 @@ fn warnings(text: &str, declared: &dyn Fn(&str) -> Option<Vec<String>>) -> Vec<S
     let doc = load("p.yaml", text, Format::Yaml).unwrap();
     let cx = Context {
         defaults: &NoDefaults,
+        bindings: None,
         declared_errors: declared,
     };
     analysis::check(&doc, &p, &cx)
@@ -258,5 +259,73 @@ states:
     assert!(
         explained.contains("one visit takes at most: 1h"),
         "{explained}"
+    );
+}
+
+#[test]
+fn a_retry_whose_failure_loops_back_is_a_storm() {
+    let text = r#"process: storm
+version: 1
+start: charge
+states:
+  charge:
+    action: charge
+    retry: { max_attempts: 5, initial: 1s }
+    on: { done: ok, error: cool_off }
+  cool_off:
+    type: wait
+    wait: { for: 1m }
+    on: { elapsed: charge }
+  ok: { type: succeed }
+"#;
+    let w = warnings(text, &none);
+    assert_eq!(
+        w,
+        [
+            "p.yaml:8:28: warning: 'charge' retries up to 5 times, and its failure leads back to it (charge → cool_off → charge): attempts of 'charge' multiply with every round, without bound (route the final failure elsewhere, or count the rounds in the data and stop)"
+        ]
+    );
+    // Once, with no retries of its own, the loop is the retry policy: fine.
+    let once = text.replace("    retry: { max_attempts: 5, initial: 1s }\n", "");
+    assert_eq!(warnings(&once, &none), Vec::<String>::new());
+}
+
+#[test]
+fn a_map_wider_than_its_actions_rate_limit_waits_in_line() {
+    let text = r#"process: wide
+version: 1
+start: each
+states:
+  each:
+    type: map
+    items: .files
+    max_concurrency: 20
+    branch:
+      start: load
+      states:
+        load: { action: load, on: { done: end } }
+        end: { type: succeed }
+    on: { done: ok }
+  ok: { type: succeed }
+"#;
+    let p = parse_process("p.yaml", text).unwrap();
+    let doc = load("p.yaml", text, Format::Yaml).unwrap();
+    let btext = "plugins: { x: x.wasm }\nactions:\n  load: { plugin: x, rate_limit: { rate: 10/s, burst: 5 } }\n";
+    let bdoc = load("b.yaml", btext, Format::Yaml).unwrap();
+    let b = weft_model::bindings::bindings(&bdoc, std::path::Path::new(".")).unwrap();
+    let cx = Context {
+        defaults: &b,
+        bindings: Some(&b),
+        declared_errors: &none,
+    };
+    let w: Vec<String> = analysis::check(&doc, &p, &cx)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        w,
+        [
+            "p.yaml:5:3: warning: 'each' starts up to 20 branches at once, each invoking 'load' (up to 1 attempts), over its rate limit of 10 per 1s (burst 5): they wait in line for the limiter (lower max_concurrency to the burst, or raise the binding's rate limit)"
+        ]
     );
 }

@@ -17,6 +17,7 @@ pub async fn validate(def: &Definition, strict: bool, explain: Option<&str>) -> 
             };
             let cx = weft_model::analysis::Context {
                 defaults: &loaded.bindings,
+                bindings: Some(&loaded.bindings),
                 declared_errors: &declared,
             };
             let warnings = match load::document(&def.process) {

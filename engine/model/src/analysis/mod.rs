@@ -6,6 +6,8 @@
 //!   step completed passes through a compensate state first;
 //! - [`duration`]: the longest a state and the whole process can take, from
 //!   retry policies, timeouts and waits, against their `sla`;
+//! - [`storms`]: attempts that multiply — retries whose failure loops back,
+//!   a map's concurrency against its action's rate limit;
 //! - here: waits that can last for ever, and typed errors an adapter
 //!   declares that no transition routes.
 //!
@@ -13,6 +15,7 @@
 
 pub mod compensation;
 pub mod duration;
+pub mod storms;
 
 use crate::bindings::ActionDefaults;
 use crate::process::{Process, StateKind};
@@ -22,6 +25,8 @@ use crate::source::{Diagnostic, Document, pointer};
 /// the error kinds each action's adapter declares (when plugins are known).
 pub struct Context<'a> {
     pub defaults: &'a dyn ActionDefaults,
+    /// The bindings, when known: their rate limits.
+    pub bindings: Option<&'a crate::bindings::Bindings>,
     pub declared_errors: &'a dyn Fn(&str) -> Option<Vec<String>>,
 }
 
@@ -30,6 +35,7 @@ pub fn check(doc: &Document, process: &Process, cx: &Context<'_>) -> Vec<Diagnos
     let mut out = Vec::new();
     out.extend(compensation::check(doc, process));
     out.extend(duration::check(doc, process, cx.defaults));
+    out.extend(storms::check(doc, process, cx.bindings));
     out.extend(waits_for_ever(doc, process));
     out.extend(unrouted_errors(doc, process, cx));
     out.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)));

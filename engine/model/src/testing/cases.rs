@@ -392,7 +392,10 @@ struct Script<'c> {
 impl Adapters for Script<'_> {
     fn answer(&mut self, invoke: &Invoke) -> Result<Answer, String> {
         let n = self.used.entry(invoke.action.clone()).or_insert(0);
-        let left = self.answers.get(&invoke.action).map_or(0, |l| l.len().saturating_sub(*n));
+        let left = self
+            .answers
+            .get(&invoke.action)
+            .map_or(0, |l| l.len().saturating_sub(*n));
         if self.hang && left == 0 {
             // Never answers: the driver turns it into the attempt's timeout.
             return Ok(Answer {
