@@ -60,6 +60,11 @@ pub enum Command {
         #[arg(long, value_name = "STATE")]
         explain: Option<String>,
     },
+    /// The plugin registry, and one action invoked once.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Print the JSON Schema of process or bindings files (for editors:
     /// the same as schema/*.schema.json).
     Schema {
@@ -318,4 +323,55 @@ pub struct Listen {
 
 fn parse_span(text: &str) -> Result<weft_model::Span, String> {
     weft_model::Span::parse(text).map_err(|e| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Register a component: it is loaded as the engine runs it and its
+    /// manifest read; the same bytes again change nothing, other bytes make
+    /// the name's next version.
+    Add {
+        file: PathBuf,
+        /// The name to register it under (default: the file's, without
+        /// `weft_`).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+    },
+    /// Every registered version of every plugin.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A plugin (name, name@version or sha256): its manifest, size and the
+    /// deployed processes whose bindings use it.
+    Describe {
+        plugin: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invoke one action once, with no grants, and print the outcome:
+    /// exit 0 done, 1 failed, 4 pending.
+    Call {
+        /// A component file, or a registered name, name@version or sha256.
+        plugin: String,
+        action: String,
+        /// The action's input: JSON.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        input: String,
+        /// The binding's config: JSON.
+        #[arg(long, value_name = "JSON", default_value = "{}")]
+        config: String,
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+        #[arg(long, default_value = "64MiB")]
+        memory: String,
+        #[command(flatten)]
+        data: DataDir,
+    },
 }

@@ -63,14 +63,15 @@ impl Client {
         matches!(self.call(Method::GET, "/healthz", None).await, Ok(Ok(_)))
     }
 
-    /// One request. The outer error is the transport (no server there);
-    /// the inner one is the server's refusal.
-    pub async fn call(
+    /// One request and the raw answer. The error is the transport (no
+    /// server there).
+    async fn exchange(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Result<Value, Refusal>> {
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> anyhow::Result<(hyper::StatusCode, Bytes)> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .with_context(|| format!("cannot reach the weft server at {}", self.base()))?;
@@ -80,15 +81,11 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let bytes = match body {
-            Some(v) => serde_json::to_vec(v)?,
-            None => Vec::new(),
-        };
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, &self.authority)
-            .header(hyper::header::CONTENT_TYPE, "application/json");
+            .header(hyper::header::CONTENT_TYPE, content_type);
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -99,29 +96,75 @@ impl Client {
             .with_context(|| format!("the weft server at {} did not answer", self.base()))?;
         let status = resp.status();
         let body = resp.into_body().collect().await?.to_bytes();
-        let value: Value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
-        };
-        if status.is_success() {
-            return Ok(Ok(value));
-        }
-        let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
-        let problems = value["problems"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter_map(|p| p.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Err(Refusal {
-            message: field("message").unwrap_or_else(|| format!("{status}: {value}")),
-            problems,
-        }))
+        Ok((status, body))
     }
+
+    /// One request. The outer error is the transport (no server there);
+    /// the inner one is the server's refusal.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Result<Value, Refusal>> {
+        let bytes = match body {
+            Some(v) => serde_json::to_vec(v)?,
+            None => Vec::new(),
+        };
+        let (status, body) = self
+            .exchange(method, path, bytes, "application/json")
+            .await?;
+        Ok(answer(status, &body))
+    }
+
+    /// Sends bytes (a component) and reads a JSON answer.
+    pub async fn upload(
+        &self,
+        path: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<Result<Value, Refusal>> {
+        let (status, body) = self
+            .exchange(Method::POST, path, bytes, "application/octet-stream")
+            .await?;
+        Ok(answer(status, &body))
+    }
+
+    /// Reads bytes (a component).
+    pub async fn download(&self, path: &str) -> anyhow::Result<Result<Vec<u8>, Refusal>> {
+        let (status, body) = self
+            .exchange(Method::GET, path, Vec::new(), "application/json")
+            .await?;
+        if status.is_success() {
+            return Ok(Ok(body.to_vec()));
+        }
+        Ok(answer(status, &body).map(|_| Vec::new()))
+    }
+}
+
+/// A JSON answer, or the refusal it carries.
+fn answer(status: hyper::StatusCode, body: &[u8]) -> Result<Value, Refusal> {
+    let value: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    };
+    if status.is_success() {
+        return Ok(value);
+    }
+    let field = |k: &str| value.get(k).and_then(Value::as_str).map(str::to_owned);
+    let problems = value["problems"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(Refusal {
+        message: field("message").unwrap_or_else(|| format!("{status}: {value}")),
+        problems,
+    })
 }
 
 /// A path segment with everything but unreserved characters escaped.

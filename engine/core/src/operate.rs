@@ -281,6 +281,23 @@ impl Engine {
         Ok(PluginInfo { versions, used_by })
     }
 
+    /// The bytes of a registered plugin (the newest version when `what`
+    /// names several), with its entry.
+    pub async fn plugin_component(&self, what: &str) -> Result<(PluginEntry, Vec<u8>)> {
+        let info = self.plugin(what).await?;
+        let entry = info
+            .versions
+            .last()
+            .cloned()
+            .ok_or_else(|| Error::NoPlugin(what.to_owned()))?;
+        let sha = entry.sha256.clone();
+        let bytes = self
+            .read(move |s| s.plugin(&sha))
+            .await?
+            .ok_or_else(|| Error::NoPlugin(what.to_owned()))?;
+        Ok((entry, bytes))
+    }
+
     /// Every deployed process version, by name then version.
     pub async fn processes(&self) -> Result<Vec<ProcessRecord>> {
         self.read(|s| s.processes()).await

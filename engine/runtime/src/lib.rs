@@ -34,21 +34,41 @@ pub use weft_model::StepOutcome;
 use bindings::AdapterPre;
 use host::HostState;
 
+/// An error and its causes on one line, whitespace (and the byte dumps
+/// some parser errors carry) collapsed: it ends up in one log or CLI line.
+fn one_line(e: &wasmtime::Error) -> String {
+    let text = format!("{e:#}");
+    let mut out = String::with_capacity(text.len());
+    let mut space = false;
+    for c in text.chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot set up the WebAssembly engine: {0:#}")]
     Engine(wasmtime::Error),
-    #[error("{name}: this is not a WebAssembly component: {source:#}")]
+    #[error("{name}: this is not a WebAssembly component: {}", one_line(.source))]
     Compile {
         name: String,
         source: wasmtime::Error,
     },
-    #[error("{name}: the component does not implement the weft:plugin/adapter world: {source:#}")]
+    #[error("{name}: the component does not implement the weft:plugin/adapter world: {}", one_line(.source))]
     World {
         name: String,
         source: wasmtime::Error,
     },
-    #[error("{name}: `describe` failed: {source:#}")]
+    #[error("{name}: `describe` failed: {}", one_line(.source))]
     Describe {
         name: String,
         source: wasmtime::Error,

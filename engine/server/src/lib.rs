@@ -17,6 +17,7 @@
 //! | POST | `/v1/plugins?name=N` | register a component (the body is its bytes) |
 //! | GET | `/v1/plugins` | the plugin registry |
 //! | GET | `/v1/plugins/{plugin}` | a plugin (name, name@version or digest), its manifest and users |
+//! | GET | `/v1/plugins/{plugin}/component` | its bytes (the newest version of a name) |
 //! | GET | `/v1/processes` | deployed process versions |
 //! | GET | `/v1/processes/{name}` | the newest version, with its definition |
 //! | GET | `/v1/processes/{name}/versions` | its deployed versions |
@@ -116,6 +117,7 @@ pub fn router(engine: Engine, options: Options) -> Router {
                 .get(plugins::list),
         )
         .route("/plugins/{plugin}", get(plugins::describe))
+        .route("/plugins/{plugin}/component", get(plugins::component))
         .route("/processes", get(processes::list))
         .route("/processes/{name}", get(processes::latest))
         .route("/processes/{name}/versions", get(processes::versions))

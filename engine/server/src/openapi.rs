@@ -34,6 +34,7 @@ use crate::{deploy, instances, metrics, plugins, processes};
         plugins::add,
         plugins::list,
         plugins::describe,
+        plugins::component,
         processes::list,
         processes::latest,
         processes::versions,

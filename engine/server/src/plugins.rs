@@ -208,3 +208,35 @@ pub(crate) async fn describe(
             .collect(),
     }))
 }
+
+/// The component's bytes: the newest version of a name, one version, or
+/// one digest.
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{plugin}/component",
+    tag = "plugins",
+    params(("plugin" = String, Path, description = "A name, name@version, or a sha256 digest")),
+    responses(
+        (status = 200, description = "The component", content_type = "application/wasm", body = openapi::Binary),
+        (status = 400, description = "A bad path", body = ApiError),
+        (status = 404, description = "Nothing registered by that name, version or digest", body = ApiError),
+        openapi::Always,
+    )
+)]
+pub(crate) async fn component(
+    State(app): State<App>,
+    p: Result<Path<String>, PathRejection>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let what = path(p)?;
+    let (entry, bytes) = app.engine.plugin_component(&what).await?;
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/wasm".to_owned(),
+            ),
+            (axum::http::header::ETAG, format!("\"{}\"", entry.sha256)),
+        ],
+        bytes,
+    ))
+}

@@ -42,6 +42,7 @@ fn the_document_is_openapi_3_1_and_describes_every_route() {
         ("/v1/plugins", "post"),
         ("/v1/plugins", "get"),
         ("/v1/plugins/{plugin}", "get"),
+        ("/v1/plugins/{plugin}/component", "get"),
         ("/v1/processes/{name}/versions/{version}", "get"),
         ("/v1/processes/{name}/instances", "post"),
         ("/v1/instances", "get"),

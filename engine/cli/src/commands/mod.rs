@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_http;
 mod check;
 pub(crate) mod operate;
+mod plugin;
 mod resume;
 mod run;
 pub(crate) mod serve;
@@ -30,6 +31,37 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
             strict,
             explain,
         } => validate::validate(&def, strict, explain.as_deref()).await,
+        Command::Plugin { command } => {
+            use crate::args::PluginCommand as P;
+            match command {
+                P::Add { file, name, data } => plugin::add(&file, name.as_deref(), &data.dir).await,
+                P::List { data, json } => plugin::list(&data.dir, json).await,
+                P::Describe {
+                    plugin: p,
+                    data,
+                    json,
+                } => plugin::describe(&p, &data.dir, json).await,
+                P::Call {
+                    plugin: p,
+                    action,
+                    input,
+                    config,
+                    timeout,
+                    memory,
+                    data,
+                } => {
+                    let args = plugin::CallArgs {
+                        plugin: &p,
+                        action: &action,
+                        input: &input,
+                        config: &config,
+                        timeout: &timeout,
+                        memory: &memory,
+                    };
+                    plugin::call(&args, &data.dir).await
+                }
+            }
+        }
         Command::Schema { of } => {
             let schema = match of.as_str() {
                 "bindings" => weft_model::schema::bindings(),

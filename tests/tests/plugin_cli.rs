@@ -1,0 +1,152 @@
+//! `weft plugin add | list | describe | call` through the real binary: on
+//! the store, and through a running server that holds the data directory.
+
+#![allow(clippy::unwrap_used)]
+
+use weft_tests::{Running, Sandbox, plugin, run};
+
+fn file(name: &str) -> String {
+    plugin(name).display().to_string()
+}
+
+#[test]
+fn plugins_are_added_listed_described_and_called_on_the_store() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let first = run(&["plugin", "add", &file("payments"), "--data", &data]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(first.stdout.starts_with("payments@1  "), "{}", first.stdout);
+    let again = run(&["plugin", "add", &file("payments"), "--data", &data]);
+    assert_eq!(
+        again.stdout, first.stdout,
+        "the same bytes: the same version"
+    );
+    let other = run(&[
+        "plugin",
+        "add",
+        &file("echo"),
+        "--name",
+        "payments",
+        "--data",
+        &data,
+    ]);
+    assert!(other.stdout.starts_with("payments@2  "), "{}", other.stdout);
+
+    let list = run(&["plugin", "list", "--data", &data]);
+    assert!(
+        list.stdout.contains("payments@1")
+            && list.stdout.contains("charge_payment, refund_payment"),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains("payments@2") && list.stdout.contains("echo"),
+        "{}",
+        list.stdout
+    );
+    let described = run(&["plugin", "describe", "payments@1", "--data", &data]);
+    assert!(
+        described.stdout.contains("charge_payment  (idempotent; undone by refund_payment; errors: card_declined, insufficient_funds)"),
+        "{}",
+        described.stdout
+    );
+
+    let paid = run(&[
+        "plugin",
+        "call",
+        "payments@1",
+        "charge_payment",
+        "--input",
+        r#"{"amount": 10, "card": "4242"}"#,
+        "--data",
+        &data,
+    ]);
+    assert_eq!(paid.code, 0, "{}\n{}", paid.stdout, paid.stderr);
+    assert!(
+        paid.stdout.starts_with("done: {") && paid.stdout.contains("charge_id"),
+        "{}",
+        paid.stdout
+    );
+    let declined = run(&[
+        "plugin",
+        "call",
+        &file("payments"),
+        "charge_payment",
+        "--input",
+        r#"{"amount": 10, "card": "4000000000000002"}"#,
+    ]);
+    assert_eq!(declined.code, 1);
+    assert!(
+        declined.stdout.contains("failed: card_declined:"),
+        "{}",
+        declined.stdout
+    );
+    let nope = run(&["plugin", "call", &file("payments"), "nope"]);
+    assert_eq!(nope.code, 2);
+    assert!(
+        nope.stderr
+            .contains("has no action 'nope'; it has: charge_payment, refund_payment"),
+        "{}",
+        nope.stderr
+    );
+    let junk = s.write("junk.wasm", "not a component");
+    let refused = run(&["plugin", "add", &junk, "--data", &data]);
+    assert_eq!(refused.code, 2);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("not a weft adapter component"),
+        "{}",
+        refused.stderr
+    );
+    let unknown = run(&["plugin", "describe", "nothing", "--data", &data]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown
+            .stderr
+            .contains("no plugin 'nothing' in the registry"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn plugin_commands_go_through_a_running_server() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let bindings = s.bindings(&[]);
+    let process = weft_tests::root()
+        .join("tests/fixtures/waits.yaml")
+        .display()
+        .to_string();
+    let deployed = run(&["deploy", &process, "--bindings", &bindings, "--data", &data]);
+    assert_eq!(deployed.code, 0, "{}", deployed.stderr);
+    let mut serve = Running::spawn(&["serve", "--data", &data, "--listen", "127.0.0.1:0"]);
+    serve.wait_for("serving");
+    let added = run(&["plugin", "add", &file("echo"), "--data", &data]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    assert!(added.stdout.starts_with("echo@1  "), "{}", added.stdout);
+    // The deployed process binds `echo` to these very bytes.
+    let described = run(&["plugin", "describe", "echo", "--data", &data]);
+    assert!(
+        described
+            .stdout
+            .contains("used by: waits v1 (bindings r1) for echo"),
+        "{}",
+        described.stdout
+    );
+    // Called by name: the bytes come from the server's registry.
+    let called = run(&[
+        "plugin",
+        "call",
+        "echo",
+        "echo",
+        "--input",
+        r#"{"n": 1}"#,
+        "--data",
+        &data,
+    ]);
+    assert_eq!(called.code, 0, "{}\n{}", called.stdout, called.stderr);
+    assert!(called.stdout.starts_with("done: "), "{}", called.stdout);
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+}
