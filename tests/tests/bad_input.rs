@@ -269,14 +269,14 @@ fn a_plugin_that_loops_forever_is_stopped_at_its_timeout() {
 }
 
 #[test]
-fn a_plugin_that_grows_past_its_memory_cap_fails_with_kind_limit() {
+fn a_plugin_that_grows_past_its_memory_cap_fails_with_kind_out_of_memory() {
     let s = Sandbox::new();
     let (code, status, stdout) = run_with_charge(
         &s,
         "    memory: 16MiB\n    config: { simulate: { alloc_mb: 64 } }",
     );
     assert_eq!(code, 1, "{stdout}");
-    assert_eq!(status["error"]["kind"], "limit");
+    assert_eq!(status["error"]["kind"], "out_of_memory");
     assert!(
         status["error"]["message"]
             .as_str()
@@ -284,6 +284,26 @@ fn a_plugin_that_grows_past_its_memory_cap_fails_with_kind_limit() {
             .contains("memory limit of 16 MiB"),
         "{status}"
     );
+}
+
+#[test]
+fn a_result_over_the_bindings_max_output_fails_with_kind_output_too_large() {
+    let s = Sandbox::new();
+    let (code, status, stdout) = run_with_charge(
+        &s,
+        "    max_output: 4KiB\n    config: { simulate: { output_kb: 8 } }",
+    );
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(status["error"]["kind"], "output_too_large");
+    let message = status["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("more than the 4096 its binding allows"), "{status}");
+    // Within the limit, the same answer goes through.
+    let s = Sandbox::new();
+    let (code, _, stdout) = run_with_charge(
+        &s,
+        "    max_output: 16KiB\n    config: { simulate: { output_kb: 8 } }",
+    );
+    assert_eq!(code, 0, "{stdout}");
 }
 
 #[test]

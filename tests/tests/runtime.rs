@@ -28,6 +28,7 @@ fn call<'a>(
         last_heartbeat: None,
         timeout,
         memory: 64 << 20,
+        max_output: 1 << 20,
         grants,
         heartbeat: None,
     }

@@ -111,6 +111,7 @@ impl Invoker for WasmInvoker {
                 last_heartbeat: cmd.last_heartbeat.clone(),
                 timeout: cmd.timeout.unwrap_or(binding.timeout),
                 memory: binding.memory,
+                max_output: binding.max_output,
                 grants: &binding.grants,
                 heartbeat: Some(heartbeat),
             };

@@ -18,6 +18,8 @@ const TOOL_FAILURES: &[&str] = &[
     "timeout",
     "trap",
     "heartbeat",
+    "out_of_memory",
+    "output_too_large",
     "limit",
     "adapter",
 ];

@@ -21,6 +21,10 @@ use crate::validate::{deserialize, error_kind_possible, retry_policy, suggest, v
 pub const DEFAULT_TIMEOUT: Span = Span(30_000);
 /// Largest memory a plugin may grow to when the binding does not say.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// Largest result an adapter may answer when the binding does not say.
+pub const DEFAULT_MAX_OUTPUT: u64 = 1 << 20;
+/// Largest `max_output` a binding may set.
+pub const MAX_OUTPUT: u64 = 64 << 20;
 /// Largest memory a binding may grant.
 pub const MAX_MEMORY: u64 = 1 << 30;
 
@@ -64,6 +68,8 @@ pub struct Binding {
     pub timeout: Span,
     /// Bytes of linear memory the plugin may grow to.
     pub memory: u64,
+    /// Largest result, in bytes, the plugin may answer.
+    pub max_output: u64,
     pub grants: Grants,
     /// Retry policy for steps running this action that set none themselves.
     #[serde(default)]
@@ -230,6 +236,24 @@ fn binding(
             DEFAULT_MEMORY
         }
     };
+    let max_output = match raw.max_output.as_deref().map(parse_size) {
+        None => DEFAULT_MAX_OUTPUT,
+        Some(Ok(m)) if (1 << 10..=MAX_OUTPUT).contains(&m) => m,
+        Some(Ok(_)) => {
+            diags.push(doc.diag(
+                &format!("{at}/max_output"),
+                "max_output must be between 1KiB and 64MiB",
+            ));
+            DEFAULT_MAX_OUTPUT
+        }
+        Some(Err(e)) => {
+            diags.push(
+                doc.diag(&format!("{at}/max_output"), e.to_string())
+                    .hint("write it like 256KiB or 4MiB"),
+            );
+            DEFAULT_MAX_OUTPUT
+        }
+    };
     if let Some(config) = &raw.config
         && let Err(e) = limits::check(config)
     {
@@ -322,6 +346,7 @@ fn binding(
             .unwrap_or(Value::Object(Default::default())),
         timeout,
         memory,
+        max_output,
         grants,
         retry,
         limits,

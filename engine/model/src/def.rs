@@ -388,6 +388,9 @@ pub struct BindingDef {
     /// Largest linear memory the plugin may grow to, e.g. `64MiB`.
     #[serde(default)]
     pub memory: Option<String>,
+    /// Largest result the plugin may answer, e.g. `4MiB` (default 1MiB).
+    #[serde(default)]
+    pub max_output: Option<String>,
     /// Directories the plugin may read and write: guest path to host path.
     #[serde(default)]
     pub dirs: IndexMap<String, String>,

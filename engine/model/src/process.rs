@@ -18,7 +18,18 @@ pub const ENGINE_ERROR_KINDS: &[(&str, &str)] = &[
     ("fatal", "the adapter said it can never succeed"),
     ("timeout", "an attempt or the whole step ran out of time"),
     ("trap", "the adapter crashed (a panic or invalid operation)"),
-    ("limit", "the adapter exceeded its memory or output limit"),
+    (
+        "out_of_memory",
+        "the adapter grew past its binding's `memory`",
+    ),
+    (
+        "output_too_large",
+        "the adapter's result is larger than its binding's `max_output`",
+    ),
+    (
+        "limit",
+        "the adapter hit another runtime limit (its instance pool)",
+    ),
     (
         "adapter",
         "the adapter is missing, broken or answered nonsense",

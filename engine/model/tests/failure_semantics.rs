@@ -79,7 +79,15 @@ fn retries_wait_exactly_the_policy_delays_then_route_the_last_failure() {
 
 #[test]
 fn fatal_typed_and_non_retryable_failures_skip_retries() {
-    for kind in ["fatal", "trap", "card_declined", "limit", "adapter"] {
+    for kind in [
+        "fatal",
+        "trap",
+        "card_declined",
+        "out_of_memory",
+        "output_too_large",
+        "limit",
+        "adapter",
+    ] {
         let mut r = Run::start(FLAKY, json!({}));
         r.fail(kind);
         assert_eq!(r.inst.status, Status::Failed, "{kind} is not retried");

@@ -34,6 +34,8 @@ pub struct Call<'a> {
     pub last_heartbeat: Option<String>,
     pub timeout: Span,
     pub memory: u64,
+    /// Largest result, in bytes.
+    pub max_output: u64,
     pub grants: &'a Grants,
     pub heartbeat: Option<HeartbeatSink>,
 }
@@ -90,7 +92,7 @@ impl Runtime {
                 "timeout",
                 format!("did not finish within {}", call.timeout),
             )),
-            Ok((Ok(answer), _)) => self.answer(answer),
+            Ok((Ok(answer), _)) => self.answer(answer, call.max_output),
             Ok((Err(e), memory_hit)) => Err(classify(&e, memory_hit, call.timeout, &stderr)),
         };
         match outcome {
@@ -117,16 +119,19 @@ impl Runtime {
         store
     }
 
-    fn answer(&self, answer: Result<Outcome, WitFailure>) -> Result<StepOutcome, Failure> {
+    fn answer(
+        &self,
+        answer: Result<Outcome, WitFailure>,
+        max_output: u64,
+    ) -> Result<StepOutcome, Failure> {
         match answer {
             Ok(Outcome::Done(text)) => {
-                if text.len() > self.options.max_output_bytes {
+                if text.len() as u64 > max_output {
                     return Err(Failure::new(
-                        "limit",
+                        "output_too_large",
                         format!(
-                            "the result is {} bytes, more than the {} allowed",
+                            "the result is {} bytes, more than the {max_output} its binding allows (max_output)",
                             text.len(),
-                            self.options.max_output_bytes
                         ),
                     ));
                 }
@@ -162,7 +167,7 @@ fn classify(
     stderr: &MemoryOutputPipe,
 ) -> Failure {
     if memory_hit {
-        return Failure::new("limit", format!("{e:#}"));
+        return Failure::new("out_of_memory", format!("{e:#}"));
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) | Some(Trap::OutOfFuel) => {

@@ -91,8 +91,6 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Invocations that may run at once (the size of the instance pool).
     pub max_concurrent: u32,
-    /// Largest answer an invocation may return.
-    pub max_output_bytes: usize,
     /// How often the epoch advances; deadlines are checked at this grain.
     pub epoch_tick: Duration,
 }
@@ -102,7 +100,6 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             cache_dir: None,
             max_concurrent: 1000,
-            max_output_bytes: 1 << 20,
             epoch_tick: Duration::from_millis(10),
         }
     }

@@ -15,6 +15,7 @@
 //!   trap: true              # panic (the engine sees a trap)
 //!   spin: true              # loop forever (the engine's deadline stops it)
 //!   alloc_mb: 512           # grow memory until the engine's cap stops it
+//!   output_kb: 2048         # answer a result this large
 //! ```
 //!
 //! An adapter opts in by calling [`apply`] first thing in `invoke`.
@@ -64,6 +65,10 @@ pub fn apply(call: &Call) -> Result<Option<Reply>, Failure> {
             held.push(vec![1u8; 1 << 20]);
         }
         std::hint::black_box(&held);
+    }
+    if let Some(kb) = knob("output_kb").and_then(Value::as_u64) {
+        let padding = "x".repeat(usize::try_from(kb).unwrap_or(0).saturating_mul(1024));
+        return Ok(Some(Reply::Done(crate::json!({ "padding": padding }))));
     }
     match knob("pending") {
         Some(Value::String(token)) => return Ok(Some(Reply::Pending(token.clone()))),

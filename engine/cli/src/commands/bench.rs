@@ -485,6 +485,7 @@ async fn latency(
         last_heartbeat: None,
         timeout: Span::from_secs(5),
         memory: 64 << 20,
+        max_output: 1 << 20,
         grants: &grants,
         heartbeat: None,
     };
@@ -527,6 +528,7 @@ async fn latency(
                             last_heartbeat: None,
                             timeout: Span::from_secs(5),
                             memory: 64 << 20,
+                            max_output: 1 << 20,
                             grants: &grants,
                             heartbeat: None,
                         },

@@ -278,6 +278,7 @@ pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
                 last_heartbeat: None,
                 timeout,
                 memory,
+                max_output: weft_model::bindings::DEFAULT_MAX_OUTPUT,
                 grants: &grants,
                 heartbeat: None,
             },

@@ -267,12 +267,14 @@ fn case(doc: &Document, at: &str, c: CaseDef, diags: &mut Diagnostics) -> Option
     })
 }
 
-const WORDS: [&str; 6] = [
+const WORDS: [&str; 8] = [
     "retryable",
     "fatal",
     "timeout",
     "trap",
     "heartbeat",
+    "out_of_memory",
+    "output_too_large",
     "limit",
 ];
 
