@@ -296,7 +296,10 @@ fn a_result_over_the_bindings_max_output_fails_with_kind_output_too_large() {
     assert_eq!(code, 1, "{stdout}");
     assert_eq!(status["error"]["kind"], "output_too_large");
     let message = status["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("more than the 4096 its binding allows"), "{status}");
+    assert!(
+        message.contains("more than the 4096 its binding allows"),
+        "{status}"
+    );
     // Within the limit, the same answer goes through.
     let s = Sandbox::new();
     let (code, _, stdout) = run_with_charge(

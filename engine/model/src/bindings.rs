@@ -218,42 +218,42 @@ fn binding(
             DEFAULT_TIMEOUT
         }
     };
-    let memory = match raw.memory.as_deref().map(parse_size) {
-        None => DEFAULT_MEMORY,
-        Some(Ok(m)) if (1 << 16..=MAX_MEMORY).contains(&m) => m,
-        Some(Ok(_)) => {
-            diags.push(doc.diag(
-                &format!("{at}/memory"),
-                "memory must be between 64KiB and 1GiB",
-            ));
-            DEFAULT_MEMORY
-        }
-        Some(Err(e)) => {
-            diags.push(
-                doc.diag(&format!("{at}/memory"), e.to_string())
-                    .hint("write it like 16MiB or 1GiB"),
-            );
-            DEFAULT_MEMORY
-        }
-    };
-    let max_output = match raw.max_output.as_deref().map(parse_size) {
-        None => DEFAULT_MAX_OUTPUT,
-        Some(Ok(m)) if (1 << 10..=MAX_OUTPUT).contains(&m) => m,
-        Some(Ok(_)) => {
-            diags.push(doc.diag(
-                &format!("{at}/max_output"),
-                "max_output must be between 1KiB and 64MiB",
-            ));
-            DEFAULT_MAX_OUTPUT
-        }
-        Some(Err(e)) => {
-            diags.push(
-                doc.diag(&format!("{at}/max_output"), e.to_string())
-                    .hint("write it like 256KiB or 4MiB"),
-            );
-            DEFAULT_MAX_OUTPUT
+    let size = |field: &str,
+                text: Option<&str>,
+                range: (u64, u64, &str),
+                default: u64,
+                diags: &mut Diagnostics| {
+        let (low, high, said) = range;
+        match text.map(parse_size) {
+            None => default,
+            Some(Ok(m)) if (low..=high).contains(&m) => m,
+            Some(Ok(_)) => {
+                diags.push(doc.diag(&format!("{at}/{field}"), format!("{field} must be {said}")));
+                default
+            }
+            Some(Err(e)) => {
+                diags.push(
+                    doc.diag(&format!("{at}/{field}"), e.to_string())
+                        .hint("write it like 256KiB, 16MiB or 1GiB"),
+                );
+                default
+            }
         }
     };
+    let memory = size(
+        "memory",
+        raw.memory.as_deref(),
+        (1 << 16, MAX_MEMORY, "between 64KiB and 1GiB"),
+        DEFAULT_MEMORY,
+        diags,
+    );
+    let max_output = size(
+        "max_output",
+        raw.max_output.as_deref(),
+        (1 << 10, MAX_OUTPUT, "between 1KiB and 64MiB"),
+        DEFAULT_MAX_OUTPUT,
+        diags,
+    );
     if let Some(config) = &raw.config
         && let Err(e) = limits::check(config)
     {
