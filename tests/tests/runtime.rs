@@ -77,7 +77,7 @@ async fn misbehaving_guests_become_typed_failures_and_the_runtime_keeps_serving(
         ),
         (
             json!({"simulate": {"alloc_mb": 200}}),
-            "limit",
+            "out_of_memory",
             "memory limit of 64 MiB exceeded",
         ),
         (

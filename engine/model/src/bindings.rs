@@ -23,6 +23,10 @@ pub const DEFAULT_TIMEOUT: Span = Span(30_000);
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 /// Largest result an adapter may answer when the binding does not say.
 pub const DEFAULT_MAX_OUTPUT: u64 = 1 << 20;
+fn default_max_output() -> u64 {
+    DEFAULT_MAX_OUTPUT
+}
+
 /// Largest `max_output` a binding may set.
 pub const MAX_OUTPUT: u64 = 64 << 20;
 /// Largest memory a binding may grant.
@@ -68,7 +72,9 @@ pub struct Binding {
     pub timeout: Span,
     /// Bytes of linear memory the plugin may grow to.
     pub memory: u64,
-    /// Largest result, in bytes, the plugin may answer.
+    /// Largest result, in bytes, the plugin may answer (bindings stored
+    /// before it existed read as the default).
+    #[serde(default = "default_max_output")]
     pub max_output: u64,
     pub grants: Grants,
     /// Retry policy for steps running this action that set none themselves.
