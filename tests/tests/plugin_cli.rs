@@ -150,3 +150,45 @@ fn plugin_commands_go_through_a_running_server() {
     let _ = serve.child.kill();
     let _ = serve.child.wait();
 }
+
+/// Commands without a data directory keep compiled components in the user's
+/// cache, so the next `validate` or `plugin call` does not compile again;
+/// `WEFT_NO_CACHE` turns it off.
+#[test]
+fn validate_keeps_compiled_components_in_the_user_cache() {
+    let s = Sandbox::new();
+    let cache = s.path("xdg");
+    let process = weft_tests::root()
+        .join("tests/fixtures/waits.yaml")
+        .display()
+        .to_string();
+    let bindings = s.bindings(&[]);
+    let validate = |no_cache: bool| {
+        let mut cmd = weft_tests::weft(&["validate", &process, "--bindings", &bindings]);
+        cmd.env("XDG_CACHE_HOME", &cache);
+        if no_cache {
+            cmd.env("WEFT_NO_CACHE", "1");
+        }
+        weft_tests::output(cmd)
+    };
+    let off = validate(true);
+    assert_eq!(off.code, 0, "{}", off.stderr);
+    assert!(!cache.exists(), "WEFT_NO_CACHE writes nothing");
+    let first = validate(false);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let entries = std::fs::read_dir(cache.join("weft/components"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        entries, 5,
+        "one compiled entry per plugin the bindings name"
+    );
+    let again = validate(false);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(
+        std::fs::read_dir(cache.join("weft/components"))
+            .unwrap()
+            .count(),
+        entries
+    );
+}

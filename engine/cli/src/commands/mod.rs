@@ -328,8 +328,24 @@ pub fn offline_engine(store: Arc<SledStore>) -> anyhow::Result<weft_core::Engine
 /// The WASM runtime, caching compiled plugins under the data directory.
 pub fn runtime(data: Option<&Path>) -> anyhow::Result<Arc<Runtime>> {
     let options = RuntimeOptions {
-        cache_dir: data.map(|d| d.join("cache")),
+        cache_dir: data.map(|d| d.join("cache")).or_else(user_cache),
         ..RuntimeOptions::default()
     };
     Ok(Arc::new(Runtime::new(options)?))
+}
+
+/// Where commands without a data directory (`validate`, `plugin call`)
+/// keep compiled components, so the second run of a large (say, Python)
+/// component loads in milliseconds: `$XDG_CACHE_HOME/weft/components`, or
+/// `~/.cache/weft/components`; none without a home. `WEFT_NO_CACHE=1`
+/// turns it off.
+fn user_cache() -> Option<std::path::PathBuf> {
+    if std::env::var_os("WEFT_NO_CACHE").is_some() {
+        return None;
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
+    Some(base.join("weft").join("components"))
 }
