@@ -964,3 +964,64 @@ fn plugins_are_registered_listed_and_described() {
         2
     );
 }
+
+/// Misbehaving adapters are contained: a loop, a memory bomb, a huge result
+/// and a panic each end their own instance with a typed failure, while
+/// twenty healthy instances started at the same moment on the same server
+/// all succeed, and the server keeps serving.
+#[test]
+fn misbehaving_adapters_fail_their_own_steps_while_healthy_instances_finish() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let process = s.write(
+        "guarded.yaml",
+        "process: guarded\nversion: 1\nstart: work\nstates:\n  work:\n    action: echo\n    on: { done: ok, error: failed }\n  ok: { type: succeed }\n  failed: { type: fail }\n",
+    );
+    deploy(
+        &s,
+        &data,
+        &process,
+        &[(
+            "echo",
+            "    timeout: 1s\n    memory: 16MiB\n    max_output: 4KiB",
+        )],
+    );
+    let server = Server::start(&data, &[]);
+    let base = server.base.clone();
+    let start = move |input: String| {
+        let base = base.clone();
+        std::thread::spawn(move || {
+            let body = format!(r#"{{"input": {input}}}"#);
+            http(
+                "POST",
+                &base,
+                "/v1/processes/guarded/instances?wait=30s",
+                &body,
+                &[],
+            )
+        })
+    };
+    let bad = [
+        (r#"{"simulate": {"spin": true}}"#, "timeout"),
+        (r#"{"simulate": {"alloc_mb": 64}}"#, "out_of_memory"),
+        (r#"{"simulate": {"output_kb": 64}}"#, "output_too_large"),
+        (r#"{"simulate": {"trap": true}}"#, "trap"),
+    ];
+    let bad_runs: Vec<_> = bad
+        .iter()
+        .map(|(i, k)| (start((*i).to_owned()), *k))
+        .collect();
+    let good_runs: Vec<_> = (0..20).map(|n| start(format!(r#"{{"n": {n}}}"#))).collect();
+    for (h, kind) in bad_runs {
+        let r = h.join().unwrap();
+        let v = expect(&r, 200);
+        assert_eq!(v["status"], "failed", "{v}");
+        assert_eq!(v["error"]["kind"], kind, "{v}");
+    }
+    for (n, h) in good_runs.into_iter().enumerate() {
+        let v = expect(&h.join().unwrap(), 200);
+        assert_eq!(v["status"], "succeeded", "healthy instance {n}: {v}");
+        assert_eq!(v["output"]["n"], n, "{v}");
+    }
+    assert_eq!(server.get("/readyz").status, 200);
+}
