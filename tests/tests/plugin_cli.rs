@@ -192,3 +192,72 @@ fn validate_keeps_compiled_components_in_the_user_cache() {
         entries
     );
 }
+
+/// Bindings may name registered components instead of files: `name@version`
+/// or `sha256:<digest>`, found in the data directory's registry — from the
+/// store, or through the server that holds it.
+#[test]
+fn bindings_name_registered_components_by_version_or_digest() {
+    let s = Sandbox::new();
+    let data = s.data();
+    let added = run(&["plugin", "add", &file("payments"), "--data", &data]);
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let echo = run(&["plugin", "add", &file("echo"), "--data", &data]);
+    let digest = echo.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    assert_eq!(digest.len(), 64, "{}", echo.stdout);
+    let bindings = std::fs::read_to_string(s.bindings(&[])).unwrap();
+    let bindings = bindings
+        .lines()
+        .map(|l| {
+            if l.starts_with("  payments: ") {
+                "  payments: payments@1".to_owned()
+            } else if l.starts_with("  echo: ") {
+                format!("  echo: sha256:{digest}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bindings = s.write("registered.yaml", &bindings);
+    let order = weft_tests::order_process();
+    let ran = run(&weft_tests::run_args(
+        &order,
+        &bindings,
+        &weft_tests::order_input(1, "4242"),
+        &data,
+    ));
+    assert_eq!(ran.code, 0, "{}\n{}", ran.stdout, ran.stderr);
+    let described = run(&["plugin", "describe", "payments@1", "--data", &data]);
+    assert!(
+        described.stdout.contains("used by: order-fulfillment v1"),
+        "{}",
+        described.stdout
+    );
+
+    // Unknown versions are named where they are written.
+    let wrong = s.write(
+        "wrong.yaml",
+        &std::fs::read_to_string(&bindings)
+            .unwrap()
+            .replace("payments@1", "payments@7"),
+    );
+    let refused = run(&["validate", &order, "--bindings", &wrong, "--data", &data]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.stderr.contains("wrong.yaml:")
+            && refused
+                .stderr
+                .contains("no plugin 'payments@7' in the registry"),
+        "{}",
+        refused.stderr
+    );
+
+    // Through a running server: the CLI fetches the bytes from it.
+    let mut serve = Running::spawn(&["serve", "--data", &data, "--listen", "127.0.0.1:0"]);
+    serve.wait_for("serving");
+    let deployed = run(&["deploy", &order, "--bindings", &bindings, "--data", &data]);
+    assert_eq!(deployed.code, 0, "{}\n{}", deployed.stdout, deployed.stderr);
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
+}

@@ -104,6 +104,23 @@ impl Bound {
     }
 }
 
+/// The running engine's plugin registry, for deploys whose bindings name
+/// registered components.
+struct EngineRegistry<'a>(&'a weft_core::Engine);
+
+impl load::Registry for EngineRegistry<'_> {
+    fn fetch<'a>(&'a self, reference: &'a str) -> load::Fetch<'a> {
+        Box::pin(async move {
+            let what = reference.strip_prefix("sha256:").unwrap_or(reference);
+            self.0
+                .plugin_component(what)
+                .await
+                .map(|(_, bytes)| bytes)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 /// Deploys through the API, checked as `weft deploy` checks them: the
 /// process, the bindings and the components' manifests together.
 struct WasmDeployer {
@@ -139,6 +156,7 @@ impl Deployer for WasmDeployer {
                 (&req.bindings.name, &req.bindings.text),
                 &base,
                 load::Plugins::Given(&req.plugins),
+                Some(&EngineRegistry(&self.engine)),
             )
             .await
             .map_err(|diags| {

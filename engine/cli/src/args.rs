@@ -51,6 +51,10 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         def: Definition,
+        /// Where registered plugins are found, when the bindings name some
+        /// (`payments@2`).
+        #[command(flatten)]
+        data: DataDir,
         /// Treat warnings (what the process may do that it should not) as
         /// errors.
         #[arg(long)]

@@ -88,12 +88,37 @@ pub enum Plugins<'a> {
     Given(&'a IndexMap<String, Vec<u8>>),
 }
 
+/// A registered component's bytes, on their way.
+pub type Fetch<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, String>> + Send + 'a>>;
+
+/// A plugin registry that bindings may name components from.
+pub trait Registry: Sync {
+    /// The bytes of `reference` (`name@version`, or `sha256:<hex>`).
+    fn fetch<'a>(&'a self, reference: &'a str) -> Fetch<'a>;
+}
+
+/// Whether a bindings `plugins:` value names a registered component
+/// (`payments@2`, `sha256:<64 hex>`) rather than a file.
+pub fn registry_reference(text: &str) -> Option<&str> {
+    let versioned = text.split_once('@').is_some_and(|(name, v)| {
+        weft_model::validate::valid_name(name)
+            && !v.is_empty()
+            && v.bytes().all(|b| b.is_ascii_digit())
+    });
+    let digest = text
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    (versioned || digest).then_some(text)
+}
+
 /// Loads and checks a process, its bindings and their plugins. Every problem
 /// found comes back, in file order.
 pub async fn definition(
     runtime: &Runtime,
     process_path: &Path,
     bindings_path: &Path,
+    registry: Option<&dyn Registry>,
 ) -> Result<Loaded, Diagnostics> {
     let base = bindings_path.parent().unwrap_or(Path::new("."));
     check(
@@ -102,6 +127,7 @@ pub async fn definition(
         document(bindings_path),
         base,
         Plugins::Files,
+        registry,
     )
     .await
 }
@@ -114,9 +140,18 @@ pub async fn from_texts(
     bindings: (&str, &str),
     base: &Path,
     plugins: Plugins<'_>,
+    registry: Option<&dyn Registry>,
 ) -> Result<Loaded, Diagnostics> {
     let doc = |(name, text): (&str, &str)| source::load(name, text, Format::from_path(name));
-    check(runtime, doc(process), doc(bindings), base, plugins).await
+    check(
+        runtime,
+        doc(process),
+        doc(bindings),
+        base,
+        plugins,
+        registry,
+    )
+    .await
 }
 
 async fn check(
@@ -125,6 +160,7 @@ async fn check(
     bdoc: Result<Document, Diagnostic>,
     base: &Path,
     given: Plugins<'_>,
+    registry: Option<&dyn Registry>,
 ) -> Result<Loaded, Diagnostics> {
     let mut diags = Diagnostics::default();
     let pdoc = pdoc.map_err(|d| diags.push(d)).ok();
@@ -144,12 +180,31 @@ async fn check(
     if let (Some(bindings), Some(bdoc)) = (&bindings, &bdoc) {
         for (name, path) in &bindings.plugins {
             let at = pointer(["plugins", name]);
-            let loaded = match &given {
-                Plugins::Files => load_plugin(runtime, name, path).await,
-                Plugins::Given(bytes) => match bytes.get(name) {
-                    Some(b) => load_bytes(runtime, name, b.as_slice().into()).await,
-                    None => Err("its component was not sent with the deploy".to_owned()),
+            let written = bdoc
+                .value
+                .get("plugins")
+                .and_then(|p| p.get(name))
+                .and_then(|v| v.as_str())
+                .and_then(registry_reference);
+            let given_bytes = match &given {
+                Plugins::Given(bytes) => bytes.get(name),
+                Plugins::Files => None,
+            };
+            let loaded = match (given_bytes, written, &given) {
+                (Some(b), _, _) => load_bytes(runtime, name, b.as_slice().into()).await,
+                (None, Some(reference), _) => match registry {
+                    Some(r) => match r.fetch(reference).await {
+                        Ok(bytes) => load_bytes(runtime, name, bytes.into()).await,
+                        Err(why) => Err(format!("the registered component '{reference}': {why}")),
+                    },
+                    None => Err(format!(
+                        "'{reference}' names a registered component, and no registry is at hand (give --data)"
+                    )),
                 },
+                (None, None, Plugins::Files) => load_plugin(runtime, name, path).await,
+                (None, None, Plugins::Given(_)) => {
+                    Err("its component was not sent with the deploy".to_owned())
+                }
             };
             match loaded {
                 Ok(loaded) => {

@@ -233,7 +233,7 @@ async fn echo_process(
     std::fs::write(&process, text)?;
     let bindings = dir.join("bindings.yaml");
     std::fs::write(&bindings, echo_bindings(plugin)?)?;
-    load::definition(runtime, &process, &bindings)
+    load::definition(runtime, &process, &bindings, None)
         .await
         .map_err(|d| anyhow::anyhow!("{d}"))
 }

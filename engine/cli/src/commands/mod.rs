@@ -28,9 +28,10 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate {
             def,
+            data,
             strict,
             explain,
-        } => validate::validate(&def, strict, explain.as_deref()).await,
+        } => validate::validate(&def, &data.dir, strict, explain.as_deref()).await,
         Command::Plugin { command } => {
             use crate::args::PluginCommand as P;
             match command {

@@ -302,3 +302,33 @@ pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
         }
     })
 }
+
+/// The registry of a data directory, for bindings that name registered
+/// components: through the server holding it, or from its store.
+pub struct DataRegistry<'a>(pub &'a Path);
+
+impl load::Registry for DataRegistry<'_> {
+    fn fetch<'a>(&'a self, reference: &'a str) -> load::Fetch<'a> {
+        Box::pin(async move {
+            let what = reference.strip_prefix("sha256:").unwrap_or(reference);
+            match reach(self.0, PATIENCE).await.map_err(|e| e.to_string())? {
+                Reach::Server(client) => {
+                    let path = format!("/v1/plugins/{}/component", segment(what));
+                    match client.download(&path).await.map_err(|e| e.to_string())? {
+                        Ok(bytes) => Ok(bytes),
+                        Err(r) => Err(r.message),
+                    }
+                }
+                Reach::Store(store) => {
+                    let engine = offline_engine(store).map_err(|e| e.to_string())?;
+                    let found = engine
+                        .plugin_component(what)
+                        .await
+                        .map_err(|e| e.to_string());
+                    engine.shutdown().await;
+                    found.map(|(_, bytes)| bytes)
+                }
+            }
+        })
+    }
+}

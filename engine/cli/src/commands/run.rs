@@ -20,7 +20,14 @@ pub async fn run(
 ) -> anyhow::Result<u8> {
     let input = parse_input(input)?;
     let runtime = super::runtime(Some(data))?;
-    let loaded = match load::definition(&runtime, &def.process, &def.bindings).await {
+    let loaded = match load::definition(
+        &runtime,
+        &def.process,
+        &def.bindings,
+        Some(&super::plugin::DataRegistry(data)),
+    )
+    .await
+    {
         Ok(l) => l,
         Err(diags) => {
             for d in diags.iter() {

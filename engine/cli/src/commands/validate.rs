@@ -5,9 +5,15 @@ use std::path::Path;
 use crate::args::Definition;
 use crate::{exit, load, render};
 
-pub async fn validate(def: &Definition, strict: bool, explain: Option<&str>) -> anyhow::Result<u8> {
+pub async fn validate(
+    def: &Definition,
+    data: &Path,
+    strict: bool,
+    explain: Option<&str>,
+) -> anyhow::Result<u8> {
     let runtime = super::runtime(None)?;
-    match load::definition(&runtime, &def.process, &def.bindings).await {
+    let registry = super::plugin::DataRegistry(data);
+    match load::definition(&runtime, &def.process, &def.bindings, Some(&registry)).await {
         Ok(loaded) => {
             let p = &loaded.process;
             let declared = |action: &str| {
@@ -73,15 +79,17 @@ pub async fn validate(def: &Definition, strict: bool, explain: Option<&str>) -> 
 /// the plugin components.
 pub async fn deploy(def: &Definition, data: &Path) -> anyhow::Result<u8> {
     let runtime = super::runtime(Some(data))?;
-    let loaded = match load::definition(&runtime, &def.process, &def.bindings).await {
-        Ok(l) => l,
-        Err(diags) => {
-            for d in diags.iter() {
-                eprintln!("{d}");
+    let registry = super::plugin::DataRegistry(data);
+    let loaded =
+        match load::definition(&runtime, &def.process, &def.bindings, Some(&registry)).await {
+            Ok(l) => l,
+            Err(diags) => {
+                for d in diags.iter() {
+                    eprintln!("{d}");
+                }
+                return Ok(exit::ERROR);
             }
-            return Ok(exit::ERROR);
-        }
-    };
+        };
     if let Some(client) = crate::client::Client::find(data)?
         && client.alive().await
     {
