@@ -220,11 +220,15 @@ impl Running {
 
     /// Like `spawn`, with stderr sent where the test says (a file to read).
     pub fn spawn_with(args: &[&str], stderr: impl Into<Stdio>) -> Running {
-        let mut child = weft(args)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("weft starts");
+        let mut cmd = weft(args);
+        cmd.stderr(stderr);
+        Running::from_command(cmd)
+    }
+
+    /// Starts a command the test set up (its environment, its stderr);
+    /// its stdout is read here.
+    pub fn from_command(mut cmd: Command) -> Running {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("weft starts");
         let stdout = child.stdout.take().expect("piped");
         Running {
             child,

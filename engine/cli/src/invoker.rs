@@ -46,6 +46,26 @@ impl WasmInvoker {
     }
 }
 
+/// The binding's config with the secrets it names, read from the engine's
+/// environment (`WEFT_SECRET_<NAME>`) now, in its `secrets` object; or the
+/// first name that is not set. The values live only in this invocation's
+/// config: nothing stores or logs them.
+fn secrets(config: &serde_json::Value, names: &[String]) -> Result<serde_json::Value, String> {
+    let mut values = serde_json::Map::new();
+    for name in names {
+        let value = std::env::var(format!("WEFT_SECRET_{name}")).map_err(|_| name.clone())?;
+        values.insert(name.clone(), serde_json::Value::String(value));
+    }
+    let mut config = config.clone();
+    if !config.is_object() {
+        config = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert("secrets".to_owned(), serde_json::Value::Object(values));
+    }
+    Ok(config)
+}
+
 fn failed(message: String) -> StepOutcome {
     StepOutcome::Failed {
         failure: Failure::new("adapter", message),
@@ -101,10 +121,26 @@ impl Invoker for WasmInvoker {
             else {
                 return failed(format!("plugin '{}' is not loaded", binding.plugin));
             };
+            let with_secrets;
+            let config = if binding.secrets.is_empty() {
+                &binding.config
+            } else {
+                match secrets(&binding.config, &binding.secrets) {
+                    Ok(c) => {
+                        with_secrets = c;
+                        &with_secrets
+                    }
+                    Err(missing) => {
+                        return failed(format!(
+                            "the secret {missing} is not set: give the engine the environment variable WEFT_SECRET_{missing}"
+                        ));
+                    }
+                }
+            };
             let call = Call {
                 action: &binding.action,
                 input: &cmd.input,
-                config: &binding.config,
+                config,
                 instance_id: cmd.instance.as_str(),
                 key: &cmd.key,
                 attempt: cmd.attempt,

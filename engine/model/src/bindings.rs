@@ -72,6 +72,10 @@ pub struct Binding {
     pub timeout: Span,
     /// Bytes of linear memory the plugin may grow to.
     pub memory: u64,
+    /// Names of the secrets handed to the plugin at invocation time (in
+    /// its config's `secrets` object); their values are never stored.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Largest result, in bytes, the plugin may answer (bindings stored
     /// before it existed read as the default).
     #[serde(default = "default_max_output")]
@@ -260,6 +264,29 @@ fn binding(
         DEFAULT_MAX_OUTPUT,
         diags,
     );
+    for (i, name) in raw.secrets.iter().enumerate() {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !ok {
+            diags.push(
+                doc.diag(
+                    &format!("{at}/secrets/{i}"),
+                    format!("'{name}' is not a secret name"),
+                )
+                .hint("use capitals, digits and _, like PAYMENTS_API_KEY"),
+            );
+        }
+    }
+    if !raw.secrets.is_empty() && raw.config.as_ref().is_some_and(|c| !c.is_object()) {
+        diags.push(doc.diag(
+            &format!("{at}/config"),
+            "a binding with secrets needs its config to be an object (they arrive in its `secrets` field)",
+        ));
+    }
     if let Some(config) = &raw.config
         && let Err(e) = limits::check(config)
     {
@@ -352,6 +379,7 @@ fn binding(
             .unwrap_or(Value::Object(Default::default())),
         timeout,
         memory,
+        secrets: raw.secrets.clone(),
         max_output,
         grants,
         retry,

@@ -397,6 +397,12 @@ pub struct BindingDef {
     /// Environment variables the plugin may see.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Secrets the plugin receives, by name, in its config's `secrets`
+    /// object: their values come from the engine's environment
+    /// (`WEFT_SECRET_<NAME>`) at each invocation, never from a file weft
+    /// stores.
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Default retry policy for steps running this action.
     #[serde(default)]
     pub retry: Option<RetryDef>,

@@ -16,6 +16,7 @@
 //!   spin: true              # loop forever (the engine's deadline stops it)
 //!   alloc_mb: 512           # grow memory until the engine's cap stops it
 //!   output_kb: 2048         # answer a result this large
+//!   secret_len: API_KEY     # answer how long the secret API_KEY is (never its value)
 //! ```
 //!
 //! An adapter opts in by calling [`apply`] first thing in `invoke`.
@@ -65,6 +66,13 @@ pub fn apply(call: &Call) -> Result<Option<Reply>, Failure> {
             held.push(vec![1u8; 1 << 20]);
         }
         std::hint::black_box(&held);
+    }
+    if let Some(name) = knob("secret_len").and_then(Value::as_str) {
+        let len = call.config["secrets"][name].as_str().map(str::len);
+        return match len {
+            Some(n) => Ok(Some(Reply::Done(crate::json!({ "secret_len": n })))),
+            None => Err(Failure::fatal(format!("no secret {name} in the config"))),
+        };
     }
     if let Some(kb) = knob("output_kb").and_then(Value::as_u64) {
         let padding = "x".repeat(usize::try_from(kb).unwrap_or(0).saturating_mul(1024));
