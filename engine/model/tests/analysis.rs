@@ -329,3 +329,23 @@ states:
         ]
     );
 }
+
+/// A process may chain a great many states: the longest path is found
+/// without recursion (this chain overflowed the stack when it was
+/// recursive), and the names are checked without a scan per target.
+#[test]
+fn a_very_long_chain_is_analysed_without_overflowing_the_stack() {
+    let n = 60_000;
+    let mut text = String::from("process: chain\nversion: 1\nsla: 1h\nstart: s0\nstates:\n");
+    for i in 0..n {
+        text.push_str(&format!(
+            "  s{i}: {{ action: a, timeout: 1s, on: {{ done: s{} }} }}\n",
+            i + 1
+        ));
+    }
+    text.push_str(&format!("  s{n}: {{ type: succeed }}\n"));
+    let p = parse_process("p.yaml", &text).unwrap();
+    let (worst, path) = duration::path(&p, &p, "s0", &NoDefaults);
+    assert_eq!(worst, duration::Worst::Bounded(Span::from_secs(n)));
+    assert_eq!(path.len(), n as usize + 1);
+}

@@ -152,67 +152,106 @@ pub fn state(
 }
 
 /// The longest path from `from` to an end of `machine`, and its states.
+/// Iterative (a process may chain hundreds of thousands of states), with
+/// each state's answer kept once computed.
 pub fn path(
     machine: &Process,
     root: &Process,
     from: &str,
     defaults: &dyn ActionDefaults,
 ) -> (Worst, Vec<String>) {
-    let mut memo = HashMap::new();
-    let mut stack = Vec::new();
-    longest(machine, root, from, defaults, &mut memo, &mut stack)
-}
-
-fn longest(
-    machine: &Process,
-    root: &Process,
-    at: &str,
-    defaults: &dyn ActionDefaults,
-    memo: &mut HashMap<String, (Worst, Vec<String>)>,
-    stack: &mut Vec<String>,
-) -> (Worst, Vec<String>) {
-    if let Some(done) = memo.get(at) {
-        return done.clone();
-    }
-    if let Some(i) = stack.iter().position(|s| s == at) {
-        let mut cycle = stack[i..].to_vec();
-        cycle.push(at.to_owned());
-        return (
-            Worst::Unbounded(format!("it can loop: {}", cycle.join(" → "))),
-            vec![at.to_owned()],
-        );
-    }
-    let own = state(machine, root, at, defaults);
-    let Some(s) = machine.state(at) else {
-        return (own, vec![at.to_owned()]);
-    };
-    let mut targets: Vec<&str> = s.targets().collect();
-    targets.dedup();
-    stack.push(at.to_owned());
-    let mut best: Option<(Worst, Vec<String>)> = None;
-    for t in targets {
-        let (w, p) = longest(machine, root, t, defaults, memo, stack);
-        let better = match (&best, &w) {
+    /// The best way on from a state found so far: its worst, and the next
+    /// state on it.
+    type Way = (Worst, String);
+    fn better(current: &Option<Way>, candidate: &Worst) -> bool {
+        match (current, candidate) {
             (None, _) => true,
             (Some((Worst::Bounded(a), _)), Worst::Bounded(b)) => b > a,
             (Some((Worst::Bounded(_), _)), Worst::Unbounded(_)) => true,
             (Some((Worst::Unbounded(_), _)), _) => false,
-        };
-        if better {
-            best = Some((w, p));
         }
     }
-    stack.pop();
-    let result = match best {
-        None => (own, vec![at.to_owned()]),
-        Some((w, p)) => {
-            let mut full = vec![at.to_owned()];
-            full.extend(p);
-            (own.plus(w), full)
-        }
+    let targets = |at: &str| -> Vec<String> {
+        let mut t: Vec<String> = machine
+            .state(at)
+            .map(|s| s.targets().map(str::to_owned).collect())
+            .unwrap_or_default();
+        t.dedup();
+        t
     };
-    memo.insert(at.to_owned(), result.clone());
-    result
+    // Per state: its worst to an end and the next state on that path.
+    let mut done: HashMap<String, (Worst, Option<String>)> = HashMap::new();
+    let mut ways: HashMap<String, Option<Way>> = HashMap::new();
+    // The states being explored, in order, each with its targets and how
+    // many of them have been looked at.
+    let mut stack: Vec<(String, Vec<String>, usize)> = vec![(from.to_owned(), targets(from), 0)];
+    // Where each state on the stack is, to find a loop without a scan.
+    let mut on_stack: HashMap<String, usize> = HashMap::from([(from.to_owned(), 0)]);
+    ways.insert(from.to_owned(), None);
+    loop {
+        let Some(top) = stack.last_mut() else { break };
+        let step = (top.2 < top.1.len()).then(|| {
+            let t = top.1[top.2].clone();
+            top.2 += 1;
+            (top.0.clone(), t)
+        });
+        if let Some((at, t)) = step {
+            let candidate = if let Some((w, _)) = done.get(&t) {
+                Some(w.clone())
+            } else if let Some(&pos) = on_stack.get(&t) {
+                let mut cycle: Vec<String> =
+                    stack[pos..].iter().map(|(s, _, _)| s.clone()).collect();
+                cycle.push(t.clone());
+                Some(Worst::Unbounded(format!(
+                    "it can loop: {}",
+                    cycle.join(" → ")
+                )))
+            } else {
+                let next = targets(&t);
+                ways.insert(t.clone(), None);
+                on_stack.insert(t.clone(), stack.len());
+                stack.push((t.clone(), next, 0));
+                None
+            };
+            if let Some(w) = candidate {
+                let way = ways.entry(at).or_insert(None);
+                if better(way, &w) {
+                    *way = Some((w, t));
+                }
+            }
+            continue;
+        }
+        let Some((at, _, _)) = stack.pop() else { break };
+        on_stack.remove(&at);
+        let own = state(machine, root, &at, defaults);
+        let result = match ways.remove(&at).flatten() {
+            None => (own, None),
+            Some((w, next)) => (own.plus(w), Some(next)),
+        };
+        let worst = result.0.clone();
+        done.insert(at.clone(), result);
+        if let Some((parent, _, _)) = stack.last() {
+            let way = ways.entry(parent.clone()).or_insert(None);
+            if better(way, &worst) {
+                *way = Some((worst, at));
+            }
+        }
+    }
+    let worst = done
+        .get(from)
+        .map_or(Worst::Bounded(Span(0)), |(w, _)| w.clone());
+    let mut trail = vec![from.to_owned()];
+    let mut seen: std::collections::HashSet<String> =
+        std::collections::HashSet::from([from.to_owned()]);
+    let mut at = from.to_owned();
+    while let Some((_, Some(next))) = done.get(&at) {
+        trail.push(next.clone());
+        if !seen.insert(next.clone()) {
+            break;
+        }
+        at = next.clone();
+    }
+    (worst, trail)
 }
 
 pub fn check(doc: &Document, process: &Process, defaults: &dyn ActionDefaults) -> Vec<Diagnostic> {

@@ -77,14 +77,14 @@ fn machine(
     let before = diags.len();
     // Every declared name, even of states whose fields do not parse, so one
     // bad field does not also make them "unknown".
-    let names: Vec<&str> = raw.keys().map(String::as_str).collect();
+    let names = Names::new(raw.keys().map(String::as_str).collect());
     if names.is_empty() {
         diags.push(doc.key_diag(
             &format!("{base}/states"),
             "a process needs at least one state",
         ));
     }
-    if !names.contains(&start) {
+    if !names.contains(start) {
         let known: Vec<String> = raw.keys().cloned().collect();
         diags.push(unknown_state(
             doc,
@@ -110,6 +110,33 @@ fn machine(
         check_reachable(doc, base, start, &states, diags);
     }
     states
+}
+
+/// A machine's state names: in file order (for messages), and as a set
+/// (a process may have hundreds of thousands of states, each target
+/// checked against them).
+pub(super) struct Names<'a> {
+    list: Vec<&'a str>,
+    set: std::collections::HashSet<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn new(list: Vec<&'a str>) -> Self {
+        let set = list.iter().copied().collect();
+        Names { list, set }
+    }
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+    pub(super) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+    pub(super) fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.list.iter().copied()
+    }
+    pub(super) fn join(&self, sep: &str) -> String {
+        self.list.join(sep)
+    }
 }
 
 /// A branch machine at `at` (a parallel branch, or a map's `branch`).

@@ -6,7 +6,7 @@ use super::fields::{duration, expr};
 use super::raw::last;
 use super::task::{compensation, retry_policy};
 use super::wait::wait_state;
-use super::{suggest, valid_name};
+use super::{Names, suggest, valid_name};
 use crate::def::{StateDef, StateType, TargetDef};
 use crate::expr::{Expr, PathExpr};
 use crate::process::{Arm, State, StateKind, Task, Transition};
@@ -18,7 +18,7 @@ pub(super) fn state(
     at: &str,
     name: &str,
     raw: &StateDef,
-    names: &[&str],
+    names: &Names<'_>,
     diags: &mut Diagnostics,
 ) -> Option<State> {
     let at = at.to_owned();
@@ -179,14 +179,14 @@ pub(super) fn state(
                             "add `then: <state>`: where to go once every completed step is undone",
                         ),
                 ),
-                Some(t) if !names.contains(&t.as_str()) => {
+                Some(t) if !names.contains(t) => {
                     let d = doc.diag(
                         &format!("{at}/then"),
                         format!(
                             "state '{name}' goes to '{t}' when done, but no state has that name"
                         ),
                     );
-                    diags.push(match suggest(t, names.iter().copied()) {
+                    diags.push(match suggest(t, names.iter()) {
                         Some(s) => d.hint(format!("did you mean '{s}'?")),
                         None => d.hint(format!("states are: {}", names.join(", "))),
                     });
@@ -243,7 +243,7 @@ fn transitions(
     doc: &Document,
     at: &str,
     raw: &StateDef,
-    names: &[&str],
+    names: &Names<'_>,
     diags: &mut Diagnostics,
 ) -> Vec<Transition> {
     let Some(on) = &raw.on else { return Vec::new() };
@@ -283,7 +283,7 @@ fn transitions(
             } else {
                 format!("{arm_at}/to")
             };
-            if !names.contains(&to.as_str()) {
+            if !names.contains(&to) {
                 let d = doc.diag(
                     &to_at,
                     format!(
@@ -291,7 +291,7 @@ fn transitions(
                         last(at)
                     ),
                 );
-                let d = match suggest(&to, names.iter().copied()) {
+                let d = match suggest(&to, names.iter()) {
                     Some(s) => d.hint(format!("did you mean '{s}'?")),
                     None => d.hint(format!("states are: {}", names.join(", "))),
                 };
