@@ -188,8 +188,7 @@ pub fn path(
     // Where each state on the stack is, to find a loop without a scan.
     let mut on_stack: HashMap<String, usize> = HashMap::from([(from.to_owned(), 0)]);
     ways.insert(from.to_owned(), None);
-    loop {
-        let Some(top) = stack.last_mut() else { break };
+    while let Some(top) = stack.last_mut() {
         let step = (top.2 < top.1.len()).then(|| {
             let t = top.1[top.2].clone();
             top.2 += 1;
