@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod server;
+pub use server::{Server, deploy, eventually, expect, fixture, sample, waiting_version};
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("WEFT_ROOT"))

@@ -19,6 +19,7 @@ pub mod interpret;
 pub mod limits;
 mod nesting;
 pub mod process;
+mod record;
 pub mod retry;
 pub mod schedule;
 pub mod schema;
