@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins setup bench bench-http clean-demo api-fuzz openapi schema
+.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters clean-demo api-fuzz openapi schema
 
 CARGO ?= cargo
 
@@ -10,6 +10,11 @@ setup:
 plugins: setup
 	cd plugins && $(CARGO) build --release --target wasm32-wasip2
 
+# The JavaScript and Python adapters (plugins/js, plugins/python), built with
+# toolchains the script installs, pinned, under target/foreign/.
+foreign:
+	scripts/build-foreign-adapters.sh
+
 # Build the plugins and the engine, then run the order-fulfillment demo:
 # a saga through WASM adapters, a crash mid-step, and the resume.
 demo: plugins
@@ -17,11 +22,14 @@ demo: plugins
 	scripts/demo.sh
 
 # Every test: model, store (sled and in-memory), runtime, core, and the
-# end-to-end suite (which builds the plugins once and drives the binary);
+# end-to-end suite (which builds the plugins once, the JavaScript and Python
+# adapters with their pinned toolchains, and drives the binary); the
+# plugins' own unit tests;
 # then schemathesis against a running server and api/openapi.json, and the
 # JSON Schemas against the examples with an independent validator.
 test: setup
 	$(CARGO) test --workspace
+	cd plugins && $(CARGO) test --workspace
 	scripts/api-fuzz.sh
 	scripts/check-schemas.sh
 
@@ -53,3 +61,9 @@ bench: plugins
 bench-http: plugins
 	$(CARGO) build --release -p weft
 	env -u RUST_BACKTRACE target/release/weft bench http
+
+# One invocation of a Rust, a JavaScript and a Python adapter side by side,
+# and one HTTP-adapter call to a loopback service (README, Benchmark).
+bench-adapters: plugins foreign
+	$(CARGO) build --release -p weft
+	env -u RUST_BACKTRACE target/release/weft bench adapters

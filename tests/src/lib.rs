@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod example;
 mod server;
+pub mod service;
+pub use example::{FOREIGN_EXAMPLES, check_example, foreign_adapters};
 pub use server::{Server, deploy, eventually, expect, fixture, sample, waiting_version};
 
 /// The workspace root.
@@ -29,11 +32,31 @@ pub fn weft_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let cargo = option_env!("CARGO").unwrap_or("cargo");
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        build
             .args(["build", "--quiet", "-p", "weft"])
-            .current_dir(root())
-            .status()
-            .expect("cargo runs");
+            .current_dir(root());
+        // What cargo set for this test crate: a build script that watches
+        // it (ring's watches CARGO_PKG_NAME) would see other values than in
+        // a shell's build, and the two would keep rebuilding each other.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let per_crate = [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+                || name == "CARGO_PRIMARY_PACKAGE"
+                || name == "CARGO_TARGET_TMPDIR"
+                || name == "OUT_DIR";
+            if per_crate {
+                build.env_remove(&*name);
+            }
+        }
+        let status = build.status().expect("cargo runs");
         assert!(status.success(), "cargo build -p weft failed");
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
@@ -164,8 +187,19 @@ impl Sandbox {
     /// as `    key: value` lines), keyed by action.
     pub fn bindings(&self, extra: &[(&str, &str)]) -> String {
         let mut y = String::from("plugins:\n");
-        for p in ["inventory", "payments", "shipping", "notify", "echo"] {
-            y.push_str(&format!("  {p}: {}\n", plugin(p).display()));
+        // The HTTP adapter only where a test binds `fetch`.
+        let fetch = extra.iter().any(|(a, _)| *a == "fetch");
+        for p in [
+            "inventory",
+            "payments",
+            "shipping",
+            "notify",
+            "echo",
+            "http",
+        ] {
+            if p != "http" || fetch {
+                y.push_str(&format!("  {p}: {}\n", plugin(p).display()));
+            }
         }
         y.push_str("actions:\n");
         for (action, plugin) in [
@@ -177,8 +211,15 @@ impl Sandbox {
             ("cancel_shipment", "shipping"),
             ("send_notification", "notify"),
             ("echo", "echo"),
+            ("fetch", "http"),
         ] {
+            if plugin == "http" && !fetch {
+                continue;
+            }
             y.push_str(&format!("  {action}:\n    plugin: {plugin}\n"));
+            if plugin == "http" {
+                y.push_str("    action: request\n");
+            }
             y.push_str(&format!("    dirs: {{ /log: {} }}\n", self.log().display()));
             for (a, more) in extra {
                 if *a == action {

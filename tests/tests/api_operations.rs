@@ -133,45 +133,62 @@ fn plugins_are_registered_listed_and_described() {
 fn misbehaving_adapters_fail_their_own_steps_while_healthy_instances_finish() {
     let s = Sandbox::new();
     let data = s.data();
-    let process = s.write(
-        "guarded.yaml",
-        "process: guarded\nversion: 1\nstart: work\nstates:\n  work:\n    action: echo\n    on: { done: ok, error: failed }\n  ok: { type: succeed }\n  failed: { type: fail }\n",
-    );
-    deploy(
-        &s,
-        &data,
-        &process,
-        &[(
+    let guarded = |name: &str, action: &str| {
+        s.write(
+            &format!("{name}.yaml"),
+            &format!("process: {name}\nversion: 1\nstart: work\nstates:\n  work:\n    action: {action}\n    on: {{ done: ok, error: failed }}\n  ok: {{ type: succeed }}\n  failed: {{ type: fail }}\n"),
+        )
+    };
+    let extra = [
+        (
             "echo",
-            "    timeout: 1s\n    memory: 16MiB\n    max_output: 4KiB",
-        )],
-    );
+            "    timeout: 1s\n    memory: 16MiB\n    max_output: 4KiB\n    fuel: 200000000",
+        ),
+        (
+            "fetch",
+            "    allow_hosts: [\"127.0.0.1:9\"]\n    config: { url: \"http://{{ input.host }}/\" }",
+        ),
+    ];
+    deploy(&s, &data, &guarded("guarded", "echo"), &extra);
+    deploy(&s, &data, &guarded("outbound", "fetch"), &extra);
     let server = Server::start(&data, &[]);
     let base = server.base.clone();
-    let start = move |input: String| {
+    let start = move |process: &str, input: String| {
         let base = base.clone();
+        let path = format!("/v1/processes/{process}/instances?wait=30s");
         std::thread::spawn(move || {
             let body = format!(r#"{{"input": {input}}}"#);
-            http(
-                "POST",
-                &base,
-                "/v1/processes/guarded/instances?wait=30s",
-                &body,
-                &[],
-            )
+            http("POST", &base, &path, &body, &[])
         })
     };
     let bad = [
-        (r#"{"simulate": {"spin": true}}"#, "timeout"),
-        (r#"{"simulate": {"alloc_mb": 64}}"#, "out_of_memory"),
-        (r#"{"simulate": {"output_kb": 64}}"#, "output_too_large"),
-        (r#"{"simulate": {"trap": true}}"#, "trap"),
+        ("guarded", r#"{"simulate": {"spin": true}}"#, "out_of_fuel"),
+        ("guarded", r#"{"simulate": {"sleep_ms": 5000}}"#, "timeout"),
+        (
+            "guarded",
+            r#"{"simulate": {"alloc_mb": 64}}"#,
+            "out_of_memory",
+        ),
+        (
+            "guarded",
+            r#"{"simulate": {"output_kb": 64}}"#,
+            "output_too_large",
+        ),
+        ("guarded", r#"{"simulate": {"trap": true}}"#, "trap"),
+        ("guarded", r#"{"simulate": {"recurse": true}}"#, "trap"),
+        (
+            "outbound",
+            r#"{"host": "10.9.8.7:80"}"#,
+            "capability_denied",
+        ),
     ];
     let bad_runs: Vec<_> = bad
         .iter()
-        .map(|(i, k)| (start((*i).to_owned()), *k))
+        .map(|(p, i, k)| (start(p, (*i).to_owned()), *k))
         .collect();
-    let good_runs: Vec<_> = (0..20).map(|n| start(format!(r#"{{"n": {n}}}"#))).collect();
+    let good_runs: Vec<_> = (0..20)
+        .map(|n| start("guarded", format!(r#"{{"n": {n}}}"#)))
+        .collect();
     for (h, kind) in bad_runs {
         let r = h.join().unwrap();
         let v = expect(&r, 200);

@@ -25,6 +25,7 @@ fn every_example_ships_with_cases_that_pass() {
         "payment-retry",
         "ci-pipeline",
         "etl-fanout",
+        "polyglot",
     ] {
         let out = run(&[
             "test",

@@ -29,6 +29,7 @@ fn call<'a>(
         timeout,
         memory: 64 << 20,
         max_output: 1 << 20,
+        fuel: None,
         grants,
         heartbeat: None,
     }
@@ -74,6 +75,11 @@ async fn misbehaving_guests_become_typed_failures_and_the_runtime_keeps_serving(
             json!({"simulate": {"sleep_ms": 5000}}),
             "timeout",
             "did not finish within 200ms",
+        ),
+        (
+            json!({"simulate": {"recurse": true}}),
+            "trap",
+            "stack overflow",
         ),
         (
             json!({"simulate": {"alloc_mb": 200}}),
@@ -126,13 +132,40 @@ async fn misbehaving_guests_become_typed_failures_and_the_runtime_keeps_serving(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_stops_a_runaway_guest_before_its_timeout() {
+    let rt = Runtime::new(RuntimeOptions::default()).expect("runtime");
+    let echo = load(&rt, "echo").await;
+    let none = Grants::default();
+    let spin = json!({"simulate": {"spin": true}});
+    let empty = json!({});
+    let mut c = call(&spin, &empty, &none, Span::from_secs(60));
+    c.fuel = Some(5_000_000);
+    let out = rt.invoke(&echo, c).await;
+    match out {
+        StepOutcome::Failed { failure } => {
+            assert_eq!(failure.kind, "out_of_fuel", "{failure:?}");
+            assert!(failure.message.contains("fuel"), "{failure:?}");
+        }
+        other => panic!("expected out_of_fuel, got {other:?}"),
+    }
+    // The same fuel is plenty for an ordinary call.
+    let input = json!({"n": 1});
+    let mut c = call(&input, &empty, &none, Span::from_secs(5));
+    c.fuel = Some(5_000_000);
+    assert_eq!(
+        rt.invoke(&echo, c).await,
+        StepOutcome::Done { output: input }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn granted_directories_are_the_only_files_a_plugin_sees() {
     let rt = Runtime::new(RuntimeOptions::default()).expect("runtime");
     let echo = load(&rt, "echo").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let grants = Grants {
         dirs: vec![("/log".into(), dir.path().to_path_buf())],
-        env: vec![],
+        ..Grants::default()
     };
     let input = json!({"simulate": {"record": "/log/calls.log"}});
     let out = rt
@@ -221,4 +254,25 @@ async fn many_invocations_run_concurrently_each_in_a_fresh_store() {
             }
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_larger_than_the_pool_is_refused_as_a_pool_limit() {
+    let rt = Runtime::new(RuntimeOptions {
+        core_instances_per_component: 1,
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let bytes = std::fs::read(plugin("echo")).expect("plugin built");
+    let e = rt
+        .load("echo", bytes.into())
+        .await
+        .expect_err("echo holds more than one core instance")
+        .to_string();
+    assert!(
+        e.starts_with("echo: the component is larger than this engine's instance pool allows"),
+        "{e}"
+    );
+    assert!(e.contains("core module instances"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
 }

@@ -64,7 +64,8 @@ pub enum Command {
         #[arg(long, value_name = "STATE")]
         explain: Option<String>,
     },
-    /// The plugin registry, and one action invoked once.
+    /// The plugin registry, one action invoked once, and new adapter
+    /// projects.
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
@@ -359,8 +360,9 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Invoke one action once, with no grants, and print the outcome:
-    /// exit 0 done, 1 failed, 4 pending.
+    /// Invoke one action once and print the outcome: exit 0 done, 1
+    /// failed, 4 pending. It gets no grants but the hosts given with
+    /// --allow-host.
     Call {
         /// A component file, or a registered name, name@version or sha256.
         plugin: String,
@@ -375,7 +377,27 @@ pub enum PluginCommand {
         timeout: String,
         #[arg(long, default_value = "64MiB")]
         memory: String,
+        /// Let it send HTTP requests to this host:port (repeatable).
+        #[arg(long = "allow-host", value_name = "HOST:PORT")]
+        allow_hosts: Vec<String>,
+        /// Instructions it may execute (default: no limit).
+        #[arg(long)]
+        fuel: Option<u64>,
         #[command(flatten)]
         data: DataDir,
+    },
+    /// Create an adapter project (Rust, JavaScript or Python) that builds
+    /// into a component and passes its own test as written.
+    New {
+        /// The adapter's name: lowercase letters, digits and `-`, starting
+        /// with a letter, at most 40 characters.
+        name: String,
+        /// The language it is written in.
+        #[arg(long, default_value = "rust", value_parser = ["rust", "js", "python"])]
+        lang: String,
+        /// Where to create it (default: `./<name>`); it must not exist, or be
+        /// an empty directory.
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
     },
 }

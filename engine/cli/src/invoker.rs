@@ -89,7 +89,7 @@ impl Invoker for WasmInvoker {
                     .ok_or_else(|| format!("plugin '{name}' ({sha}) is missing from the store"))?;
                 let plugin = self
                     .runtime
-                    .load(name, bytes.into())
+                    .load_with_memory(name, bytes.into(), deployment.bindings.memory_for(name))
                     .await
                     .map_err(|e| format!("plugin '{name}': {e}"))?;
                 self.add(Arc::new(plugin));
@@ -148,6 +148,7 @@ impl Invoker for WasmInvoker {
                 timeout: cmd.timeout.unwrap_or(binding.timeout),
                 memory: binding.memory,
                 max_output: binding.max_output,
+                fuel: binding.fuel,
                 grants: &binding.grants,
                 heartbeat: Some(heartbeat),
             };

@@ -190,18 +190,19 @@ async fn check(
                 Plugins::Given(bytes) => bytes.get(name),
                 Plugins::Files => None,
             };
+            let memory = bindings.memory_for(name);
             let loaded = match (given_bytes, written, &given) {
-                (Some(b), _, _) => load_bytes(runtime, name, b.as_slice().into()).await,
+                (Some(b), _, _) => load_bytes(runtime, name, b.as_slice().into(), memory).await,
                 (None, Some(reference), _) => match registry {
                     Some(r) => match r.fetch(reference).await {
-                        Ok(bytes) => load_bytes(runtime, name, bytes.into()).await,
+                        Ok(bytes) => load_bytes(runtime, name, bytes.into(), memory).await,
                         Err(why) => Err(format!("the registered component '{reference}': {why}")),
                     },
                     None => Err(format!(
                         "'{reference}' names a registered component, and no registry is at hand (give --data)"
                     )),
                 },
-                (None, None, Plugins::Files) => load_plugin(runtime, name, path).await,
+                (None, None, Plugins::Files) => load_plugin(runtime, name, path, memory).await,
                 (None, None, Plugins::Given(_)) => {
                     Err("its component was not sent with the deploy".to_owned())
                 }
@@ -241,13 +242,14 @@ async fn load_plugin(
     runtime: &Runtime,
     name: &str,
     path: &Path,
+    memory: u64,
 ) -> Result<(Arc<Plugin>, Arc<[u8]>), String> {
     let shown = tidy(path);
     let bytes: Arc<[u8]> = read_limited(path, MAX_PLUGIN_BYTES)
         .map_err(|e| format!("cannot read {}: {e}", shown.display()))?
         .into();
     let plugin = runtime
-        .load(name, bytes.clone())
+        .load_with_memory(name, bytes.clone(), memory)
         .await
         .map_err(|e| format!("{}: {e}", shown.display()))?;
     Ok((Arc::new(plugin), bytes))
@@ -257,12 +259,13 @@ async fn load_bytes(
     runtime: &Runtime,
     name: &str,
     bytes: Arc<[u8]>,
+    memory: u64,
 ) -> Result<(Arc<Plugin>, Arc<[u8]>), String> {
     if bytes.len() as u64 > MAX_PLUGIN_BYTES {
         return Err(format!("it is larger than {} MiB", MAX_PLUGIN_BYTES >> 20));
     }
     let plugin = runtime
-        .load(name, bytes.clone())
+        .load_with_memory(name, bytes.clone(), memory)
         .await
         .map_err(|e| e.to_string())?;
     Ok((Arc::new(plugin), bytes))

@@ -34,7 +34,10 @@ impl Telemetry {
 }
 
 pub fn init(json: bool, otlp: Option<&str>) -> Result<Telemetry, String> {
-    let filter = EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // wasi-http warns about every refused connection an adapter makes; the
+    // adapter reports those itself, as a failed step.
+    let filter = EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,wasmtime_wasi_http=error"));
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -39,6 +39,39 @@ fn times(sim: &Sim, action: &str) -> Vec<u64> {
 }
 
 #[tokio::test]
+async fn a_retry_after_from_the_tool_replaces_the_backoff_for_that_delay() {
+    let sim = Sim::new(
+        &one_step("retry: { max_attempts: 4, initial: 200ms, factor: 2 }"),
+        "",
+    );
+    sim.on(
+        "call_api",
+        script(|ctx| match ctx.nth {
+            // A 429 with Retry-After: 5.
+            0 => StepOutcome::Failed {
+                failure: Failure::new("retryable", "429").retry_after(Span::from_secs(5)),
+            },
+            1 => failed("retryable"),
+            _ => done(json!(1)),
+        }),
+    );
+    let id = sim.start(json!({})).await;
+    sim.run_for(8_000, 50).await;
+    // 5s as asked, then the policy's own second delay (400ms).
+    assert_eq!(times(&sim, "call_api"), [0, 5_000, 5_400]);
+    assert_eq!(sim.instance(&id).status, Status::Succeeded);
+    let history = sim.store.history(&id, 0).expect("io");
+    let asked: Vec<Option<Span>> = history
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RecordKind::AttemptFailed { failure, .. } => Some(failure.retry_after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [Some(Span::from_secs(5)), None]);
+}
+
+#[tokio::test]
 async fn retries_happen_exactly_when_the_policy_says() {
     let sim = Sim::new(
         &one_step("retry: { max_attempts: 4, initial: 200ms, factor: 2 }"),

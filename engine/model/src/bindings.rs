@@ -81,6 +81,9 @@ pub struct Binding {
     #[serde(default = "default_max_output")]
     pub max_output: u64,
     pub grants: Grants,
+    /// Instructions one attempt may execute, if limited.
+    #[serde(default)]
+    pub fuel: Option<u64>,
     /// Retry policy for steps running this action that set none themselves.
     #[serde(default)]
     pub retry: Option<RetryPolicy>,
@@ -127,6 +130,19 @@ pub trait ActionDefaults {
     fn timeout(&self, action: &str) -> Option<Span>;
 }
 
+impl Bindings {
+    /// The most linear memory any binding of `plugin` grants (the default
+    /// when none says): what its `describe` may use.
+    pub fn memory_for(&self, plugin: &str) -> u64 {
+        self.actions
+            .values()
+            .filter(|b| b.plugin == plugin)
+            .map(|b| b.memory)
+            .max()
+            .unwrap_or(DEFAULT_MEMORY)
+    }
+}
+
 impl ActionDefaults for Bindings {
     fn retry(&self, action: &str) -> Option<&RetryPolicy> {
         self.actions.get(action).and_then(|b| b.retry.as_ref())
@@ -156,6 +172,70 @@ pub struct Grants {
     /// (guest path, host path) pairs the plugin may read and write.
     pub dirs: Vec<(String, PathBuf)>,
     pub env: Vec<(String, String)>,
+    /// `host:port` patterns the plugin may send HTTP requests to.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+}
+
+impl Grants {
+    /// Whether an HTTP request to `authority` (`host:port`) is allowed.
+    pub fn allows_host(&self, authority: &str) -> bool {
+        let Some((host, port)) = authority.rsplit_once(':') else {
+            return false;
+        };
+        let host = host.to_ascii_lowercase();
+        self.allow_hosts.iter().any(|pattern| {
+            let Some((want, want_port)) = pattern.rsplit_once(':') else {
+                return false;
+            };
+            if want_port != port {
+                return false;
+            }
+            match want.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => want.eq_ignore_ascii_case(&host),
+            }
+        })
+    }
+}
+
+/// Grants holding only these `allow_hosts` entries, each checked.
+pub fn grants_for_hosts(hosts: &[String]) -> Result<Grants, String> {
+    let mut grants = Grants::default();
+    for h in hosts {
+        host_pattern(h)?;
+        grants.allow_hosts.push(h.to_ascii_lowercase());
+    }
+    Ok(grants)
+}
+
+/// Checks one `allow_hosts` entry: `host:port` or `*.domain:port`.
+fn host_pattern(text: &str) -> Result<(), String> {
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("'{text}' has no port"));
+    };
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("'{port}' in '{text}' is not a port"));
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{host}' in '{text}' is not a host name or IPv4 address"
+        ))
+    }
 }
 
 /// Validates a bindings document; relative paths are taken from `base`.
@@ -316,6 +396,18 @@ fn binding(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    for (i, pattern) in raw.allow_hosts.iter().enumerate() {
+        match host_pattern(pattern) {
+            Ok(()) => grants.allow_hosts.push(pattern.to_ascii_lowercase()),
+            Err(why) => diags
+                .push(doc.diag(&format!("{at}/allow_hosts/{i}"), why).hint(
+                    "write it like api.example.com:443, 127.0.0.1:8081 or *.example.com:443",
+                )),
+        }
+    }
+    if raw.fuel == Some(0) {
+        diags.push(doc.diag(&format!("{at}/fuel"), "fuel must be 1 or more"));
+    }
     let retry = raw
         .retry
         .as_ref()
@@ -382,6 +474,7 @@ fn binding(
         secrets: raw.secrets.clone(),
         max_output,
         grants,
+        fuel: raw.fuel,
         retry,
         limits,
     })
@@ -544,4 +637,71 @@ pub fn check(
         }
     }
     diags.sorted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Format, load};
+
+    fn parse(yaml: &str) -> Result<Bindings, Diagnostics> {
+        let doc = load("b.yaml", yaml, Format::Yaml).map_err(Diagnostics::from)?;
+        bindings(&doc, Path::new("."))
+    }
+
+    const HEAD: &str = "plugins: { http: http.wasm }\nactions:\n  fetch:\n    plugin: http\n";
+
+    #[test]
+    fn allow_hosts_match_host_and_port_exactly_or_by_subdomain() {
+        let b = parse(&format!(
+            "{HEAD}    allow_hosts: [\"API.example.com:443\", \"127.0.0.1:8081\", \"*.svc.internal:80\"]\n    fuel: 1000\n"
+        ))
+        .expect("valid");
+        let fetch = &b.actions["fetch"];
+        assert_eq!(fetch.fuel, Some(1000));
+        let g = &fetch.grants;
+        for ok in [
+            "api.example.com:443",
+            "Api.Example.com:443",
+            "127.0.0.1:8081",
+            "a.svc.internal:80",
+            "a.b.svc.internal:80",
+        ] {
+            assert!(g.allows_host(ok), "{ok}");
+        }
+        for no in [
+            "api.example.com:80",
+            "example.com:443",
+            "127.0.0.1:8082",
+            "svc.internal:80",
+            "evilsvc.internal:80",
+            "127.0.0.1",
+            "x.api.example.com:443",
+        ] {
+            assert!(!g.allows_host(no), "{no}");
+        }
+        assert!(!Grants::default().allows_host("api.example.com:443"));
+    }
+
+    #[test]
+    fn bad_allow_hosts_and_fuel_are_located_errors() {
+        for (entry, says) in [
+            ("api.example.com", "has no port"),
+            ("api.example.com:0", "is not a port"),
+            ("api.example.com:http", "is not a port"),
+            ("http://api.example.com:443", "is not a host name"),
+            ("a b:443", "is not a host name"),
+            (":443", "is not a host name"),
+        ] {
+            let e = parse(&format!("{HEAD}    allow_hosts: [\"{entry}\"]\n"))
+                .expect_err(entry)
+                .to_string();
+            assert!(e.starts_with("b.yaml:5:"), "{entry}: {e}");
+            assert!(e.contains(says), "{entry}: {e}");
+        }
+        let e = parse(&format!("{HEAD}    fuel: 0\n"))
+            .expect_err("no fuel")
+            .to_string();
+        assert!(e.contains("fuel must be 1 or more"), "{e}");
+    }
 }

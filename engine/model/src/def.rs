@@ -397,6 +397,16 @@ pub struct BindingDef {
     /// Environment variables the plugin may see.
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// Hosts the plugin may send HTTP requests to, as `host:port`
+    /// (`*.example.com:443` for every subdomain). Without it the plugin has
+    /// no network at all.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// WebAssembly instructions (roughly) one attempt may execute; an
+    /// attempt that runs out fails with `error.out_of_fuel`. No limit by
+    /// default (the timeout still applies).
+    #[serde(default)]
+    pub fuel: Option<u64>,
     /// Secrets the plugin receives, by name, in its config's `secrets`
     /// object: their values come from the engine's environment
     /// (`WEFT_SECRET_<NAME>`) at each invocation, never from a file weft

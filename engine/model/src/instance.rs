@@ -101,14 +101,28 @@ impl fmt::Display for Status {
 pub struct Failure {
     pub kind: String,
     pub message: String,
+    /// How long the tool asked to be left alone before the next attempt
+    /// (an HTTP `Retry-After`); it replaces the retry policy's backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<Span>,
 }
+
+/// The longest `retry_after` an adapter can ask for.
+pub const MAX_RETRY_AFTER: Span = Span(86_400_000);
 
 impl Failure {
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {
         Failure {
             kind: kind.into(),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same failure, asking for the next attempt no sooner than `after`.
+    pub fn retry_after(mut self, after: Span) -> Self {
+        self.retry_after = Some(after.min(MAX_RETRY_AFTER));
+        self
     }
 }
 

@@ -18,9 +18,18 @@ pub(crate) fn component(
     sha256: &str,
     bytes: &[u8],
 ) -> Result<Component> {
-    let compile_err = |source| Error::Compile {
-        name: name.to_owned(),
-        source,
+    let compile_err = |source: wasmtime::Error| {
+        if crate::is_pool_limit(&source) {
+            Error::Pool {
+                name: name.to_owned(),
+                source,
+            }
+        } else {
+            Error::Compile {
+                name: name.to_owned(),
+                source,
+            }
+        }
     };
     let Some(dir) = dir else {
         return Component::new(engine, bytes).map_err(compile_err);

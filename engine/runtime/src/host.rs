@@ -1,10 +1,16 @@
 //! Per-invocation host state: the WASI context (empty unless the binding
-//! grants something), the memory cap, and the `log` / `heartbeat` imports.
+//! grants something), outgoing HTTP checked against the binding's
+//! `allow_hosts`, the memory cap, and the `log` / `heartbeat` /
+//! `retry-after` imports.
 
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
+use weft_model::Grants;
 
 use crate::bindings::weft::plugin::host::{Host, Level};
 
@@ -21,6 +27,29 @@ pub struct HostState {
     pub(crate) plugin: Arc<str>,
     pub(crate) instance: String,
     pub(crate) heartbeat: Option<HeartbeatSink>,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) outbound: Outbound,
+    /// What the guest asked with `retry-after`, in milliseconds.
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl HostState {
+    pub(crate) fn new(wasi: WasiCtx, memory: usize, plugin: Arc<str>, grants: &Grants) -> Self {
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                max: memory,
+                hit: false,
+            },
+            plugin,
+            instance: String::new(),
+            heartbeat: None,
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(grants),
+            retry_after: None,
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -29,6 +58,88 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Outgoing HTTP for one invocation: sent only to the hosts its binding
+/// allows. A refused request hands the guest `HTTP-request-denied` and is
+/// remembered, so the step fails with `error.capability_denied` whatever
+/// the guest makes of it.
+#[derive(Default)]
+pub(crate) struct Outbound {
+    pub(crate) allow: Grants,
+    pub(crate) denied: Option<String>,
+}
+
+impl Outbound {
+    pub(crate) fn new(grants: &Grants) -> Self {
+        Outbound {
+            allow: Grants {
+                allow_hosts: grants.allow_hosts.clone(),
+                ..Grants::default()
+            },
+            denied: None,
+        }
+    }
+}
+
+type Sent = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<WasiBody>,
+                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+            )>,
+        > + Send,
+>;
+
+impl WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Sent {
+        let uri = request.uri();
+        let authority = uri.authority().map(|a| match a.port() {
+            Some(_) => a.as_str().to_ascii_lowercase(),
+            None => {
+                let port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+                    443
+                } else {
+                    80
+                };
+                format!("{}:{port}", a.host().to_ascii_lowercase())
+            }
+        });
+        match authority {
+            Some(a) if self.allow.allows_host(&a) => {}
+            Some(a) => {
+                self.denied.get_or_insert(a);
+                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            }
+            None => {
+                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid) });
+            }
+        }
+        _ = fut;
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
     }
 }
 
@@ -61,6 +172,11 @@ impl Host for HostState {
         if let Some(sink) = &self.heartbeat {
             sink(cut(details));
         }
+        Ok(())
+    }
+
+    fn retry_after(&mut self, millis: u64) -> wasmtime::Result<()> {
+        self.retry_after = Some(millis);
         Ok(())
     }
 }

@@ -5,16 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
-use weft_model::bindings::DEFAULT_MEMORY;
 use weft_model::{Failure, Grants, Manifest, Span, StepOutcome};
 
 use crate::bindings::weft::plugin::types as wit;
 use crate::bindings::{AdapterPre, Failure as WitFailure, Invocation, Outcome};
-use crate::host::{HeartbeatSink, HostState, MemoryCap};
+use crate::host::{HeartbeatSink, HostState};
 use crate::{Error, Plugin, Runtime};
 
 /// How much of a plugin's stderr is kept to explain a trap.
@@ -36,6 +34,8 @@ pub struct Call<'a> {
     pub memory: u64,
     /// Largest result, in bytes.
     pub max_output: u64,
+    /// Instructions the attempt may execute, if limited.
+    pub fuel: Option<u64>,
     pub grants: &'a Grants,
     pub heartbeat: Option<HeartbeatSink>,
 }
@@ -62,19 +62,12 @@ impl Runtime {
             attempt: call.attempt,
             last_heartbeat: call.last_heartbeat,
         };
-        let state = HostState {
-            wasi,
-            table: ResourceTable::new(),
-            memory: MemoryCap {
-                max: call.memory as usize,
-                hit: false,
-            },
-            plugin: plugin.name.clone(),
-            instance: call.instance_id.to_owned(),
-            heartbeat: call.heartbeat,
-        };
+        let mut state =
+            HostState::new(wasi, call.memory as usize, plugin.name.clone(), call.grants);
+        state.instance = call.instance_id.to_owned();
+        state.heartbeat = call.heartbeat;
         let timeout = call.timeout.as_std();
-        let mut store = self.store(state, timeout);
+        let mut store = self.store(state, timeout, call.fuel);
         let pre = &plugin.pre;
         let run = async move {
             let result = async {
@@ -82,7 +75,13 @@ impl Runtime {
                 adapter.call_invoke(&mut store, &inv).await
             }
             .await;
-            (result, store.data().memory.hit)
+            let data = store.data_mut();
+            let after = Guest {
+                memory_hit: data.memory.hit,
+                denied: data.outbound.denied.take(),
+                retry_after: data.retry_after,
+            };
+            (result, after)
         };
         // The epoch deadline stops a guest that computes; this stops one that
         // waits inside a host call (a sleep) past its time.
@@ -92,8 +91,19 @@ impl Runtime {
                 "timeout",
                 format!("did not finish within {}", call.timeout),
             )),
-            Ok((Ok(answer), _)) => self.answer(answer, call.max_output),
-            Ok((Err(e), memory_hit)) => Err(classify(&e, memory_hit, call.timeout, &stderr)),
+            Ok((
+                _,
+                Guest {
+                    denied: Some(host), ..
+                },
+            )) => Err(Failure::new(
+                "capability_denied",
+                format!("a request to {host} was refused: it is not in the binding's allow_hosts"),
+            )),
+            Ok((Ok(answer), after)) => self
+                .answer(answer, call.max_output)
+                .map_err(|f| after.asked(f)),
+            Ok((Err(e), after)) => Err(classify(&e, after.memory_hit, call.timeout, &stderr)),
         };
         match outcome {
             Ok(o) => o,
@@ -101,9 +111,11 @@ impl Runtime {
         }
     }
 
-    fn store(&self, state: HostState, timeout: Duration) -> Store<HostState> {
+    fn store(&self, state: HostState, timeout: Duration, fuel: Option<u64>) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
+        // Cannot fail: the engine is configured to consume fuel.
+        let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
         let tick = self.options.epoch_tick.as_millis().max(1);
         let mut ticks_left = (timeout.as_millis() / tick).max(1) as u64;
         store.set_epoch_deadline(1);
@@ -160,6 +172,25 @@ impl Runtime {
     }
 }
 
+/// What the host saw of a guest during one invocation.
+struct Guest {
+    memory_hit: bool,
+    /// The first host it asked for and was refused.
+    denied: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl Guest {
+    /// A failure the guest answered, with the delay it asked for before the
+    /// next attempt.
+    fn asked(&self, failure: Failure) -> Failure {
+        match self.retry_after {
+            Some(ms) => failure.retry_after(Span(ms)),
+            None => failure,
+        }
+    }
+}
+
 fn classify(
     e: &wasmtime::Error,
     memory_hit: bool,
@@ -170,8 +201,15 @@ fn classify(
         return Failure::new("out_of_memory", format!("{e:#}"));
     }
     match e.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) | Some(Trap::OutOfFuel) => {
+        Some(Trap::Interrupt) => {
             Failure::new("timeout", format!("did not finish within {timeout}"))
+        }
+        Some(Trap::OutOfFuel) => Failure::new(
+            "out_of_fuel",
+            "ran out of fuel: it executed more instructions than its binding's `fuel` allows",
+        ),
+        Some(Trap::StackOverflow) => {
+            Failure::new("trap", "stack overflow: the adapter recursed too deeply")
         }
         Some(trap) => {
             let said = panic_message(&stderr.contents());
@@ -181,6 +219,10 @@ fn classify(
                 Failure::new("trap", format!("{trap}: {said}"))
             }
         }
+        None if crate::is_pool_limit(e) || format!("{e:#}").contains("concurrent") => Failure::new(
+            "limit",
+            format!("the engine's instance pool is full: {e:#}"),
+        ),
         None => Failure::new("trap", format!("{e:#}")),
     }
 }
@@ -225,25 +267,17 @@ pub(crate) async fn describe(
     rt: &Runtime,
     pre: &AdapterPre<HostState>,
     name: &Arc<str>,
+    memory: u64,
 ) -> Result<Manifest, Error> {
     let err = |source| Error::Describe {
         name: name.to_string(),
         source,
     };
     let stderr = MemoryOutputPipe::new(STDERR_KEPT);
-    let state = HostState {
-        wasi: wasi_ctx(&Grants::default(), &stderr)
-            .map_err(|f| err(wasmtime::format_err!("{f}")))?,
-        table: ResourceTable::new(),
-        memory: MemoryCap {
-            max: DEFAULT_MEMORY as usize,
-            hit: false,
-        },
-        plugin: name.clone(),
-        instance: String::new(),
-        heartbeat: None,
-    };
-    let mut store = rt.store(state, DESCRIBE_TIMEOUT);
+    let none = Grants::default();
+    let wasi = wasi_ctx(&none, &stderr).map_err(|f| err(wasmtime::format_err!("{f}")))?;
+    let state = HostState::new(wasi, memory as usize, name.clone(), &none);
+    let mut store = rt.store(state, DESCRIBE_TIMEOUT, None);
     let run = async {
         let adapter = pre.instantiate_async(&mut store).await?;
         adapter.call_describe(&mut store).await

@@ -24,7 +24,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-use weft_model::bindings::MAX_MEMORY;
+use weft_model::bindings::{DEFAULT_MEMORY, MAX_MEMORY};
 use weft_model::{ActionInfo, Manifest};
 
 pub use host::HeartbeatSink;
@@ -63,6 +63,11 @@ pub enum Error {
         name: String,
         source: wasmtime::Error,
     },
+    #[error("{name}: the component is larger than this engine's instance pool allows: {}", one_line(.source))]
+    Pool {
+        name: String,
+        source: wasmtime::Error,
+    },
     #[error("{name}: the component does not implement the weft:plugin/adapter world: {}", one_line(.source))]
     World {
         name: String,
@@ -93,6 +98,12 @@ pub struct RuntimeOptions {
     pub max_concurrent: u32,
     /// How often the epoch advances; deadlines are checked at this grain.
     pub epoch_tick: Duration,
+    /// Core instances one component may hold. A Rust adapter holds a few; a
+    /// Python one (componentize-py) 14, or 38 built with `--stub-wasi`.
+    pub core_instances_per_component: u32,
+    /// Core instances all running invocations may hold together, on average
+    /// per invocation: a pool full of Python adapters needs 14 or more.
+    pub core_instances_per_invocation: u32,
 }
 
 impl Default for RuntimeOptions {
@@ -101,8 +112,16 @@ impl Default for RuntimeOptions {
             cache_dir: None,
             max_concurrent: 1000,
             epoch_tick: Duration::from_millis(10),
+            core_instances_per_component: 64,
+            core_instances_per_invocation: 16,
         }
     }
+}
+
+/// Whether a wasmtime error is the instance pool refusing a component.
+pub(crate) fn is_pool_limit(e: &wasmtime::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("in the pooling allocator") || text.contains("exceeds the configured maximum")
 }
 
 /// A loaded plugin, ready to be instantiated for each invocation.
@@ -148,13 +167,18 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime> {
         let mut pool = PoolingAllocationConfig::default();
         let n = options.max_concurrent;
+        let per_component = options.core_instances_per_component.max(1);
+        let per_invocation = options.core_instances_per_invocation.max(1);
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(16))
-            .max_core_instances_per_component(32)
+            .total_core_instances(n.saturating_mul(per_invocation))
+            .max_core_instances_per_component(per_component)
             .total_memories(n.saturating_mul(2))
-            .max_memories_per_component(4)
-            .total_tables(n.saturating_mul(16))
-            .max_tables_per_component(32)
+            .max_memories_per_component(8)
+            .total_tables(n.saturating_mul(per_invocation))
+            .max_tables_per_component(per_component)
+            // Foreign runtimes (Python, JavaScript) carry more instance
+            // state than the 1 MiB default allows.
+            .max_component_instance_size(4 << 20)
             .total_stacks(n)
             .max_memory_size(MAX_MEMORY as usize)
             // Keeping a little memory resident per slot avoids page faults
@@ -165,11 +189,19 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // Fuel is counted in every store; a binding without `fuel:` gets
+            // an amount it cannot exhaust.
+            .consume_fuel(true)
+            .parallel_compilation(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(Error::Engine)?;
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(Error::Engine)?;
+        // Linked for every plugin, denied by default: each request is checked
+        // against its binding's `allow_hosts` (see host::Outbound).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(Error::Engine)?;
         bindings::Adapter::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(Error::Engine)?;
 
@@ -190,8 +222,19 @@ impl Runtime {
 
     /// Loads a component: from the precompiled cache when possible, else
     /// compiled (on a blocking thread) and cached. `name` is only used in
-    /// messages.
+    /// messages. Its `describe` runs under the default memory cap.
     pub async fn load(&self, name: &str, bytes: Arc<[u8]>) -> Result<Plugin> {
+        self.load_with_memory(name, bytes, DEFAULT_MEMORY).await
+    }
+
+    /// [`Runtime::load`], running `describe` with `memory` bytes of linear
+    /// memory at most: the most any binding of the plugin grants.
+    pub async fn load_with_memory(
+        &self,
+        name: &str,
+        bytes: Arc<[u8]>,
+        memory: u64,
+    ) -> Result<Plugin> {
         let sha256 = sha256_hex(&bytes);
         let engine = self.engine.clone();
         let cache_dir = self.options.cache_dir.clone();
@@ -202,10 +245,16 @@ impl Runtime {
         })
         .await
         .map_err(|e| Error::Engine(wasmtime::format_err!("compile task failed: {e}")))??;
-        self.prepare(name, sha256, &component).await
+        self.prepare(name, sha256, &component, memory).await
     }
 
-    async fn prepare(&self, name: &str, sha256: String, component: &Component) -> Result<Plugin> {
+    async fn prepare(
+        &self,
+        name: &str,
+        sha256: String,
+        component: &Component,
+        memory: u64,
+    ) -> Result<Plugin> {
         let world = |source| Error::World {
             name: name.to_owned(),
             source,
@@ -213,7 +262,7 @@ impl Runtime {
         let pre = self.linker.instantiate_pre(component).map_err(world)?;
         let pre = AdapterPre::new(pre).map_err(world)?;
         let name: Arc<str> = name.into();
-        let manifest = invoke::describe(self, &pre, &name).await?;
+        let manifest = invoke::describe(self, &pre, &name, memory).await?;
         check_manifest(&name, &manifest)?;
         Ok(Plugin {
             name,

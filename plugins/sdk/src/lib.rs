@@ -201,6 +201,13 @@ pub fn heartbeat(details: &str) {
     host::heartbeat(details);
 }
 
+/// Asks for the next attempt no sooner than `millis` from now, should this
+/// one fail (a service's `Retry-After`, say). It replaces the retry
+/// policy's backoff for that one delay.
+pub fn retry_after(millis: u64) {
+    host::retry_after(millis);
+}
+
 #[doc(hidden)]
 pub fn __describe<A: Adapter>() -> bindings::Manifest {
     let m = A::manifest();

@@ -8,12 +8,14 @@
 //!   sleep_ms: 2000          # run slowly
 //!   heartbeat: true         # heartbeat while sleeping
 //!   retryable_times: 2      # attempts 1 and 2 fail retryably
+//!   retry_after_ms: 3000    # ... and ask for the next attempt in 3s
 //!   fail: card_declined     # fail with this error kind
 //!   fatal: "no such card"   # fail fatally
 //!   pending: true           # answer pending; the token is derived from the key
 //!                           # (or give the token itself: `pending: tok-1`)
 //!   trap: true              # panic (the engine sees a trap)
 //!   spin: true              # loop forever (the engine's deadline stops it)
+//!   recurse: true           # recurse without end (the stack overflows)
 //!   alloc_mb: 512           # grow memory until the engine's cap stops it
 //!   output_kb: 2048         # answer a result this large
 //!   secret_len: API_KEY     # answer how long the secret API_KEY is (never its value)
@@ -43,6 +45,9 @@ pub fn apply(call: &Call) -> Result<Option<Reply>, Failure> {
     if let Some(n) = knob("retryable_times").and_then(Value::as_u64)
         && u64::from(call.attempt) <= n
     {
+        if let Some(ms) = knob("retry_after_ms").and_then(Value::as_u64) {
+            crate::retry_after(ms);
+        }
         return Err(Failure::retryable(format!(
             "simulated transient failure {} of {n}",
             call.attempt
@@ -59,6 +64,9 @@ pub fn apply(call: &Call) -> Result<Option<Reply>, Failure> {
     }
     if knob("spin").and_then(Value::as_bool) == Some(true) {
         spin();
+    }
+    if knob("recurse").and_then(Value::as_bool) == Some(true) {
+        std::hint::black_box(recurse(1));
     }
     if let Some(mb) = knob("alloc_mb").and_then(Value::as_u64) {
         let mut held: Vec<Vec<u8>> = Vec::new();
@@ -117,6 +125,16 @@ fn sleep(ms: u64, heartbeat: bool) {
             crate::heartbeat(&format!("{{\"remaining_ms\":{left}}}"));
         }
     }
+}
+
+/// Runs out of WebAssembly stack long before it returns (its frames hold
+/// only locals, so it is the engine's stack limit that stops it).
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    // Not an accumulator LLVM could turn into a loop.
+    recurse(depth + 1).wrapping_mul(3).wrapping_add(depth)
 }
 
 fn spin() -> ! {

@@ -61,6 +61,9 @@ pub enum Workload {
     /// (shared/bench/saga3.md): N instances, C clients each starting one
     /// with `wait` and checking its result.
     Http(super::bench_http::HttpArgs),
+    /// One invocation of a Rust, a JavaScript and a Python adapter side by
+    /// side, and one HTTP-adapter call to a loopback service.
+    Adapters(super::bench_adapters::AdapterArgs),
 }
 
 const MAP: &str = r#"
@@ -112,8 +115,10 @@ pub(super) fn now() -> Instant {
 }
 
 pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
-    if let Some(Workload::Http(http)) = args.workload {
-        return super::bench_http::http(http).await;
+    match args.workload {
+        Some(Workload::Http(http)) => return super::bench_http::http(http).await,
+        Some(Workload::Adapters(a)) => return super::bench_adapters::adapters(a).await,
+        None => {}
     }
     if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
         render::say("note: RUST_LIB_BACKTRACE is set: every wasmtime error captures a backtrace");
@@ -382,13 +387,13 @@ async fn map(
     Ok(took)
 }
 
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
+pub(super) fn tempfile_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
     Ok(base)
 }
 
-fn machine() {
+pub(super) fn machine() {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -486,6 +491,7 @@ async fn latency(
         timeout: Span::from_secs(5),
         memory: 64 << 20,
         max_output: 1 << 20,
+        fuel: None,
         grants: &grants,
         heartbeat: None,
     };
@@ -529,6 +535,7 @@ async fn latency(
                             timeout: Span::from_secs(5),
                             memory: 64 << 20,
                             max_output: 1 << 20,
+                            fuel: None,
                             grants: &grants,
                             heartbeat: None,
                         },

@@ -1,12 +1,14 @@
 //! One module per subcommand; `run` dispatches.
 
 pub mod bench;
+mod bench_adapters;
 mod bench_http;
 mod check;
 pub(crate) mod operate;
 mod plugin;
 mod resume;
 mod run;
+mod scaffold;
 pub(crate) mod serve;
 mod show;
 mod start;
@@ -49,6 +51,8 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
                     config,
                     timeout,
                     memory,
+                    allow_hosts,
+                    fuel,
                     data,
                 } => {
                     let args = plugin::CallArgs {
@@ -58,9 +62,12 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
                         config: &config,
                         timeout: &timeout,
                         memory: &memory,
+                        allow_hosts,
+                        fuel,
                     };
                     plugin::call(&args, &data.dir).await
                 }
+                P::New { name, lang, dir } => scaffold::new(&name, &lang, dir.as_deref()),
             }
         }
         Command::Schema { of } => {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use hyper::Method;
 use serde_json::{Value, json};
-use weft_model::{Grants, Span, StepOutcome};
+use weft_model::{Span, StepOutcome};
 use weft_runtime::Call;
 
 use super::{Reach, offline_engine, reach};
@@ -210,10 +210,12 @@ pub struct CallArgs<'a> {
     pub config: &'a str,
     pub timeout: &'a str,
     pub memory: &'a str,
+    pub allow_hosts: Vec<String>,
+    pub fuel: Option<u64>,
 }
 
 /// `weft plugin call <file | name | digest> <action>`: one invocation,
-/// with no grants, and its outcome printed. Exit 0 done, 1 failed, 4
+/// with no grants but the hosts allowed, and its outcome printed. Exit 0 done, 1 failed, 4
 /// pending.
 pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
     let input: Value = serde_json::from_str(args.input)
@@ -246,10 +248,15 @@ pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
             }
         }
     };
+    let grants = weft_model::bindings::grants_for_hosts(&args.allow_hosts)
+        .map_err(|e| anyhow::anyhow!("--allow-host {e}"))?;
     let runtime = super::runtime(None)?;
-    let plugin = runtime.load("call", bytes.into()).await.map_err(|e| {
-        anyhow::anyhow!("{}: this is not a weft adapter component: {e}", args.plugin)
-    })?;
+    let plugin = runtime
+        .load_with_memory("call", bytes.into(), memory)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("{}: this is not a weft adapter component: {e}", args.plugin)
+        })?;
     if plugin.manifest.action(args.action).is_none() {
         let actions: Vec<&str> = plugin
             .manifest
@@ -264,7 +271,6 @@ pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
             actions.join(", ")
         );
     }
-    let grants = Grants::default();
     let outcome = runtime
         .invoke(
             &plugin,
@@ -279,6 +285,7 @@ pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
                 timeout,
                 memory,
                 max_output: weft_model::bindings::DEFAULT_MAX_OUTPUT,
+                fuel: args.fuel,
                 grants: &grants,
                 heartbeat: None,
             },

@@ -128,7 +128,11 @@ impl Machine<'_> {
         if heartbeat.is_some() {
             step.last_heartbeat = heartbeat.clone();
         }
-        let retry_at = self.now.plus(step.retry.delay(step.tries, seed(&step.key)));
+        let backoff = match failure.retry_after {
+            Some(asked) => asked,
+            None => step.retry.delay(step.tries, seed(&step.key)),
+        };
+        let retry_at = self.now.plus(backoff);
         let in_time = step.deadline_at.is_none_or(|d| retry_at < d);
         if step.retry.retries(&failure.kind) && step.tries < step.retry.max_attempts && in_time {
             self.record(RecordKind::AttemptFailed {
