@@ -142,7 +142,7 @@ fn misbehaving_adapters_fail_their_own_steps_while_healthy_instances_finish() {
     let extra = [
         (
             "echo",
-            "    timeout: 1s\n    memory: 16MiB\n    max_output: 4KiB\n    fuel: 200000000",
+            "    timeout: 3s\n    memory: 16MiB\n    max_output: 4KiB\n    fuel: 30000000",
         ),
         (
             "fetch",

@@ -216,6 +216,39 @@ async fn requests_reach_the_service_and_answers_map_to_outcomes() {
     .await;
     assert_eq!(failure(&out).kind, "retryable", "{out:?}");
 
+    // A service that echoes the token: the message never carries it.
+    let svc_echo = Service::start(|req: &Received, _| {
+        Reply::text(
+            401,
+            &format!("invalid {}", req.header("authorization").unwrap_or("")),
+        )
+    });
+    let echoing = json!({
+        "url": format!("http://{}/", svc_echo.authority()),
+        "headers": {"authorization": "Bearer {{ secrets.TOKEN }}"},
+        "secrets": {"TOKEN": "tok-123"},
+    });
+    let out = call(&rt, &http, echoing, json!({}), &[svc_echo.authority()]).await;
+    let f = failure(&out);
+    assert_eq!(f.kind, "http_401", "{f:?}");
+    assert!(
+        f.message.contains("invalid Bearer ***") && !f.message.contains("tok-123"),
+        "{f:?}"
+    );
+
+    // Values filled into the host cannot move it, nor add credentials.
+    for host in ["127.0.0.1:1/x", "u:tok-123@127.0.0.1"] {
+        let config = json!({"url": "http://{{ input.h }}/"});
+        let out = call(&rt, &http, config, json!({"h": host}), &allow).await;
+        let f = failure(&out);
+        assert_eq!(f.kind, "fatal", "{host}: {f:?}");
+        assert!(
+            f.message.contains("is not a host:port once filled in")
+                && !f.message.contains("tok-123"),
+            "{f:?}"
+        );
+    }
+
     // A bad config is fatal and says where.
     let f = failure(&call(&rt, &http, json!({"url": "ftp://x/"}), json!({}), &allow).await).clone();
     assert_eq!(f.kind, "fatal");
@@ -264,9 +297,11 @@ states:
     on:
       done: ok
       error.http_404: not_found
+      error.capability_denied: denied
       error: broken
   ok: { type: succeed }
   not_found: { type: fail, error: not_found }
+  denied: { type: fail, error: denied }
   broken: { type: fail }
 ";
 
@@ -332,4 +367,26 @@ fn the_engine_retries_5xx_routes_4xx_and_waits_as_retry_after_asks() {
         .filter(|r| r.path == "/busy")
         .count();
     assert_eq!(second, 2);
+
+    // The same process with bindings that allow another host: the step
+    // fails with error.capability_denied, which the process routes.
+    let text = std::fs::read_to_string(&bindings).expect("readable");
+    let other = s.write(
+        "other-host.yaml",
+        &text.replace(
+            &format!("allow_hosts: [\"{}\"]", svc.authority()),
+            "allow_hosts: [\"127.0.0.1:1\"]",
+        ),
+    );
+    let input = json!({ "path": "flaky" }).to_string();
+    let out = run(&run_args(&process, &other, &input, &data));
+    assert_eq!(out.code, 1, "{out:?}");
+    let id = out.lines().first().copied().unwrap_or_default().to_owned();
+    let status = weft_json(&["status", &id, "--data", &data, "--json"]);
+    assert_eq!(status["error"]["kind"], "denied", "{status}");
+    assert_eq!(
+        svc.count("/flaky"),
+        3,
+        "the denied request never reached the service"
+    );
 }

@@ -140,7 +140,7 @@ impl Deployer for WasmDeployer {
                     ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
                         "invalid_plugin",
-                        format!("this is not a weft adapter component: {e}"),
+                        crate::commands::plugin::unusable(&e),
                     )
                 })?;
             Ok((plugin.manifest.clone(), plugin.sha256.clone()))

@@ -219,7 +219,13 @@ fn host_pattern(text: &str) -> Result<(), String> {
     if port.parse::<u16>().map_or(true, |p| p == 0) {
         return Err(format!("'{port}' in '{text}' is not a port"));
     }
+    let wildcard = host.starts_with("*.");
     let name = host.strip_prefix("*.").unwrap_or(host);
+    if wildcard && (!name.contains('.') || name.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
+        return Err(format!(
+            "'{text}' is too wide: a wildcard needs a domain of two labels or more, never an address"
+        ));
+    }
     let ok = !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|label| {
@@ -692,6 +698,8 @@ mod tests {
             ("http://api.example.com:443", "is not a host name"),
             ("a b:443", "is not a host name"),
             (":443", "is not a host name"),
+            ("*.com:443", "is too wide"),
+            ("*.0.0.1:80", "is too wide"),
         ] {
             let e = parse(&format!("{HEAD}    allow_hosts: [\"{entry}\"]\n"))
                 .expect_err(entry)

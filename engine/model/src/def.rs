@@ -406,6 +406,7 @@ pub struct BindingDef {
     /// attempt that runs out fails with `error.out_of_fuel`. No limit by
     /// default (the timeout still applies).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub fuel: Option<u64>,
     /// Secrets the plugin receives, by name, in its config's `secrets`
     /// object: their values come from the engine's environment

@@ -27,8 +27,16 @@ pub const ENGINE_ERROR_KINDS: &[(&str, &str)] = &[
         "the adapter's result is larger than its binding's `max_output`",
     ),
     (
+        "out_of_fuel",
+        "the adapter executed more instructions than its binding's `fuel`",
+    ),
+    (
+        "capability_denied",
+        "the adapter asked for something its binding does not grant (a host not in `allow_hosts`)",
+    ),
+    (
         "limit",
-        "the adapter hit another runtime limit (its instance pool)",
+        "the adapter hit another runtime limit (the engine's instance pool, its request cap)",
     ),
     (
         "adapter",

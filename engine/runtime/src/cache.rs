@@ -19,7 +19,7 @@ pub(crate) fn component(
     bytes: &[u8],
 ) -> Result<Component> {
     let compile_err = |source: wasmtime::Error| {
-        if crate::is_pool_limit(&source) {
+        if crate::refused_by_pool(&source) {
             Error::Pool {
                 name: name.to_owned(),
                 source,

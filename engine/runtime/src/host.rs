@@ -72,13 +72,29 @@ impl WasiHttpView for HostState {
 }
 
 /// Outgoing HTTP for one invocation: sent only to the hosts its binding
-/// allows. A refused request hands the guest `HTTP-request-denied` and is
-/// remembered, so the step fails with `error.capability_denied` whatever
-/// the guest makes of it.
-#[derive(Default)]
+/// allows, at most [`MAX_REQUESTS`] of them. A refused request hands the
+/// guest `HTTP-request-denied` and is remembered, so the step fails with
+/// `error.capability_denied` (or `error.limit`) whatever the guest makes
+/// of it.
 pub(crate) struct Outbound {
-    pub(crate) allow: Grants,
-    pub(crate) denied: Option<String>,
+    allow: Grants,
+    sent: u32,
+    pub(crate) refused: Option<Refused>,
+}
+
+/// Requests one attempt may send: bounds the connections (and file
+/// descriptors) a guest can hold open until its timeout.
+pub(crate) const MAX_REQUESTS: u32 = 64;
+
+/// Why the host refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Not in `allow_hosts`: the `host:port` asked for.
+    Host(String),
+    /// A URL with credentials (`user@host`), never sent.
+    Credentials,
+    /// More than [`MAX_REQUESTS`] in one attempt.
+    TooMany,
 }
 
 impl Outbound {
@@ -88,8 +104,37 @@ impl Outbound {
                 allow_hosts: grants.allow_hosts.clone(),
                 ..Grants::default()
             },
-            denied: None,
+            sent: 0,
+            refused: None,
         }
+    }
+
+    /// The `host:port` a request goes to, or why it may not go.
+    fn check(&mut self, uri: &http::Uri) -> Result<(), Refused> {
+        let authority = uri.authority().ok_or(Refused::Credentials)?;
+        // The client connects to the authority as written: one with
+        // credentials would not be the host checked here, and may carry a
+        // secret into a message.
+        if authority.as_str().contains('@') {
+            return Err(Refused::Credentials);
+        }
+        let port =
+            authority
+                .port_u16()
+                .unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
+                    443
+                } else {
+                    80
+                });
+        let key = format!("{}:{port}", authority.host().to_ascii_lowercase());
+        if !self.allow.allows_host(&key) {
+            return Err(Refused::Host(key));
+        }
+        if self.sent >= MAX_REQUESTS {
+            return Err(Refused::TooMany);
+        }
+        self.sent += 1;
+        Ok(())
     }
 }
 
@@ -109,27 +154,9 @@ impl WasiHttpHooks for Outbound {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Sent {
-        let uri = request.uri();
-        let authority = uri.authority().map(|a| match a.port() {
-            Some(_) => a.as_str().to_ascii_lowercase(),
-            None => {
-                let port = if uri.scheme() == Some(&http::uri::Scheme::HTTPS) {
-                    443
-                } else {
-                    80
-                };
-                format!("{}:{port}", a.host().to_ascii_lowercase())
-            }
-        });
-        match authority {
-            Some(a) if self.allow.allows_host(&a) => {}
-            Some(a) => {
-                self.denied.get_or_insert(a);
-                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-            }
-            None => {
-                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid) });
-            }
+        if let Err(why) = self.check(request.uri()) {
+            self.refused.get_or_insert(why);
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         _ = fut;
         Box::new(async move {
@@ -214,5 +241,64 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbound(hosts: &[&str]) -> Outbound {
+        Outbound::new(&Grants {
+            allow_hosts: hosts.iter().map(|h| (*h).to_owned()).collect(),
+            ..Grants::default()
+        })
+    }
+
+    fn uri(s: &str) -> http::Uri {
+        s.parse().expect("a URI")
+    }
+
+    #[test]
+    fn requests_go_only_to_allowed_host_ports() {
+        let mut o = outbound(&["api.example.com:443", "127.0.0.1:8081", "*.svc.internal:80"]);
+        for ok in [
+            "https://api.example.com/x",
+            "https://API.Example.com:443/x",
+            "http://127.0.0.1:8081/",
+            "http://a.svc.internal/y?z",
+        ] {
+            assert_eq!(o.check(&uri(ok)), Ok(()), "{ok}");
+        }
+        for (no, host) in [
+            ("http://api.example.com/x", "api.example.com:80"),
+            ("http://[::1]:8081/", "[::1]:8081"),
+            ("https://api.example.com.:443/", "api.example.com.:443"),
+        ] {
+            assert_eq!(o.check(&uri(no)), Err(Refused::Host(host.into())), "{no}");
+        }
+        // Only host and port count, not the scheme.
+        assert_eq!(o.check(&uri("https://127.0.0.1:8081/")), Ok(()));
+        // Credentials are never sent, and never named.
+        assert_eq!(
+            o.check(&uri("http://user:s3cret@127.0.0.1:8081/")),
+            Err(Refused::Credentials)
+        );
+        assert_eq!(
+            outbound(&[]).check(&uri("http://127.0.0.1:8081/")),
+            Err(Refused::Host("127.0.0.1:8081".into()))
+        );
+    }
+
+    #[test]
+    fn an_attempt_sends_a_bounded_number_of_requests() {
+        let mut o = outbound(&["127.0.0.1:8081"]);
+        for _ in 0..MAX_REQUESTS {
+            assert_eq!(o.check(&uri("http://127.0.0.1:8081/")), Ok(()));
+        }
+        assert_eq!(
+            o.check(&uri("http://127.0.0.1:8081/")),
+            Err(Refused::TooMany)
+        );
     }
 }

@@ -12,7 +12,7 @@ use weft_model::{Failure, Grants, Manifest, Span, StepOutcome};
 
 use crate::bindings::weft::plugin::types as wit;
 use crate::bindings::{AdapterPre, Failure as WitFailure, Invocation, Outcome};
-use crate::host::{HeartbeatSink, HostState};
+use crate::host::{HeartbeatSink, HostState, MAX_REQUESTS, Refused};
 use crate::{Error, Plugin, Runtime};
 
 /// How much of a plugin's stderr is kept to explain a trap.
@@ -78,7 +78,7 @@ impl Runtime {
             let data = store.data_mut();
             let after = Guest {
                 memory_hit: data.memory.hit,
-                denied: data.outbound.denied.take(),
+                refused: data.outbound.refused.take(),
                 retry_after: data.retry_after,
             };
             (result, after)
@@ -94,12 +94,9 @@ impl Runtime {
             Ok((
                 _,
                 Guest {
-                    denied: Some(host), ..
+                    refused: Some(why), ..
                 },
-            )) => Err(Failure::new(
-                "capability_denied",
-                format!("a request to {host} was refused: it is not in the binding's allow_hosts"),
-            )),
+            )) => Err(refusal(why)),
             Ok((Ok(answer), after)) => self
                 .answer(answer, call.max_output)
                 .map_err(|f| after.asked(f)),
@@ -114,8 +111,10 @@ impl Runtime {
     fn store(&self, state: HostState, timeout: Duration, fuel: Option<u64>) -> Store<HostState> {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
-        // Cannot fail: the engine is configured to consume fuel.
-        let _ = store.set_fuel(fuel.unwrap_or(u64::MAX));
+        // Fails only when the engine does not meter fuel, and it always does.
+        if let Err(e) = store.set_fuel(fuel.unwrap_or(u64::MAX)) {
+            tracing::error!("cannot set an invocation's fuel: {e:#}");
+        }
         let tick = self.options.epoch_tick.as_millis().max(1);
         let mut ticks_left = (timeout.as_millis() / tick).max(1) as u64;
         store.set_epoch_deadline(1);
@@ -175,8 +174,8 @@ impl Runtime {
 /// What the host saw of a guest during one invocation.
 struct Guest {
     memory_hit: bool,
-    /// The first host it asked for and was refused.
-    denied: Option<String>,
+    /// The first request the host refused.
+    refused: Option<Refused>,
     retry_after: Option<u64>,
 }
 
@@ -188,6 +187,23 @@ impl Guest {
             Some(ms) => failure.retry_after(Span(ms)),
             None => failure,
         }
+    }
+}
+
+fn refusal(why: Refused) -> Failure {
+    match why {
+        Refused::Host(host) => Failure::new(
+            "capability_denied",
+            format!("a request to {host} was refused: it is not in the binding's allow_hosts"),
+        ),
+        Refused::Credentials => Failure::new(
+            "capability_denied",
+            "a request with credentials in its URL (user@host) was refused: send them in a header",
+        ),
+        Refused::TooMany => Failure::new(
+            "limit",
+            format!("more than {MAX_REQUESTS} HTTP requests in one attempt"),
+        ),
     }
 }
 
@@ -219,10 +235,15 @@ fn classify(
                 Failure::new("trap", format!("{trap}: {said}"))
             }
         }
-        None if crate::is_pool_limit(e) || format!("{e:#}").contains("concurrent") => Failure::new(
-            "limit",
-            format!("the engine's instance pool is full: {e:#}"),
-        ),
+        None if e
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some() =>
+        {
+            Failure::new(
+                "limit",
+                format!("the engine's instance pool is full: {e:#}"),
+            )
+        }
         None => Failure::new("trap", format!("{e:#}")),
     }
 }

@@ -89,6 +89,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Whether the component was refused for this engine's instance pool
+    /// rather than for what it is.
+    pub fn is_pool_limit(&self) -> bool {
+        matches!(self, Error::Pool { .. })
+    }
+}
+
 /// How the runtime is set up.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -119,7 +127,7 @@ impl Default for RuntimeOptions {
 }
 
 /// Whether a wasmtime error is the instance pool refusing a component.
-pub(crate) fn is_pool_limit(e: &wasmtime::Error) -> bool {
+pub(crate) fn refused_by_pool(e: &wasmtime::Error) -> bool {
     let text = format!("{e:#}");
     text.contains("in the pooling allocator") || text.contains("exceeds the configured maximum")
 }

@@ -63,11 +63,36 @@ impl Adapter for Http {
     fn invoke(call: Call) -> Result<Reply, Failure> {
         let request = Request::build(&call)?;
         let answer = request.send()?;
-        request.outcome(answer)
+        request.outcome(answer).map_err(|f| redact(f, &call))
     }
 }
 
 weft_plugin_sdk::adapter!(Http);
+
+/// A failure with every secret's value blanked out: a service may echo
+/// what it was sent (`401 invalid token ...`) into the body a message
+/// quotes.
+fn redact(failure: Failure, call: &Call) -> Failure {
+    let Some(secrets) = call.config.get("secrets").and_then(Value::as_object) else {
+        return failure;
+    };
+    let blank = |mut text: String| {
+        for value in secrets.values().filter_map(Value::as_str) {
+            if !value.is_empty() {
+                text = text.replace(value, "***");
+            }
+        }
+        text
+    };
+    match failure {
+        Failure::Retryable(m) => Failure::Retryable(blank(m)),
+        Failure::Fatal(m) => Failure::Fatal(blank(m)),
+        Failure::Error { kind, message } => Failure::Error {
+            kind,
+            message: blank(message),
+        },
+    }
+}
 
 /// A request with every placeholder filled in.
 struct Request {
@@ -115,8 +140,18 @@ impl Request {
                         .unwrap_or(shown.len() - i - 3)
             })
             .unwrap_or(0);
-        let url = template::text(&shown[..host_end], call, Into::Text).map_err(config_error)?
-            + &template::text(&shown[host_end..], call, Into::Url).map_err(config_error)?;
+        let origin = template::text(&shown[..host_end], call, Into::Text).map_err(config_error)?;
+        // A value filled into the host must not move where the URL splits
+        // (or add credentials): the host is what `allow_hosts` checks.
+        if let Some(host) = origin.split_once("://").map(|(_, h)| h)
+            && host.contains(['/', '?', '#', '@', ' ', '\\'])
+        {
+            return Err(config_error(format!(
+                "the host of '{shown}' is not a host:port once filled in (credentials go in a header)"
+            )));
+        }
+        let url =
+            origin + &template::text(&shown[host_end..], call, Into::Url).map_err(config_error)?;
         let (scheme, rest) = match url.split_once("://") {
             Some(("http", rest)) => (Scheme::Http, rest),
             Some(("https", rest)) => (Scheme::Https, rest),

@@ -5,7 +5,7 @@ mod bench_adapters;
 mod bench_http;
 mod check;
 pub(crate) mod operate;
-mod plugin;
+pub(crate) mod plugin;
 mod resume;
 mod run;
 mod scaffold;

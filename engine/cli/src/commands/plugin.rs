@@ -45,12 +45,10 @@ pub async fn add(file: &Path, name: Option<&str>, data: &Path) -> anyhow::Result
         Reach::Store(store) => {
             let runtime = super::runtime(Some(data))?;
             let bytes: Arc<[u8]> = bytes.into();
-            let plugin = runtime.load(&name, bytes.clone()).await.map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: this is not a weft adapter component: {e}",
-                    file.display()
-                )
-            })?;
+            let plugin = runtime
+                .load(&name, bytes.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), unusable(&e)))?;
             let engine = offline_engine(store)?;
             let (entry, _) = engine
                 .register_plugin(&name, bytes, plugin.sha256.clone(), plugin.manifest.clone())
@@ -248,15 +246,16 @@ pub async fn call(args: &CallArgs<'_>, data: &Path) -> anyhow::Result<u8> {
             }
         }
     };
+    if args.fuel == Some(0) {
+        anyhow::bail!("--fuel must be 1 or more");
+    }
     let grants = weft_model::bindings::grants_for_hosts(&args.allow_hosts)
         .map_err(|e| anyhow::anyhow!("--allow-host {e}"))?;
     let runtime = super::runtime(None)?;
     let plugin = runtime
         .load_with_memory("call", bytes.into(), memory)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("{}: this is not a weft adapter component: {e}", args.plugin)
-        })?;
+        .map_err(|e| anyhow::anyhow!("{}: {}", args.plugin, unusable(&e)))?;
     if plugin.manifest.action(args.action).is_none() {
         let actions: Vec<&str> = plugin
             .manifest
@@ -337,5 +336,15 @@ impl load::Registry for DataRegistry<'_> {
                 }
             }
         })
+    }
+}
+
+/// Why a component cannot be used, in one line: refused by this engine's
+/// instance pool, or not a weft adapter at all.
+pub(crate) fn unusable(e: &weft_runtime::Error) -> String {
+    if e.is_pool_limit() {
+        e.to_string()
+    } else {
+        format!("this is not a weft adapter component: {e}")
     }
 }

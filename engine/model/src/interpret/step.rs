@@ -129,7 +129,9 @@ impl Machine<'_> {
             step.last_heartbeat = heartbeat.clone();
         }
         let backoff = match failure.retry_after {
-            Some(asked) => asked,
+            // Clamped here too: a failure can also come from outside (a
+            // completed token), not only from `Failure::retry_after`.
+            Some(asked) => asked.min(crate::instance::MAX_RETRY_AFTER),
             None => step.retry.delay(step.tries, seed(&step.key)),
         };
         let retry_at = self.now.plus(backoff);
