@@ -236,6 +236,16 @@ async fn requests_reach_the_service_and_answers_map_to_outcomes() {
         "{f:?}"
     );
 
+    // A whole URL from the input is used as it is.
+    let whole = json!({"url": url("/orders/o%202")});
+    let out = call(&rt, &http, json!({"url": "{{ input.url }}"}), whole, &allow).await;
+    assert_eq!(
+        out,
+        StepOutcome::Done {
+            output: json!({"path": "/orders/o%202", "method": "GET"})
+        }
+    );
+
     // Values filled into the host cannot move it, nor add credentials.
     for host in ["127.0.0.1:1/x", "u:tok-123@127.0.0.1"] {
         let config = json!({"url": "http://{{ input.h }}/"});

@@ -227,6 +227,24 @@ async fn compiled_components_are_cached_on_disk_and_reused() {
     std::fs::write(&entries[0], b"garbage").expect("write");
     let _ = load(&rt, "echo").await;
     assert_ne!(std::fs::read(&entries[0]).expect("read"), b"garbage");
+
+    // A runtime with a cache of its own reads this one as a fallback: the
+    // entry is used (so nothing is compiled into its own), never written.
+    let own = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::new(RuntimeOptions {
+        cache_dir: Some(own.path().to_path_buf()),
+        cache_fallback: Some(cache.path().to_path_buf()),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let before = std::fs::read(&entries[0]).expect("read");
+    let _ = load(&rt, "echo").await;
+    assert_eq!(std::fs::read_dir(own.path()).expect("dir").count(), 0);
+    assert_eq!(std::fs::read(&entries[0]).expect("read"), before);
+    // A component the fallback lacks is compiled into its own cache.
+    let _ = load(&rt, "payments").await;
+    assert_eq!(std::fs::read_dir(own.path()).expect("dir").count(), 1);
+    assert_eq!(std::fs::read_dir(cache.path()).expect("dir").count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

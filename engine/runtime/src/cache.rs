@@ -10,10 +10,19 @@ use wasmtime::component::Component;
 
 use crate::{Error, Result};
 
+/// Where to look for a compiled component, and where to keep one.
+#[derive(Clone, Copy)]
+pub(crate) struct Dirs<'a> {
+    /// Read first, and written.
+    pub(crate) own: Option<&'a Path>,
+    /// Read when `own` has no entry; never written.
+    pub(crate) fallback: Option<&'a Path>,
+}
+
 /// A component for `bytes`, from the cache when there is a usable entry.
 pub(crate) fn component(
     engine: &Engine,
-    dir: Option<&Path>,
+    dirs: Dirs<'_>,
     name: &str,
     sha256: &str,
     bytes: &[u8],
@@ -31,16 +40,20 @@ pub(crate) fn component(
             }
         }
     };
-    let Some(dir) = dir else {
-        return Component::new(engine, bytes).map_err(compile_err);
-    };
-    let path = dir.join(format!("{sha256}-{:016x}.cwasm", engine_hash(engine)));
-    if path.exists() {
-        match deserialize(engine, &path) {
-            Ok(c) => return Ok(c),
-            Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e:#}", path.display()),
+    let entry = format!("{sha256}-{:016x}.cwasm", engine_hash(engine));
+    for dir in [dirs.own, dirs.fallback].into_iter().flatten() {
+        let path = dir.join(&entry);
+        if path.exists() {
+            match deserialize(engine, &path) {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e:#}", path.display()),
+            }
         }
     }
+    let Some(dir) = dirs.own else {
+        return Component::new(engine, bytes).map_err(compile_err);
+    };
+    let path = dir.join(&entry);
     let compiled = engine.precompile_component(bytes).map_err(compile_err)?;
     let cache_err = |source| Error::Cache {
         path: dir.display().to_string(),

@@ -102,6 +102,10 @@ impl Error {
 pub struct RuntimeOptions {
     /// Where precompiled components are kept; `None` compiles every load.
     pub cache_dir: Option<PathBuf>,
+    /// Another cache read (never written) when `cache_dir` has no entry:
+    /// the user's, so a data directory's first load of a component that
+    /// `weft validate` compiled is a read, not a compile.
+    pub cache_fallback: Option<PathBuf>,
     /// Invocations that may run at once (the size of the instance pool).
     pub max_concurrent: u32,
     /// How often the epoch advances; deadlines are checked at this grain.
@@ -118,6 +122,7 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
             cache_dir: None,
+            cache_fallback: None,
             max_concurrent: 1000,
             epoch_tick: Duration::from_millis(10),
             core_instances_per_component: 64,
@@ -246,10 +251,15 @@ impl Runtime {
         let sha256 = sha256_hex(&bytes);
         let engine = self.engine.clone();
         let cache_dir = self.options.cache_dir.clone();
+        let fallback = self.options.cache_fallback.clone();
         let owned_name = name.to_owned();
         let sha = sha256.clone();
         let component = tokio::task::spawn_blocking(move || {
-            cache::component(&engine, cache_dir.as_deref(), &owned_name, &sha, &bytes)
+            let dirs = cache::Dirs {
+                own: cache_dir.as_deref(),
+                fallback: fallback.as_deref(),
+            };
+            cache::component(&engine, dirs, &owned_name, &sha, &bytes)
         })
         .await
         .map_err(|e| Error::Engine(wasmtime::format_err!("compile task failed: {e}")))??;

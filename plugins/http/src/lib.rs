@@ -130,28 +130,42 @@ impl Request {
             .and_then(Value::as_str)
             .ok_or_else(|| config_error("`url` is missing".into()))?
             .to_owned();
-        // Values are percent-encoded in the path and query, not in the host.
-        let host_end = shown
-            .find("://")
-            .map(|i| {
-                i + 3
+        // Values are percent-encoded in the path and query, not in the host,
+        // and a value filled into the host must not move where the URL
+        // splits (or add credentials): the host is what `allow_hosts`
+        // checks. A URL whose scheme comes from a value (`{{ input.url }}`)
+        // is filled in as it is.
+        let bad_host = || {
+            config_error(format!(
+                "the host of '{shown}' is not a host:port once filled in (credentials go in a header)"
+            ))
+        };
+        let url = match shown.find("://").filter(|i| !shown[..*i].contains("{{")) {
+            None => {
+                let url = template::text(&shown, call, Into::Text).map_err(config_error)?;
+                let rest = url.split_once("://").map_or("", |(_, r)| r);
+                if rest[..rest.find(['/', '?']).unwrap_or(rest.len())]
+                    .contains(['#', '@', ' ', '\\'])
+                {
+                    return Err(bad_host());
+                }
+                url
+            }
+            Some(i) => {
+                let host_end = i
+                    + 3
                     + shown[i + 3..]
                         .find(['/', '?'])
-                        .unwrap_or(shown.len() - i - 3)
-            })
-            .unwrap_or(0);
-        let origin = template::text(&shown[..host_end], call, Into::Text).map_err(config_error)?;
-        // A value filled into the host must not move where the URL splits
-        // (or add credentials): the host is what `allow_hosts` checks.
-        if let Some(host) = origin.split_once("://").map(|(_, h)| h)
-            && host.contains(['/', '?', '#', '@', ' ', '\\'])
-        {
-            return Err(config_error(format!(
-                "the host of '{shown}' is not a host:port once filled in (credentials go in a header)"
-            )));
-        }
-        let url =
-            origin + &template::text(&shown[host_end..], call, Into::Url).map_err(config_error)?;
+                        .unwrap_or(shown.len() - i - 3);
+                let origin =
+                    template::text(&shown[..host_end], call, Into::Text).map_err(config_error)?;
+                if origin[i + 3..].contains(['/', '?', '#', '@', ' ', '\\']) {
+                    return Err(bad_host());
+                }
+                origin
+                    + &template::text(&shown[host_end..], call, Into::Url).map_err(config_error)?
+            }
+        };
         let (scheme, rest) = match url.split_once("://") {
             Some(("http", rest)) => (Scheme::Http, rest),
             Some(("https", rest)) => (Scheme::Https, rest),

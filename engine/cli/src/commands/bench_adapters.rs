@@ -50,7 +50,11 @@ struct Figures {
 pub async fn adapters(args: AdapterArgs) -> anyhow::Result<u8> {
     super::bench::machine();
     let scratch = super::bench::tempfile_dir()?;
-    let runtime = super::runtime(Some(&scratch))?;
+    // A cache of its own and no fallback: the compile figure is a compile.
+    let runtime = Arc::new(Runtime::new(weft_runtime::RuntimeOptions {
+        cache_dir: Some(scratch.join("cache")),
+        ..weft_runtime::RuntimeOptions::default()
+    })?);
     let service = Service::start().await?;
 
     let subjects = [

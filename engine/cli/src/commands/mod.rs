@@ -337,6 +337,7 @@ pub fn offline_engine(store: Arc<SledStore>) -> anyhow::Result<weft_core::Engine
 pub fn runtime(data: Option<&Path>) -> anyhow::Result<Arc<Runtime>> {
     let options = RuntimeOptions {
         cache_dir: data.map(|d| d.join("cache")).or_else(user_cache),
+        cache_fallback: data.and_then(|_| user_cache()),
         ..RuntimeOptions::default()
     };
     Ok(Arc::new(Runtime::new(options)?))
