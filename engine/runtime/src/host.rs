@@ -111,7 +111,9 @@ impl Outbound {
 
     /// The `host:port` a request goes to, or why it may not go.
     fn check(&mut self, uri: &http::Uri) -> Result<(), Refused> {
-        let authority = uri.authority().ok_or(Refused::Credentials)?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| Refused::Host("a URL without a host".into()))?;
         // The client connects to the authority as written: one with
         // credentials would not be the host checked here, and may carry a
         // secret into a message.
