@@ -94,6 +94,12 @@ fn redact(failure: Failure, call: &Call) -> Failure {
     }
 }
 
+/// How long the `host[:port]` at the start of `rest` (a URL after its
+/// `://`) is: up to its path or query.
+fn authority_len(rest: &str) -> usize {
+    rest.find(['/', '?']).unwrap_or(rest.len())
+}
+
 /// A request with every placeholder filled in.
 struct Request {
     method: String,
@@ -130,40 +136,24 @@ impl Request {
             .and_then(Value::as_str)
             .ok_or_else(|| config_error("`url` is missing".into()))?
             .to_owned();
-        // Values are percent-encoded in the path and query, not in the host,
-        // and a value filled into the host must not move where the URL
-        // splits (or add credentials): the host is what `allow_hosts`
-        // checks. A URL whose scheme comes from a value (`{{ input.url }}`)
-        // is filled in as it is.
-        let bad_host = || {
-            config_error(format!(
-                "the host of '{shown}' is not a host:port once filled in (credentials go in a header)"
-            ))
-        };
-        let url = match shown.find("://").filter(|i| !shown[..*i].contains("{{")) {
-            None => {
-                let url = template::text(&shown, call, Into::Text).map_err(config_error)?;
-                let rest = url.split_once("://").map_or("", |(_, r)| r);
-                if rest[..rest.find(['/', '?']).unwrap_or(rest.len())]
-                    .contains(['#', '@', ' ', '\\'])
-                {
-                    return Err(bad_host());
-                }
-                url
-            }
+        // Values are percent-encoded in the path and query, not in the host.
+        // A URL whose scheme comes from a value (`{{ input.url }}`) is filled
+        // in as it is. `filled_host` is the host as the template's own split
+        // gives it: a value that moves the split (a `/` or `?` in it) would
+        // send the request somewhere the binding did not write.
+        let (url, filled_host) = match shown.find("://").filter(|i| !shown[..*i].contains("{{")) {
+            None => (
+                template::text(&shown, call, Into::Text).map_err(config_error)?,
+                None,
+            ),
             Some(i) => {
-                let host_end = i
-                    + 3
-                    + shown[i + 3..]
-                        .find(['/', '?'])
-                        .unwrap_or(shown.len() - i - 3);
+                let host_end = i + 3 + authority_len(&shown[i + 3..]);
                 let origin =
                     template::text(&shown[..host_end], call, Into::Text).map_err(config_error)?;
-                if origin[i + 3..].contains(['/', '?', '#', '@', ' ', '\\']) {
-                    return Err(bad_host());
-                }
-                origin
-                    + &template::text(&shown[host_end..], call, Into::Url).map_err(config_error)?
+                let host = origin[i + 3..].to_owned();
+                let rest =
+                    template::text(&shown[host_end..], call, Into::Url).map_err(config_error)?;
+                (origin + &rest, Some(host))
             }
         };
         let (scheme, rest) = match url.split_once("://") {
@@ -175,10 +165,17 @@ impl Request {
                 )));
             }
         };
-        let split = rest.find(['/', '?']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
+        let (authority, path) = rest.split_at(authority_len(rest));
         if authority.is_empty() {
             return Err(config_error(format!("url '{shown}' names no host")));
+        }
+        // The host is what `allow_hosts` checks: no credentials, and no value
+        // that moved it.
+        if authority.contains(['#', '@', ' ', '\\']) || filled_host.is_some_and(|h| h != authority)
+        {
+            return Err(config_error(format!(
+                "the host of '{shown}' is not a host:port once filled in (credentials go in a header)"
+            )));
         }
         let path = match path {
             "" => "/".to_owned(),
