@@ -79,7 +79,7 @@ impl Invoker for WasmInvoker {
         definitions: &'a dyn Definitions,
     ) -> PrepareFuture<'a> {
         Box::pin(async move {
-            for (name, sha) in &deployment.plugins {
+            for (name, sha) in deployment.components() {
                 if self.plugin(sha).is_some() {
                     continue;
                 }
@@ -98,10 +98,15 @@ impl Invoker for WasmInvoker {
         })
     }
 
+    fn manifest(&self, sha256: &str) -> Option<weft_model::Manifest> {
+        self.plugin(sha256).map(|p| p.manifest.clone())
+    }
+
     fn invoke<'a>(
         &'a self,
         deployment: &'a Deployment,
         cmd: &'a Invoke,
+        component: &'a str,
         heartbeat: HeartbeatSink,
     ) -> InvokeFuture<'a> {
         Box::pin(async move {
@@ -114,12 +119,12 @@ impl Invoker for WasmInvoker {
                     cmd.action, deployment.revision, deployment.process, deployment.version
                 ));
             };
-            let Some(plugin) = deployment
-                .plugins
-                .get(&binding.plugin)
-                .and_then(|sha| self.plugin(sha))
-            else {
-                return failed(format!("plugin '{}' is not loaded", binding.plugin));
+            let Some(plugin) = self.plugin(component) else {
+                return failed(format!(
+                    "plugin '{}' (component {}) is not loaded",
+                    binding.plugin,
+                    weft_core::swap::short(component)
+                ));
             };
             let with_secrets;
             let config = if binding.secrets.is_empty() {

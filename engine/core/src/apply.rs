@@ -26,9 +26,11 @@ pub enum Delivered {
 
 /// What ran a step's attempt, stamped on the history records its outcome
 /// makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ran {
     pub(crate) revision: u32,
+    /// The sha256 of the component that ran it.
+    pub(crate) plugin: Option<String>,
 }
 
 impl Engine {
@@ -447,6 +449,7 @@ fn stamp(applied: &mut Applied, key: &str, ran: Ran) {
     });
     if let Some(r) = target {
         r.bindings = Some(ran.revision);
+        r.plugin = ran.plugin;
     }
 }
 

@@ -231,15 +231,19 @@ impl Engine {
                     .get(&inv.action)
                     .map(|b| b.plugin.as_str())
                     .unwrap_or_default();
-                if let Some(digest) = deployment.plugins.get(plugin) {
-                    tracing::Span::current().record("plugin", digest.as_str());
-                }
+                let route = deployment.route(&inv.action, &inv.key, inv.attempt);
+                let component = route.map(|r| r.sha256).unwrap_or_default();
+                tracing::Span::current().record("plugin", component);
                 tracing::debug!("invoking");
                 let watch = crate::metrics::Stopwatch::start();
-                let (outcome, heartbeat) = self.call(&deployment, &inv).await;
+                let (outcome, heartbeat) = self.call(&deployment, &inv, component).await;
                 crate::metrics::attempt(&inv.action, plugin, &outcome, watch.seconds());
+                if let Some((canary, trial)) = route.and_then(|r| r.canary) {
+                    self.canary_outcome(canary, trial, &outcome);
+                }
                 let ran = Some(Ran {
                     revision: deployment.revision,
+                    plugin: (!component.is_empty()).then(|| component.to_owned()),
                 });
                 match outcome {
                     StepOutcome::Pending { token } => (
@@ -286,7 +290,7 @@ impl Engine {
         let mut backoff = Backoff::new();
         loop {
             match self
-                .deliver_ran(&inv.instance, event.clone(), result.clone(), ran)
+                .deliver_ran(&inv.instance, event.clone(), result.clone(), ran.clone())
                 .await
             {
                 Ok(_) | Err(Error::NoInstance(_)) => return,
@@ -325,7 +329,12 @@ impl Engine {
 
     /// Invokes once: waits for the binding's guard, runs the call under the
     /// heartbeat watchdog, and reports the outcome and the last heartbeat.
-    async fn call(&self, deployment: &Deployment, inv: &Invoke) -> (StepOutcome, Option<String>) {
+    async fn call(
+        &self,
+        deployment: &Deployment,
+        inv: &Invoke,
+        component: &str,
+    ) -> (StepOutcome, Option<String>) {
         let clock = self.inner.clock.clone();
         let pass = match self.guard(deployment, inv) {
             Some(g) => Some(self.doze(g.enter(clock.as_ref())).await),
@@ -338,7 +347,7 @@ impl Engine {
                 *lock(&beat) = (clock.now(), Some(details));
             })
         };
-        let call = self.inner.invoker.invoke(deployment, inv, sink);
+        let call = self.inner.invoker.invoke(deployment, inv, component, sink);
         // The runtime stops a guest at its timeout (an epoch deadline); the
         // engine also bounds the attempt on its own clock, a little later, so
         // no invoker can hold a step forever.

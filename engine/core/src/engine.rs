@@ -68,6 +68,11 @@ pub(crate) struct Inner {
     pub(crate) preparing: tokio::sync::Mutex<()>,
     /// Woken by every deploy, so queued work for it moves at once.
     pub(crate) deployed: Notify,
+    /// Swaps, rollbacks and canary decisions, one at a time.
+    pub(crate) swapping: tokio::sync::Mutex<()>,
+    /// The running tally of each canary in force, by target and the
+    /// component on trial.
+    pub(crate) trials: Mutex<HashMap<(weft_store::Target, String), crate::swap::Trial>>,
     /// One lock per instance with an event in progress: events for one
     /// instance apply strictly one after another.
     pub(crate) locks: Mutex<HashMap<InstanceId, Arc<tokio::sync::Mutex<()>>>>,
@@ -139,6 +144,8 @@ impl Engine {
                 prepared: Mutex::new(HashSet::new()),
                 preparing: tokio::sync::Mutex::new(()),
                 deployed: Notify::new(),
+                swapping: tokio::sync::Mutex::new(()),
+                trials: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
                 active: Mutex::new(HashMap::new()),
                 notices,

@@ -21,6 +21,7 @@ mod ids;
 pub mod metrics;
 mod operate;
 pub mod schedule;
+pub mod swap;
 mod timers;
 pub mod writer;
 
@@ -38,6 +39,7 @@ pub use operate::{
     Completion, DeployRequest, Deployed, Done, Gauges, Operation, Page, PageQuery, PluginInfo,
     PluginUse, ProcessRecord, Started, Summary,
 };
+pub use swap::{Component, Live, LiveCanary, SwapLog, SwapRequest, Tally};
 pub use writer::Writer;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,12 @@ pub enum Error {
     DeployRefused(String),
     #[error("no plugin '{0}' in the registry (give a name, name@version or a sha256 digest)")]
     NoPlugin(String),
+    /// A swap, rollback or promote that cannot be done, and why.
+    #[error("{0}")]
+    SwapRefused(String),
+    /// A swap target that nothing deployed binds.
+    #[error("{0}")]
+    NoTarget(String),
 }
 
 impl Error {
@@ -125,11 +133,19 @@ pub trait Invoker: Send + Sync + 'static {
         Box::pin(async { Ok(()) })
     }
 
-    /// Invokes one attempt of `cmd` with `deployment`'s binding of its action.
+    /// Invokes one attempt of `cmd` with `deployment`'s binding of its
+    /// action, on the component whose sha256 is `component` (the engine
+    /// routes: a swapped action's own, a canary's, or its plugin's).
     fn invoke<'a>(
         &'a self,
         deployment: &'a Deployment,
         cmd: &'a Invoke,
+        component: &'a str,
         heartbeat: HeartbeatSink,
     ) -> InvokeFuture<'a>;
+
+    /// What a loaded component says about itself, when this invoker has it.
+    fn manifest(&self, _sha256: &str) -> Option<weft_model::Manifest> {
+        None
+    }
 }

@@ -15,6 +15,8 @@
 //! | `weft_timers_fired_total` | counter | `kind` |
 //! | `weft_commit_batch_size` | histogram | |
 //! | `weft_commit_seconds` | histogram | (one group commit: write and flush) |
+//! | `weft_swaps_total` | counter | `target` (`plugin:x`, `action:x`), `kind` (`swap`, `rollback`, `canary`, `promote`, `abort`) |
+//! | `weft_canary_attempts_total` | counter | `target`, `component` (`trial`, `live`), `outcome` (`ok`, `failed`) |
 
 use weft_model::{Record, RecordKind, Status, StepOutcome};
 
@@ -47,6 +49,14 @@ pub fn describe() {
     describe_counter!(
         "weft_timers_fired_total",
         "Durable timers delivered, by kind."
+    );
+    describe_counter!(
+        "weft_swaps_total",
+        "Changes of the component behind a target: swaps, rollbacks, canaries started, promoted and aborted."
+    );
+    describe_counter!(
+        "weft_canary_attempts_total",
+        "Attempts a canary routed, by side (the component on trial or the live one) and outcome (failed: a failure that counts against a component)."
     );
     describe_histogram!(
         "weft_commit_batch_size",
@@ -147,4 +157,25 @@ pub(crate) fn timer_fired(kind: weft_model::TimerKind) {
 pub(crate) fn group_commit(commits: usize, seconds: f64) {
     metrics::histogram!("weft_commit_batch_size").record(commits as f64);
     metrics::histogram!("weft_commit_seconds").record(seconds);
+}
+
+/// A swap-log record written.
+pub(crate) fn swapped(r: &weft_store::SwapRecord) {
+    metrics::counter!(
+        "weft_swaps_total",
+        "target" => r.target.to_string(),
+        "kind" => r.kind.as_str(),
+    )
+    .increment(1);
+}
+
+/// An attempt a canary routed.
+pub(crate) fn canary_attempt(target: &weft_store::Target, trial: bool, failed: bool) {
+    metrics::counter!(
+        "weft_canary_attempts_total",
+        "target" => target.to_string(),
+        "component" => if trial { "trial" } else { "live" },
+        "outcome" => if failed { "failed" } else { "ok" },
+    )
+    .increment(1);
 }

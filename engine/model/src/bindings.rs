@@ -645,6 +645,72 @@ pub fn check(
     diags.sorted()
 }
 
+/// Whether a component may take over `actions` of a deployed process
+/// version (a hot swap): each action's binding names an action the
+/// component has, an action that was idempotent still is, and every
+/// `error.<kind>` the process routes from a state running it is one the new
+/// component declares (or the engine makes). `old` is the manifest of the
+/// component live now, when known. Every problem comes back.
+pub fn check_swap(
+    process: &Process,
+    bindings: &Bindings,
+    actions: &[&str],
+    old: Option<&Manifest>,
+    new: &Manifest,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let have: Vec<&str> = new.actions.iter().map(|a| a.name.as_str()).collect();
+    for &name in actions {
+        let Some(b) = bindings.actions.get(name) else {
+            continue;
+        };
+        let Some(info) = new.action(&b.action) else {
+            problems.push(format!(
+                "action '{name}' is bound to the plugin's action '{}', which the new component does not have (it has: {})",
+                b.action,
+                if have.is_empty() { "none".to_owned() } else { have.join(", ") }
+            ));
+            continue;
+        };
+        if old
+            .and_then(|m| m.action(&b.action))
+            .is_some_and(|was| was.idempotent && !info.idempotent)
+        {
+            problems.push(format!(
+                "action '{name}' was idempotent and the new component's '{}' is not: its retries could repeat an effect",
+                b.action
+            ));
+        }
+        for (_, state) in process.walk() {
+            let StateKind::Task(task) = &state.kind else {
+                continue;
+            };
+            if task.action != name {
+                continue;
+            }
+            for t in &state.on {
+                let Some(kind) = t.event.strip_prefix("error.") else {
+                    continue;
+                };
+                if !error_kind_possible(kind, &info.errors) {
+                    problems.push(format!(
+                        "state '{}' routes '{}', and the new component's action '{}' never fails with kind '{kind}' ({})",
+                        state.name,
+                        t.event,
+                        b.action,
+                        if info.errors.is_empty() {
+                            "it declares none".to_owned()
+                        } else {
+                            format!("it declares: {}", info.errors.join(", "))
+                        }
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,5 +777,64 @@ mod tests {
             .expect_err("no fuel")
             .to_string();
         assert!(e.contains("fuel must be 1 or more"), "{e}");
+    }
+
+    #[test]
+    fn a_swap_is_checked_against_the_bindings_and_routes_it_takes_over() {
+        let pdoc = load(
+            "p.yaml",
+            "process: order\nversion: 1\nstart: charge\nstates:\n  charge:\n    action: charge_card\n    on:\n      done: ok\n      error.card_declined: ok\n  ok:\n    type: succeed\n",
+            Format::Yaml,
+        )
+        .expect("loads");
+        let process = crate::validate::process(&pdoc).expect("valid");
+        let b = parse("plugins: { payments: p.wasm }\nactions:\n  charge_card:\n    plugin: payments\n    action: charge\n")
+            .expect("valid");
+        let manifest = |action: &str, idempotent: bool, errors: &[&str]| Manifest {
+            name: "payments".into(),
+            version: "1".into(),
+            actions: vec![ActionInfo {
+                name: action.into(),
+                idempotent,
+                compensated_by: None,
+                errors: errors.iter().map(|e| e.to_string()).collect(),
+            }],
+        };
+        let old = manifest("charge", true, &["card_declined"]);
+        let good = manifest("charge", true, &["card_declined", "expired"]);
+        assert!(check_swap(&process, &b, &["charge_card"], Some(&old), &good).is_empty());
+        let missing = check_swap(
+            &process,
+            &b,
+            &["charge_card"],
+            Some(&old),
+            &manifest("pay", true, &["card_declined"]),
+        );
+        assert_eq!(missing.len(), 1);
+        assert!(
+            missing[0].contains("does not have (it has: pay)"),
+            "{missing:?}"
+        );
+        let weaker = check_swap(
+            &process,
+            &b,
+            &["charge_card"],
+            Some(&old),
+            &manifest("charge", false, &["card_declined"]),
+        );
+        assert!(weaker[0].contains("was idempotent"), "{weaker:?}");
+        let untyped = check_swap(
+            &process,
+            &b,
+            &["charge_card"],
+            Some(&old),
+            &manifest("charge", true, &[]),
+        );
+        assert!(
+            untyped[0].contains("routes 'error.card_declined'"),
+            "{untyped:?}"
+        );
+        // Actions the swap does not take over are not its business.
+        assert!(check_swap(&process, &b, &[], Some(&old), &manifest("pay", false, &[])).is_empty());
     }
 }

@@ -19,6 +19,10 @@ pub struct Record {
     /// instance's process version it ran with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bindings: Option<u32>,
+    /// For the outcome of an attempt: the sha256 of the component that
+    /// ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
     #[serde(flatten)]
     pub kind: RecordKind,
 }

@@ -70,6 +70,8 @@ impl From<Error> for ApiError {
             Error::InputNotObject => (S::UNPROCESSABLE_ENTITY, "bad_request"),
             Error::TooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "too_large"),
             Error::DeployRefused(_) => (S::UNPROCESSABLE_ENTITY, "deploy_refused"),
+            Error::SwapRefused(_) => (S::UNPROCESSABLE_ENTITY, "swap_refused"),
+            Error::NoTarget(_) => (S::NOT_FOUND, "target_not_found"),
             Error::Stopped | Error::WriterGone | Error::Store(_) => {
                 (S::SERVICE_UNAVAILABLE, "unavailable")
             }

@@ -32,6 +32,8 @@ pub struct SledStore {
     /// The plugin registry: entries by name and version.
     registry: sled::Tree,
     schedules: sled::Tree,
+    /// The swap log.
+    swaps: sled::Tree,
     /// Instances, status index, history, outbox, results, timers and tokens,
     /// each under its key prefix (see `keys`): one tree, so one batch.
     journal: sled::Tree,
@@ -95,6 +97,7 @@ impl SledStore {
             plugins: tree(keys::PLUGINS)?,
             registry: tree(keys::REGISTRY)?,
             schedules: tree(keys::SCHEDULES)?,
+            swaps: tree(keys::SWAPS)?,
             journal: tree(keys::JOURNAL)?,
             commit_lock: Arc::new(Mutex::new(())),
             dir: dir.to_owned(),
@@ -364,6 +367,14 @@ impl Definitions for SledStore {
 
     fn registry(&self) -> Result<Vec<PluginEntry>> {
         registry::list(self)
+    }
+
+    fn swap(&self, w: &weft_store::SwapWrite) -> Result<Result<weft_store::SwapRecord, Conflict>> {
+        registry::swap(self, w)
+    }
+
+    fn swaps(&self) -> Result<Vec<weft_store::SwapRecord>> {
+        registry::swaps(self)
     }
 
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {

@@ -25,6 +25,13 @@ pub const DATA: u8 = b'd';
 
 pub const SCHEDULES: &str = "schedules";
 pub const REGISTRY: &str = "registry";
+/// The swap log: `seq(u64 BE)` to a `SwapRecord`.
+pub const SWAPS: &str = "swaps";
+
+/// `seq(u64 BE)`: one record of the swap log.
+pub fn swap(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
 
 /// `name \0 version(u32 BE)`: one version of a registered plugin; `name`
 /// alone holds the newest version number (u32 BE).

@@ -14,6 +14,7 @@
 
 pub mod keys;
 mod mem;
+mod swap;
 pub mod testkit;
 
 use indexmap::IndexMap;
@@ -24,6 +25,9 @@ use weft_model::{
 };
 
 pub use mem::MemStore;
+pub use swap::{
+    Canary, CanaryPolicy, Route, SwapChange, SwapKind, SwapRecord, SwapWrite, Target, of_target,
+};
 
 /// A backend's own error, kept as the source of ours.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -89,6 +93,9 @@ pub enum Conflict {
     },
     /// A step tried to open a completion token another step holds (or held).
     TokenTaken { token: String, key: String },
+    /// What a swap was computed from changed meanwhile (a deploy or another
+    /// swap wrote this bindings revision first).
+    Stale { process: String, version: u32 },
 }
 
 impl std::fmt::Display for Conflict {
@@ -119,6 +126,10 @@ impl std::fmt::Display for Conflict {
             Conflict::TokenTaken { token, key } => write!(
                 f,
                 "completion token '{token}' is already in use by step {key}"
+            ),
+            Conflict::Stale { process, version } => write!(
+                f,
+                "the bindings of process '{process}' v{version} changed meanwhile"
             ),
         }
     }
@@ -151,6 +162,13 @@ pub struct Deployment {
     /// Plugin name to the sha256 of its component bytes.
     pub plugins: IndexMap<String, String>,
     pub deployed_at: Millis,
+    /// Actions swapped one by one: action to the sha256 of the component
+    /// that carries it out instead of its plugin's.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub pinned: IndexMap<String, String>,
+    /// Components on trial for a share of attempts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canaries: Vec<Canary>,
 }
 
 /// A component in the plugin registry: one version of a named plugin.
@@ -198,13 +216,18 @@ impl Deploy {
                 .map(|p| (p.name.clone(), p.sha256.clone()))
                 .collect(),
             deployed_at: self.process.deployed_at,
+            pinned: IndexMap::new(),
+            canaries: Vec::new(),
         }
     }
 
     /// Whether `d` already holds exactly these bindings and plugins.
     pub fn same_as(&self, d: &Deployment) -> bool {
         let fresh = self.deployment(d.revision);
-        d.bindings == fresh.bindings && d.plugins == fresh.plugins
+        d.bindings == fresh.bindings
+            && d.plugins == fresh.plugins
+            && d.pinned.is_empty()
+            && d.canaries.is_empty()
     }
 }
 
@@ -322,6 +345,12 @@ pub trait Definitions: Send + Sync {
     fn register_plugin(&self, entry: &PluginEntry, bytes: &[u8]) -> Result<(PluginEntry, bool)>;
     /// Every registry entry, by name, then version.
     fn registry(&self) -> Result<Vec<PluginEntry>>;
+    /// Writes a swap in one atomic change: its bindings revisions, its
+    /// component (registered when `register` says), its log record with the
+    /// next sequence number, which comes back.
+    fn swap(&self, w: &SwapWrite) -> Result<Result<SwapRecord, Conflict>>;
+    /// The swap log, oldest first.
+    fn swaps(&self) -> Result<Vec<SwapRecord>>;
     /// When schedule `index` of a process last fired (or was last
     /// considered, when missed firings were skipped).
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>>;

@@ -37,6 +37,7 @@ struct Inner {
     tokens: BTreeMap<String, TokenRecord>,
     keys: BTreeMap<(String, String), InstanceId>,
     schedules: BTreeMap<(String, u32), Millis>,
+    swaps: Vec<crate::SwapRecord>,
 }
 
 impl MemStore {
@@ -56,6 +57,29 @@ fn latest_deployment<'a>(g: &'a Inner, process: &str, version: u32) -> Option<&'
         .range((process.to_owned(), version, 0)..=(process.to_owned(), version, u32::MAX))
         .next_back()
         .map(|(_, d)| d)
+}
+
+fn register_in(
+    g: &mut Inner,
+    entry: &crate::PluginEntry,
+    bytes: &[u8],
+) -> (crate::PluginEntry, bool) {
+    let newest = g
+        .registry
+        .range((entry.name.clone(), 0)..=(entry.name.clone(), u32::MAX))
+        .next_back()
+        .map(|(_, e)| e.clone());
+    if let Some(n) = newest.as_ref().filter(|n| n.sha256 == entry.sha256) {
+        return (n.clone(), false);
+    }
+    let added = crate::PluginEntry {
+        version: newest.map_or(1, |n| n.version + 1),
+        ..entry.clone()
+    };
+    g.plugins.insert(entry.sha256.clone(), bytes.to_vec());
+    g.registry
+        .insert((added.name.clone(), added.version), added.clone());
+    (added, true)
 }
 
 impl Definitions for MemStore {
@@ -161,27 +185,41 @@ impl Definitions for MemStore {
         entry: &crate::PluginEntry,
         bytes: &[u8],
     ) -> Result<(crate::PluginEntry, bool)> {
-        let mut g = self.lock();
-        let newest = g
-            .registry
-            .range((entry.name.clone(), 0)..=(entry.name.clone(), u32::MAX))
-            .next_back()
-            .map(|(_, e)| e.clone());
-        if let Some(n) = newest.as_ref().filter(|n| n.sha256 == entry.sha256) {
-            return Ok((n.clone(), false));
-        }
-        let added = crate::PluginEntry {
-            version: newest.map_or(1, |n| n.version + 1),
-            ..entry.clone()
-        };
-        g.plugins.insert(entry.sha256.clone(), bytes.to_vec());
-        g.registry
-            .insert((added.name.clone(), added.version), added.clone());
-        Ok((added, true))
+        Ok(register_in(&mut self.lock(), entry, bytes))
     }
 
     fn registry(&self) -> Result<Vec<crate::PluginEntry>> {
         Ok(self.lock().registry.values().cloned().collect())
+    }
+
+    fn swap(&self, w: &crate::SwapWrite) -> Result<Result<crate::SwapRecord, Conflict>> {
+        let mut g = self.lock();
+        let g = &mut *g;
+        for d in &w.deployments {
+            let newest = latest_deployment(g, &d.process, d.version).map_or(0, |n| n.revision);
+            if newest + 1 != d.revision {
+                return Ok(Err(Conflict::Stale {
+                    process: d.process.clone(),
+                    version: d.version,
+                }));
+            }
+        }
+        let mut record = w.record.clone();
+        if let Some((entry, bytes)) = &w.register {
+            let (added, _) = register_in(g, entry, bytes);
+            record.plugin = Some(format!("{}@{}", added.name, added.version));
+        }
+        for d in &w.deployments {
+            g.deployments
+                .insert((d.process.clone(), d.version, d.revision), d.clone());
+        }
+        record.seq = g.swaps.last().map_or(1, |r| r.seq + 1);
+        g.swaps.push(record.clone());
+        Ok(Ok(record))
+    }
+
+    fn swaps(&self) -> Result<Vec<crate::SwapRecord>> {
+        Ok(self.lock().swaps.clone())
     }
 
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {

@@ -72,6 +72,7 @@ fn record(seq: u64) -> Record {
     Record {
         branch: None,
         bindings: None,
+        plugin: None,
         seq,
         at: Millis(seq),
         kind: RecordKind::Started {
@@ -158,7 +159,11 @@ fn processes_are_versioned_and_immutable(h: &mut dyn Harness) {
     assert_eq!(s.processes().expect("io").len(), 3);
 }
 
-fn deploy_of(version: u32, definition: serde_json::Value, config: serde_json::Value) -> Deploy {
+pub(super) fn deploy_of(
+    version: u32,
+    definition: serde_json::Value,
+    config: serde_json::Value,
+) -> Deploy {
     let mut actions = IndexMap::new();
     actions.insert(
         "charge".to_owned(),
@@ -673,6 +678,10 @@ const SUITE: &[(&str, Check)] = &[
     (
         "the_registry_versions_plugins_by_name_and_digest",
         registry::the_registry_versions_plugins_by_name_and_digest,
+    ),
+    (
+        "swaps_write_revisions_log_and_component_at_once",
+        registry::swaps_write_revisions_log_and_component_at_once,
     ),
     (
         "status_pages_read_in_id_order_after_a_cursor",

@@ -67,6 +67,15 @@ impl Definitions for Flaky {
     fn registry(&self) -> Result<Vec<weft_store::PluginEntry>> {
         self.inner.registry()
     }
+    fn swap(
+        &self,
+        w: &weft_store::SwapWrite,
+    ) -> Result<std::result::Result<weft_store::SwapRecord, Conflict>> {
+        self.inner.swap(w)
+    }
+    fn swaps(&self) -> Result<Vec<weft_store::SwapRecord>> {
+        self.inner.swaps()
+    }
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>> {
         self.inner.schedule_mark(process, index)
     }

@@ -31,6 +31,8 @@ pub struct Ctx {
     pub heartbeat: HeartbeatSink,
     /// How many times this action has been called before, in all.
     pub nth: usize,
+    /// The sha256 of the component the engine routed the call to.
+    pub component: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,7 @@ pub struct Call {
     pub attempt: u32,
     pub at: Millis,
     pub last_heartbeat: Option<String>,
+    pub component: String,
 }
 
 #[derive(Default)]
@@ -72,6 +75,7 @@ impl Invoker for Scripted {
         &'a self,
         deployment: &'a Deployment,
         inv: &'a Invoke,
+        component: &'a str,
         heartbeat: HeartbeatSink,
     ) -> InvokeFuture<'a> {
         self.revisions
@@ -88,6 +92,7 @@ impl Invoker for Scripted {
                     attempt: inv.attempt,
                     at: self.clock.now(),
                     last_heartbeat: inv.last_heartbeat.clone(),
+                    component: component.to_owned(),
                 });
                 nth
             };
@@ -109,6 +114,7 @@ impl Invoker for Scripted {
                         clock: self.clock.clone(),
                         heartbeat,
                         nth,
+                        component: component.to_owned(),
                     })
                     .await
                 }
@@ -203,7 +209,8 @@ pub fn parse_bindings(text: &str) -> Bindings {
 }
 
 /// Stores a process version with bindings, straight into the store (the
-/// scripted invoker needs no plugins, so none are checked).
+/// scripted invoker needs no plugins, so none are checked; each plugin's
+/// component is named `sha-<plugin>`).
 pub fn deploy_into(store: &dyn Store, process: &str, bindings: &Bindings, at: Millis) -> u32 {
     let doc = load("p.yaml", process, Format::Yaml).expect("process loads");
     let p = weft_model::validate::process(&doc).unwrap_or_else(|d| panic!("{d}"));
@@ -216,7 +223,15 @@ pub fn deploy_into(store: &dyn Store, process: &str, bindings: &Bindings, at: Mi
                 deployed_at: at,
             },
             bindings: bindings.clone(),
-            plugins: vec![],
+            plugins: bindings
+                .plugins
+                .keys()
+                .map(|name| weft_store::PluginBlob {
+                    name: name.clone(),
+                    sha256: format!("sha-{name}"),
+                    bytes: Arc::from(&b"component"[..]),
+                })
+                .collect(),
         })
         .expect("io")
         .expect("deploys")

@@ -45,6 +45,7 @@ impl Machine<'_> {
                 at: r.at,
                 branch,
                 bindings: r.bindings,
+                plugin: r.plugin,
                 kind: r.kind,
             });
             self.inst.seq += 1;

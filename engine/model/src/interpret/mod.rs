@@ -306,6 +306,7 @@ impl<'p> Machine<'p> {
             at: self.now,
             branch: None,
             bindings: None,
+            plugin: None,
             kind,
         });
         self.inst.seq += 1;
