@@ -129,6 +129,18 @@ struct WasmDeployer {
 }
 
 impl Deployer for WasmDeployer {
+    fn swap(&self, req: weft_server::Swap) -> weft_server::SwapFuture<'_> {
+        Box::pin(async move {
+            crate::swapper::swap(
+                &self.engine,
+                self.invoker.runtime(),
+                Some(&self.invoker),
+                req,
+            )
+            .await
+        })
+    }
+
     fn inspect(&self, bytes: Arc<[u8]>) -> InspectFuture<'_> {
         Box::pin(async move {
             let plugin = self

@@ -188,6 +188,15 @@ pub enum Command {
         data: DataDir,
         #[command(flatten)]
         http: Listen,
+        /// A directory of adapter components (`<plugin>.wasm` or
+        /// `weft_<plugin>.wasm`) to watch, with --watch.
+        #[arg(long, value_name = "DIR", requires = "watch")]
+        plugins_dir: Option<PathBuf>,
+        /// Swap in each component written into --plugins-dir for the plugin
+        /// it is named after, after the checks `weft plugin swap` makes; a
+        /// broken one is refused and logged, and the old one keeps serving.
+        #[arg(long, requires = "plugins_dir")]
+        watch: bool,
     },
     /// Draw a process as a state diagram (Mermaid or Graphviz DOT), with an
     /// instance's current state and path highlighted when given.
@@ -326,6 +335,10 @@ pub struct Listen {
     pub grace: weft_model::Span,
 }
 
+fn parse_percent(text: &str) -> Result<u8, String> {
+    crate::commands::swap::percent(text)
+}
+
 fn parse_span(text: &str) -> Result<weft_model::Span, String> {
     weft_model::Span::parse(text).map_err(|e| e.to_string())
 }
@@ -385,6 +398,73 @@ pub enum PluginCommand {
         fuel: Option<u64>,
         #[command(flatten)]
         data: DataDir,
+    },
+    /// Replace the component behind an action (or every action bound to a
+    /// plugin) on the running engine: it is loaded, described and checked
+    /// against every binding it would serve first, and refused with the
+    /// reason if it cannot serve one. Attempts under way finish on the
+    /// component they started on; the next ones use the new one.
+    Swap {
+        /// `action:<name>`, `plugin:<name>`, or a bare name the deployed
+        /// bindings use as one of the two.
+        target: String,
+        /// A component file (`.wasm`), or a registered name, name@version or
+        /// sha256 digest.
+        component: String,
+        /// Put it on trial for this share of attempts (e.g. `10%`) instead of
+        /// all of them; it is promoted or rolled back on its failure rate.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        canary: Option<u8>,
+        /// Canary: successful attempts on it after which it is promoted.
+        #[arg(long, value_name = "N", default_value_t = 100, requires = "canary")]
+        promote_after: u32,
+        /// Canary: roll it back when its failure rate is more than this many
+        /// points above the live component's (e.g. `10%`).
+        #[arg(long, value_name = "POINTS", default_value = "10", value_parser = parse_percent, requires = "canary")]
+        threshold: u8,
+        /// Canary: the most recent attempts of each side the rates are taken
+        /// over.
+        #[arg(long, value_name = "N", default_value_t = 100, requires = "canary")]
+        window: u32,
+        /// Canary: attempts it must have made before its rate can roll it
+        /// back.
+        #[arg(long, value_name = "N", default_value_t = 20, requires = "canary")]
+        min_calls: u32,
+        /// With a file: the registry name to add it under (default: the
+        /// target's plugin).
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo the newest swap of a target still in force (back to what ran
+    /// before it), or end its canary; again to go one swap further back.
+    Rollback {
+        target: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the component on trial for a target live for every attempt.
+    Promote {
+        target: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What runs each bound action now (with canaries under way and their
+    /// counts), and the swaps, rollbacks and canary decisions so far.
+    Versions {
+        /// Only this target (`action:<name>`, `plugin:<name>` or a bare name).
+        target: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long)]
+        json: bool,
     },
     /// Create an adapter project (Rust, JavaScript or Python) that builds
     /// into a component and passes its own test as written.

@@ -8,7 +8,9 @@ mod commands;
 mod invoker;
 mod load;
 mod render;
+mod swapper;
 mod telemetry;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -37,12 +37,15 @@ fn branch_prefix(r: &Record) -> String {
 }
 
 /// Everything a history record says, on one line; for an attempt's
-/// outcome, the bindings revision it ran with.
+/// outcome, the bindings revision it ran with and the component that ran
+/// it (the first 12 hex digits of its sha256).
 pub fn record(r: &Record) -> String {
-    let ran = r
-        .bindings
-        .map(|rev| format!("  (bindings r{rev})"))
-        .unwrap_or_default();
+    let ran = match (r.bindings, &r.plugin) {
+        (Some(rev), Some(sha)) => format!("  (bindings r{rev}, component {})", short(sha)),
+        (Some(rev), None) => format!("  (bindings r{rev})"),
+        (None, Some(sha)) => format!("  (component {})", short(sha)),
+        (None, None) => String::new(),
+    };
     match &r.kind {
         RecordKind::Transition { .. } => format!("{}{ran}", record_body(r)),
         _ => format!("{}{}{ran}", branch_prefix(r), record_body(r)),
@@ -295,4 +298,9 @@ pub fn history_table(records: &[Record]) -> String {
         let _ = writeln!(s, "{:>4}  {:<24}  {}", r.seq, r.at.to_string(), record(r));
     }
     s
+}
+
+/// The first 12 hex digits of a sha256: how a component is named on a line.
+pub fn short(sha256: &str) -> &str {
+    &sha256[..12.min(sha256.len())]
 }

@@ -255,22 +255,25 @@ impl Engine {
                     let Some(d) = s.deployment(&p.name, p.version)? else {
                         continue;
                     };
-                    for (plugin, sha) in &d.plugins {
-                        if !digests.contains(sha) {
+                    // Each action runs its plugin's component, a swapped
+                    // action its own, and a canary's on trial.
+                    let mut by_sha: std::collections::BTreeMap<&str, Vec<String>> =
+                        Default::default();
+                    for action in d.bindings.actions.keys() {
+                        let trial = d.canary_for(action).map(|c| c.sha256.as_str());
+                        for sha in d.digest_of(action).into_iter().chain(trial) {
+                            by_sha.entry(sha).or_default().push(action.clone());
+                        }
+                    }
+                    for (sha, actions) in by_sha {
+                        if !digests.iter().any(|d| d == sha) {
                             continue;
                         }
-                        let actions = d
-                            .bindings
-                            .actions
-                            .iter()
-                            .filter(|(_, b)| b.plugin == *plugin)
-                            .map(|(a, _)| a.clone())
-                            .collect();
                         uses.push(PluginUse {
                             process: p.name.clone(),
                             version: p.version,
                             revision: d.revision,
-                            sha256: sha.clone(),
+                            sha256: sha.to_owned(),
                             actions,
                         });
                     }

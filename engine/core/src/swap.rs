@@ -161,7 +161,9 @@ impl Trial {
         }
     }
 
-    /// Promote (`true`) or roll back (`false`), and why — once.
+    /// Promote (`true`) or roll back (`false`), and why — once. Never
+    /// promoted before it has made `min_calls` attempts: the least it is
+    /// judged on.
     fn decide(&mut self) -> Option<(bool, String)> {
         if self.deciding {
             return None;
@@ -179,7 +181,9 @@ impl Trial {
                     false,
                     format!("{figures}: more than {} points worse", p.threshold),
                 ))
-            } else if self.trial_ok >= u64::from(p.promote_after) {
+            } else if self.trial_ok >= u64::from(p.promote_after)
+                && self.tally.trial_attempts >= u64::from(p.min_calls)
+            {
                 Some((
                     true,
                     format!("{} successful attempts; {figures}", self.trial_ok),
@@ -310,6 +314,21 @@ impl Engine {
                 "'{what}' is both a plugin and an action the bindings use: write plugin:{what} or action:{what}"
             ))),
         }
+    }
+
+    /// The plugin name and memory of every binding a target covers in the
+    /// newest bindings: what a component for it is registered as, and the
+    /// memory its `describe` may use.
+    pub async fn target_bindings(&self, target: &Target) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for d in self.newest_deployments().await? {
+            for a in d.actions_of(target) {
+                if let Some(b) = d.bindings.actions.get(a) {
+                    out.push((b.plugin.clone(), b.memory));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// What a component says about itself: from the invoker that has it

@@ -279,7 +279,7 @@ async fn a_worse_canary_is_rolled_back_and_a_good_one_promoted() {
     // A good one is promoted after its successes.
     let good = CanaryPolicy {
         percent: 50,
-        promote_after: 15,
+        promote_after: 25,
         ..policy
     };
     sim.engine.swap(canary("good", good)).await.expect("canary");
@@ -295,7 +295,7 @@ async fn a_worse_canary_is_rolled_back_and_a_good_one_promoted() {
             .reason
             .as_deref()
             .unwrap_or_default()
-            .starts_with("15 successful attempts"),
+            .starts_with("25 successful attempts"),
         "{promote:?}"
     );
     assert_eq!(live(&sim), "good");

@@ -85,6 +85,11 @@ pub trait Deployer: Send + Sync + 'static {
     /// says about itself, or an `invalid_plugin` error saying why it is not
     /// a weft adapter.
     fn inspect(&self, bytes: std::sync::Arc<[u8]>) -> InspectFuture<'_>;
+
+    /// Loads and describes a swap's component (from the request or the
+    /// registry), makes it ready to run, and swaps it in through the
+    /// engine; or says why not (`invalid_plugin`, `swap_refused`).
+    fn swap(&self, req: crate::swaps::Swap) -> crate::swaps::SwapFuture<'_>;
 }
 
 /// A component's manifest, and the sha256 of its bytes.

@@ -42,6 +42,7 @@ pub mod metrics;
 pub mod openapi;
 mod plugins;
 mod processes;
+mod swaps;
 
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ use weft_model::Span;
 
 pub use deploy::{Deploy, DeployFuture, Deployed, Deployer, InspectFuture, SourceFile};
 pub use error::{ApiError, ApiResult};
+pub use swaps::{Swap, SwapComponent, SwapFuture};
 
 /// How a server answers.
 #[derive(Clone)]
@@ -118,6 +120,14 @@ pub fn router(engine: Engine, options: Options) -> Router {
         )
         .route("/plugins/{plugin}", get(plugins::describe))
         .route("/plugins/{plugin}/component", get(plugins::component))
+        .route(
+            "/swaps",
+            post(swaps::swap)
+                .layer(DefaultBodyLimit::max(max_deploy_body))
+                .get(swaps::log),
+        )
+        .route("/swaps/rollback", post(swaps::rollback))
+        .route("/swaps/promote", post(swaps::promote))
         .route("/processes", get(processes::list))
         .route("/processes/{name}", get(processes::latest))
         .route("/processes/{name}/versions", get(processes::versions))

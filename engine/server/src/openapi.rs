@@ -16,7 +16,7 @@ use utoipa::{IntoResponses, Modify, OpenApi, PartialSchema, ToSchema};
 
 use crate::ApiError;
 
-use crate::{deploy, instances, metrics, plugins, processes};
+use crate::{deploy, instances, metrics, plugins, processes, swaps};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,10 @@ use crate::{deploy, instances, metrics, plugins, processes};
         plugins::list,
         plugins::describe,
         plugins::component,
+        swaps::swap,
+        swaps::rollback,
+        swaps::promote,
+        swaps::log,
         processes::list,
         processes::latest,
         processes::versions,
@@ -54,7 +58,7 @@ use crate::{deploy, instances, metrics, plugins, processes};
     tags(
         (name = "health", description = "Liveness, readiness and metrics"),
         (name = "processes", description = "Deployed process versions"),
-        (name = "plugins", description = "The plugin registry: adapter components by name and version"),
+        (name = "plugins", description = "The plugin registry: adapter components by name and version; hot swaps, canaries and rollbacks"),
         (name = "instances", description = "Running and finished instances"),
         (name = "tokens", description = "Steps whose adapter answered `pending`"),
     )
@@ -146,7 +150,7 @@ object_schema!(
 );
 object_schema!(
     HistoryRecord,
-    "One history record: seq, at (ms since the epoch), branch, bindings revision, and `kind` with what happened (started, transition, attempt_failed, ...)."
+    "One history record: seq, at (ms since the epoch), branch, bindings revision and plugin (the sha256 of the component that ran an attempt), and `kind` with what happened (started, transition, attempt_failed, ...)."
 );
 
 /// Raw bytes (an adapter component).

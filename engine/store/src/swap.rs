@@ -74,7 +74,8 @@ impl<'de> Deserialize<'de> for Target {
 pub struct CanaryPolicy {
     /// Per cent of attempts routed to the component on trial (1 to 99).
     pub percent: u8,
-    /// Successful attempts on it after which it is promoted.
+    /// Successful attempts on it after which it is promoted (once it has
+    /// made `min_calls` attempts at least).
     pub promote_after: u32,
     /// It is rolled back when its failure rate exceeds the current
     /// component's by more than this many percentage points.

@@ -12,6 +12,7 @@ mod scaffold;
 pub(crate) mod serve;
 mod show;
 mod start;
+pub mod swap;
 mod validate;
 
 use std::path::Path;
@@ -68,6 +69,42 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
                     plugin::call(&args, &data.dir).await
                 }
                 P::New { name, lang, dir } => scaffold::new(&name, &lang, dir.as_deref()),
+                P::Swap {
+                    target,
+                    component,
+                    canary,
+                    promote_after,
+                    threshold,
+                    window,
+                    min_calls,
+                    name,
+                    data,
+                    json,
+                } => {
+                    let args = swap::SwapArgs {
+                        target: &target,
+                        component: &component,
+                        name: name.as_deref(),
+                        canary: canary.map(|percent| weft_store::CanaryPolicy {
+                            percent,
+                            promote_after,
+                            threshold,
+                            window,
+                            min_calls,
+                        }),
+                        json,
+                    };
+                    swap::swap(&args, &data.dir).await
+                }
+                P::Rollback { target, data, json } => {
+                    swap::settle(&target, false, &data.dir, json).await
+                }
+                P::Promote { target, data, json } => {
+                    swap::settle(&target, true, &data.dir, json).await
+                }
+                P::Versions { target, data, json } => {
+                    swap::versions(target.as_deref(), &data.dir, json).await
+                }
             }
         }
         Command::Schema { of } => {
@@ -142,7 +179,12 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
             )
             .await
         }
-        Command::Serve { data, http } => serve::serve(&data.dir, &http).await,
+        Command::Serve {
+            data,
+            http,
+            plugins_dir,
+            watch: _,
+        } => serve::serve(&data.dir, &http, plugins_dir.as_deref()).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json).await,
         Command::Diagram {
             process,

@@ -68,7 +68,7 @@ pub async fn add(file: &Path, name: Option<&str>, data: &Path) -> anyhow::Result
 }
 
 /// `payments` for `weft_payments.wasm`, `payments` for `payments.wasm`.
-fn default_name(file: &Path) -> String {
+pub(crate) fn default_name(file: &Path) -> String {
     let stem = file
         .file_stem()
         .and_then(|s| s.to_str())

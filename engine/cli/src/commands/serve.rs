@@ -19,7 +19,7 @@ use crate::{exit, render};
 /// running server answers.
 pub const ADDRESS_FILE: &str = "server.addr";
 
-pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
+pub async fn serve(data: &Path, http: &Listen, watch: Option<&Path>) -> anyhow::Result<u8> {
     // Bound before anything else: a taken port stops the start at once.
     let bound = Bound::bind(http).await?.with_metrics()?;
     // Installed before anything runs: a stop asked for while the engine
@@ -30,6 +30,10 @@ pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
     let (engine, invoker) = engine_on(store.clone(), data)?;
     let mut notices = engine.subscribe();
     let api = bound.serve(&engine, &invoker, data)?;
+    let watcher = match watch {
+        Some(dir) => Some(crate::watch::start(dir, engine.clone(), invoker.clone())?),
+        None => None,
+    };
     let local = api.url.clone();
     let resumed = engine.resume().await?;
     let schedules = engine.run_schedules().await?;
@@ -73,6 +77,9 @@ pub async fn serve(data: &Path, http: &Listen) -> anyhow::Result<u8> {
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
+    }
+    if let Some(w) = watcher {
+        w.abort();
     }
     // A planned stop: the API stops taking requests (those under way are
     // answered), then the engine starts nothing new and lets invocations
