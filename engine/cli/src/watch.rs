@@ -145,5 +145,5 @@ async fn swap_file(engine: &Engine, invoker: &WasmInvoker, path: &Path) {
 }
 
 fn refused(line: &str) {
-    tracing::warn!("watch: {line}");
+    tracing::error!("watch: {line}");
 }
