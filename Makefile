@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters clean-demo api-fuzz openapi schema
+.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters bench-swap clean-demo api-fuzz openapi schema
 
 CARGO ?= cargo
 
@@ -61,6 +61,11 @@ bench: plugins
 bench-http: plugins
 	$(CARGO) build --release -p weft
 	env -u RUST_BACKTRACE target/release/weft bench http
+
+# Hot swaps under a steady load of 1,000 invocations/s (README, Benchmark).
+bench-swap: plugins
+	$(CARGO) build --release -p weft
+	env -u RUST_BACKTRACE target/release/weft bench swap
 
 # One invocation of a Rust, a JavaScript and a Python adapter side by side,
 # and one HTTP-adapter call to a loopback service (README, Benchmark).

@@ -549,3 +549,26 @@ fn a_swap_and_a_canary_survive_a_restart() {
     assert!(on.get(&v2_sha).copied().unwrap_or(0) > 0, "{on:?}");
     assert_eq!(on.len(), 2, "{on:?}");
 }
+
+/// `weft bench swap` at a small size: it swaps under load, reports the
+/// figures, and no attempt fails (it exits non-zero if one does).
+#[test]
+fn the_swap_benchmark_runs_and_nothing_fails() {
+    let plugin = weft_tests::plugin("echo");
+    let out = run(&[
+        "bench",
+        "swap",
+        "--rate",
+        "200",
+        "--swaps",
+        "2",
+        "--every",
+        "300ms",
+        "--plugin",
+        plugin.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("swap_live_ms="), "{last}");
+    assert!(last.contains("failed_during_swap=0"), "{last}");
+}

@@ -64,6 +64,10 @@ pub enum Workload {
     /// One invocation of a Rust, a JavaScript and a Python adapter side by
     /// side, and one HTTP-adapter call to a loopback service.
     Adapters(super::bench_adapters::AdapterArgs),
+    /// Hot swaps of the component behind an action under a steady load:
+    /// the time from a swap request to the first invocation on the new
+    /// component, and the attempts that failed meanwhile.
+    Swap(super::bench_swap::SwapArgs),
 }
 
 const MAP: &str = r#"
@@ -118,6 +122,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
     match args.workload {
         Some(Workload::Http(http)) => return super::bench_http::http(http).await,
         Some(Workload::Adapters(a)) => return super::bench_adapters::adapters(a).await,
+        Some(Workload::Swap(s)) => return super::bench_swap::swap(s).await,
         None => {}
     }
     if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {
@@ -225,7 +230,7 @@ pub(super) fn echo_bindings(plugin: &std::path::Path) -> anyhow::Result<String> 
 
 /// Writes a benchmark process whose one action, `echo`, is bound to the
 /// echo plugin, and loads it.
-async fn echo_process(
+pub(super) async fn echo_process(
     scratch: &std::path::Path,
     runtime: &Arc<Runtime>,
     plugin: &std::path::Path,

@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_adapters;
 mod bench_http;
+mod bench_swap;
 mod check;
 pub(crate) mod operate;
 pub(crate) mod plugin;
