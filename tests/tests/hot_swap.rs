@@ -273,7 +273,7 @@ fn a_component_that_fails_a_check_is_refused_and_changes_nothing() {
     );
     let e = expect(
         &swap_bytes(&server, "echo", &variant("x"), Some(json!({"percent": 0}))),
-        400,
+        422,
     );
     assert!(
         e["message"].as_str().unwrap().contains("out of range"),
@@ -283,7 +283,7 @@ fn a_component_that_fails_a_check_is_refused_and_changes_nothing() {
         "/v1/swaps",
         r#"{"target": "echo", "component": "echo@1", "wasm": "AA=="}"#,
     );
-    assert_eq!(expect(&both, 400)["code"], "bad_request");
+    assert_eq!(expect(&both, 422)["code"], "bad_request");
     // The live one again: nothing to do.
     assert_eq!(
         expect(&swap_bytes(&server, "echo", &echo, None), 422)["code"],

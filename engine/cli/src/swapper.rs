@@ -52,7 +52,7 @@ pub async fn swap(
                     },
                 };
                 if !weft_model::validate::valid_name(&name) {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(ApiError::unprocessable(format!(
                         "'{name}' is not a plugin name: use letters, digits, '-', '_' and '.'"
                     )));
                 }

@@ -250,7 +250,8 @@ fn log_view(l: SwapLog) -> SwapLogView {
 fn policy(c: CanaryBody) -> Result<CanaryPolicy, ApiError> {
     let d = CanaryPolicy::default();
     let small = |n: u32, what: &str| {
-        u8::try_from(n).map_err(|_| ApiError::bad_request(format!("canary {what} {n} is over 100")))
+        u8::try_from(n)
+            .map_err(|_| ApiError::unprocessable(format!("canary {what} {n} is over 100")))
     };
     let p = CanaryPolicy {
         percent: small(c.percent, "percent")?,
@@ -275,10 +276,10 @@ fn policy(c: CanaryBody) -> Result<CanaryPolicy, ApiError> {
     request_body(content = SwapBody, content_type = "application/json"),
     responses(
         (status = 201, description = "Swapped (or the canary started): the swap-log record", body = SwapView),
-        (status = 400, description = "Bad JSON, unknown fields, both or neither of `component` and `wasm`, a bad canary", body = ApiError),
+        (status = 400, description = "Bad JSON or unknown fields", body = ApiError),
         (status = 404, description = "No deployed bindings use the target, or no such registered component", body = ApiError),
         (status = 413, description = "Over the upload limit", body = ApiError),
-        (status = 422, description = "Not a weft adapter (`invalid_plugin`), or it cannot take over the target (`swap_refused`)", body = ApiError),
+        (status = 422, description = "Not a weft adapter (`invalid_plugin`), it cannot take over the target (`swap_refused`), or the request cannot be carried out (`bad_request`: both or neither of `component` and `wasm`, `wasm` not base64, a canary out of range)", body = ApiError),
         (status = 501, description = "This server takes no swaps", body = ApiError),
         openapi::Always,
     )
@@ -297,7 +298,7 @@ pub(crate) async fn swap(
     let component = match (body.component, body.wasm) {
         (Some(c), None) if body.name.is_none() => SwapComponent::Registered(c),
         (Some(_), None) => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::unprocessable(
                 "`name` goes with `wasm`: a registered component has its name",
             ));
         }
@@ -305,10 +306,10 @@ pub(crate) async fn swap(
             name: body.name,
             bytes: base64::engine::general_purpose::STANDARD
                 .decode(b64.as_bytes())
-                .map_err(|e| ApiError::bad_request(format!("`wasm` is not base64: {e}")))?,
+                .map_err(|e| ApiError::unprocessable(format!("`wasm` is not base64: {e}")))?,
         },
         _ => {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::unprocessable(
                 "give `component` (a registered one) or `wasm` (its bytes, base64), one of the two",
             ));
         }
@@ -336,6 +337,7 @@ pub(crate) async fn swap(
         (status = 201, description = "Rolled back: the swap-log record", body = SwapView),
         (status = 400, description = "Bad JSON or unknown fields", body = ApiError),
         (status = 404, description = "No deployed bindings use the target", body = ApiError),
+        (status = 413, description = "Over the request size limit", body = ApiError),
         (status = 422, description = "Nothing to roll back, or the target changed since (`swap_refused`)", body = ApiError),
         openapi::Always,
     )
@@ -358,6 +360,7 @@ pub(crate) async fn rollback(
         (status = 201, description = "Promoted: the swap-log record", body = SwapView),
         (status = 400, description = "Bad JSON or unknown fields", body = ApiError),
         (status = 404, description = "No deployed bindings use the target", body = ApiError),
+        (status = 413, description = "Over the request size limit", body = ApiError),
         (status = 422, description = "No canary of the target is under way (`swap_refused`)", body = ApiError),
         openapi::Always,
     )
