@@ -260,7 +260,7 @@ fn policy(c: CanaryBody) -> Result<CanaryPolicy, ApiError> {
         window: c.window.unwrap_or(d.window),
         min_calls: c.min_calls.unwrap_or(d.min_calls),
     };
-    p.check().map_err(ApiError::bad_request)?;
+    p.check().map_err(ApiError::unprocessable)?;
     Ok(p)
 }
 
