@@ -84,6 +84,11 @@ fn ran_on(server: &Server, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// A `ping` started now runs on `sha256`, and only on it.
+fn ping_runs_on(server: &Server, sha256: &str) {
+    assert_eq!(ran_on(server, &ping(server)), [sha256.to_owned()]);
+}
+
 fn live(server: &Server) -> String {
     let log = expect(&server.get("/v1/swaps?target=plugin:echo"), 200);
     let live = log["live"].as_array().unwrap();
@@ -155,7 +160,7 @@ fn swaps_under_load_fail_no_attempt_and_each_attempt_records_its_component() {
         (Some("swap"), Some("echo@1")),
         "{first}"
     );
-    assert_eq!(ran_on(&server, &ping(&server)), [v2.clone()]);
+    ping_runs_on(&server, &v2);
     pause();
     let out = run(&[
         "plugin",
@@ -171,7 +176,7 @@ fn swaps_under_load_fail_no_attempt_and_each_attempt_records_its_component() {
         "{}",
         out.stdout
     );
-    assert_eq!(ran_on(&server, &ping(&server)), [v3.clone()]);
+    ping_runs_on(&server, &v3);
     pause();
     let out = run(&["plugin", "rollback", "echo", "--data", &data]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
@@ -180,7 +185,7 @@ fn swaps_under_load_fail_no_attempt_and_each_attempt_records_its_component() {
         "{}",
         out.stdout
     );
-    assert_eq!(ran_on(&server, &ping(&server)), [v2.clone()]);
+    ping_runs_on(&server, &v2);
     pause();
     // By registry reference: back to the first upload's entry, then v3.
     let by_ref = server.post("/v1/swaps", r#"{"target": "echo", "component": "echo@2"}"#);
@@ -401,7 +406,7 @@ fn a_worse_canary_is_rolled_back_and_a_good_one_promoted() {
     assert!(failed_on_canary);
     // After the rollback, nothing goes to it.
     for _ in 0..10 {
-        assert_eq!(ran_on(&server, &ping(&server)), [v1.clone()]);
+        ping_runs_on(&server, &v1);
     }
 
     let good = variant("good");
@@ -493,7 +498,7 @@ fn a_watched_directory_swaps_good_components_in_and_refuses_broken_ones() {
     eventually("the watched component to be live", || {
         (live(&server) == v2_sha).then_some(())
     });
-    assert_eq!(ran_on(&server, &ping(&server)), [v2_sha.clone()]);
+    ping_runs_on(&server, &v2_sha);
 
     std::fs::write(dir.join("weft_echo.wasm"), b"not a component").unwrap();
     eventually("the refusal to be logged", || {
@@ -527,7 +532,7 @@ fn a_swap_and_a_canary_survive_a_restart() {
     crash(server);
     let server = Server::start(&data, &[]);
     assert_eq!(live(&server), v2_sha);
-    assert_eq!(ran_on(&server, &ping(&server)), [v2_sha.clone()]);
+    ping_runs_on(&server, &v2_sha);
 
     let v3 = variant("trial");
     let v3_sha = sha256(&v3);

@@ -196,13 +196,17 @@ impl Trial {
     }
 }
 
-/// What a target's part of a deployment is: the plugin's component (for a
-/// plugin target), the swapped actions' own, its canaries. Two revisions
-/// with the same view run the target's actions alike.
-fn view(
-    d: &Deployment,
-    target: &Target,
-) -> (Option<String>, Vec<(String, Option<String>)>, Vec<Canary>) {
+/// A target's part of a deployment: the plugin's component (for a plugin
+/// target), each covered action's own (when swapped alone), its canaries.
+/// Two revisions with the same part run the target's actions alike.
+#[derive(Debug, PartialEq)]
+struct Part {
+    plugin: Option<String>,
+    pins: Vec<(String, Option<String>)>,
+    canaries: Vec<Canary>,
+}
+
+fn view(d: &Deployment, target: &Target) -> Part {
     let plugin = match target {
         Target::Plugin(p) => d.plugins.get(p).cloned(),
         Target::Action(_) => None,
@@ -218,7 +222,11 @@ fn view(
         .filter(|c| c.target == *target)
         .cloned()
         .collect();
-    (plugin, pins, canaries)
+    Part {
+        plugin,
+        pins,
+        canaries,
+    }
 }
 
 /// Makes `sha256` live for every action `target` covers in `d`.
