@@ -96,7 +96,7 @@ fn an_offline_signal_keeps_the_bindings_retry_policy() {
     assert_eq!(status["status"], "succeeded", "{status}");
     let history = run(&["history", "loan-9", "--data", &data]);
     assert!(
-        history.stdout.contains("(bindings r1)"),
+        history.stdout.contains("(bindings r1, component "),
         "history says which bindings ran: {}",
         history.stdout
     );

@@ -525,13 +525,23 @@ impl Engine {
         for _ in 0..STALE_TRIES {
             let log = self.read(|s| s.swaps()).await?;
             let settled: HashSet<u64> = log.iter().filter_map(|r| r.settles).collect();
+            // A canary a deploy has since replaced is over: not in the way.
+            let trials: HashSet<String> = self
+                .newest_deployments()
+                .await?
+                .iter()
+                .flat_map(|d| d.canaries.iter())
+                .filter(|c| c.target == target)
+                .map(|c| c.sha256.clone())
+                .collect();
             let open = log.iter().rev().find(|r| {
                 r.target == target
-                    && matches!(
-                        r.kind,
-                        SwapKind::Swap | SwapKind::Promote | SwapKind::Canary
-                    )
                     && !settled.contains(&r.seq)
+                    && match r.kind {
+                        SwapKind::Swap | SwapKind::Promote => true,
+                        SwapKind::Canary => trials.contains(&r.sha256),
+                        SwapKind::Rollback | SwapKind::Abort => false,
+                    }
             });
             let Some(open) = open.cloned() else {
                 return Err(Error::SwapRefused(format!(

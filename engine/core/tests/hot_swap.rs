@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use weft_core::{Component, Error, SwapRequest};
+use weft_core::{Clock, Component, Error, SwapRequest};
 use weft_model::{ActionInfo, Manifest, RecordKind, Status};
 use weft_store::{CanaryPolicy, SwapKind};
 
@@ -333,4 +333,34 @@ async fn a_canary_under_way_blocks_swaps_and_is_ended_by_rollback_or_promote() {
         ..policy
     };
     assert!(sim.engine.swap(canary("c3", bad)).await.is_err());
+}
+
+#[tokio::test]
+async fn a_deploy_ends_swaps_and_canaries_of_its_version_and_rollback_says_so() {
+    let sim = Sim::new(ONE_STEP, BINDINGS);
+    sim.engine.swap(swap("echo", "v2")).await.expect("swaps");
+    let policy = CanaryPolicy {
+        percent: 10,
+        ..CanaryPolicy::default()
+    };
+    sim.engine.swap(canary("c1", policy)).await.expect("canary");
+    // A deploy of other bindings for the version: its own components, no
+    // canary.
+    let other = parse_bindings(&format!("{BINDINGS}    config: {{ loud: true }}\n"));
+    deploy_into(&*sim.store, ONE_STEP, &other, sim.clock.now());
+    let d = sim
+        .store
+        .deployment("one", 1)
+        .expect("io")
+        .expect("deployed");
+    assert!(d.canaries.is_empty());
+    assert_eq!(live(&sim), "sha-echo");
+    // The canary is over; the swap before it was replaced by the deploy.
+    let e = sim.engine.rollback("echo").await.expect_err("refused");
+    assert!(e.to_string().contains("plugin:echo changed since"), "{e}");
+    let e = sim.engine.promote("echo").await.expect_err("refused");
+    assert!(e.to_string().contains("no canary"), "{e}");
+    // A new swap is not blocked by the canary the deploy ended.
+    sim.engine.swap(swap("echo", "v3")).await.expect("swaps");
+    assert_eq!(live(&sim), "v3");
 }
