@@ -458,7 +458,9 @@ fn a_watched_directory_swaps_good_components_in_and_refuses_broken_ones() {
     let dir = s.path("adapters");
     std::fs::create_dir(&dir).unwrap();
     let echo = std::fs::read(weft_tests::plugin("echo")).unwrap();
-    std::fs::write(dir.join("weft_echo.wasm"), &echo).unwrap();
+    // Another build than the deployed one: were it swapped in at start, the
+    // swap log would say so.
+    std::fs::write(dir.join("weft_echo.wasm"), variant("there-at-start")).unwrap();
     let log = s.path("serve.log");
     let mut serve = Running::spawn_with(
         &[

@@ -14,6 +14,9 @@ pub struct WasmInvoker {
     runtime: Arc<Runtime>,
     /// Loaded plugins by the sha256 of their component bytes.
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
+    /// Components a swap is checking: usable at once, dropped if the swap
+    /// is refused (so a refused one does not stay in memory).
+    staged: RwLock<HashMap<String, Arc<Plugin>>>,
 }
 
 impl WasmInvoker {
@@ -21,6 +24,7 @@ impl WasmInvoker {
         WasmInvoker {
             runtime,
             plugins: RwLock::new(HashMap::new()),
+            staged: RwLock::new(HashMap::new()),
         }
     }
 
@@ -37,12 +41,40 @@ impl WasmInvoker {
             .insert(plugin.sha256.clone(), plugin);
     }
 
+    /// Holds a component a swap is about to make live; `settle` keeps it
+    /// (the swap was written) or lets it go (refused).
+    pub fn stage(&self, plugin: Arc<Plugin>) {
+        self.staged
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(plugin.sha256.clone(), plugin);
+    }
+
+    pub fn settle(&self, sha256: &str, keep: bool) {
+        let staged = self
+            .staged
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sha256);
+        if let (Some(plugin), true) = (staged, keep) {
+            self.add(plugin);
+        }
+    }
+
     fn plugin(&self, sha256: &str) -> Option<Arc<Plugin>> {
-        self.plugins
+        let loaded = self
+            .plugins
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(sha256)
-            .cloned()
+            .cloned();
+        loaded.or_else(|| {
+            self.staged
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(sha256)
+                .cloned()
+        })
     }
 }
 

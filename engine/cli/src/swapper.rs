@@ -81,14 +81,21 @@ pub async fn swap(
         register: fresh.then(|| (name.clone(), bytes)),
         registered,
     };
+    let sha256 = plugin.sha256.clone();
+    // Ready before the swap is written, so the first attempt on it does not
+    // wait for a load; let go of if the engine refuses it.
     if let Some(invoker) = invoker {
-        invoker.add(Arc::new(plugin));
+        invoker.stage(Arc::new(plugin));
     }
-    Ok(engine
+    let done = engine
         .swap(SwapRequest {
             target: target.to_string(),
             component,
             canary: req.canary,
         })
-        .await?)
+        .await;
+    if let Some(invoker) = invoker {
+        invoker.settle(&sha256, done.is_ok());
+    }
+    Ok(done?)
 }

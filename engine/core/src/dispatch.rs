@@ -132,7 +132,7 @@ impl Engine {
         }
     }
 
-    async fn prepare(&self, d: &Deployment) -> Result<(), String> {
+    pub(crate) async fn prepare(&self, d: &Deployment) -> Result<(), String> {
         let key = (d.process.clone(), d.version, d.revision);
         if lock(&self.inner.prepared).contains(&key) {
             return Ok(());
@@ -238,14 +238,14 @@ impl Engine {
                 let watch = crate::metrics::Stopwatch::start();
                 let (outcome, heartbeat) = self.call(&deployment, &inv, component).await;
                 crate::metrics::attempt(&inv.action, plugin, &outcome, watch.seconds());
-                if let Some((canary, trial)) = route.and_then(|r| r.canary) {
-                    self.canary_outcome(canary, trial, &outcome);
-                }
+                let canary = route
+                    .and_then(|r| r.canary)
+                    .map(|(c, trial)| (c.clone(), trial));
                 let ran = Some(Ran {
                     revision: deployment.revision,
                     plugin: (!component.is_empty()).then(|| component.to_owned()),
                 });
-                match outcome {
+                let concluded = match outcome {
                     StepOutcome::Pending { token } => (
                         Event::StepPending {
                             key: inv.key.clone(),
@@ -270,7 +270,13 @@ impl Engine {
                         let r = StepResult::Failed { failure };
                         (event_of(&inv.key, &r, heartbeat), Some(r), ran)
                     }
+                };
+                // A canary is judged on what its attempts came to (a
+                // `pending` answer is judged by nothing here).
+                if let (Some((c, trial)), Some(r)) = (&canary, &concluded.1) {
+                    self.canary_outcome(&inv, c, *trial, r);
                 }
+                concluded
             }
         };
         lock(&self.inner.running).remove(&inv.key);

@@ -120,10 +120,16 @@ impl Engine {
             plugins: req.plugins.clone(),
         };
         let fresh = deploy.clone();
-        let deployed = self
-            .read(move |s| s.deploy(&deploy))
-            .await?
-            .map_err(Error::Conflict)?;
+        let key = (p.name.clone(), p.version);
+        let deployed = match self.read(move |s| s.deploy(&deploy)).await {
+            Ok(d) => d.map_err(Error::Conflict)?,
+            Err(e) => {
+                // It may have been written and not flushed: this engine
+                // reads the bindings from the store again.
+                crate::engine::lock(&self.inner.deployments).remove(&key);
+                return Err(e);
+            }
+        };
         if deployed.new_revision {
             // This engine uses the new revision from the next attempt on.
             self.remember_deployment(std::sync::Arc::new(fresh.deployment(deployed.revision)));

@@ -12,10 +12,10 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use serde::Serialize;
-use weft_model::{Manifest, Process, StepOutcome};
+use weft_model::{Manifest, Process};
 use weft_store::{
-    Canary, CanaryPolicy, Conflict, Deployment, PluginEntry, SwapChange, SwapKind, SwapRecord,
-    SwapWrite, Target,
+    Canary, CanaryPolicy, Conflict, Deployment, PluginEntry, StepResult, SwapChange, SwapKind,
+    SwapRecord, SwapWrite, Target,
 };
 
 use crate::engine::lock;
@@ -105,10 +105,12 @@ pub(crate) struct Trial {
 }
 
 /// Failures that count against a component: the engine's kinds (traps,
-/// timeouts, limits, retryable and fatal answers, nonsense) — not the
-/// typed errors its manifest declares, which are answers about the work.
+/// timeouts, lost heartbeats, limits, retryable and fatal answers,
+/// nonsense) — not the typed errors its manifest declares, which are
+/// answers about the work. A `pending` answer counts when its step is
+/// completed, not here: the canary is judged on attempts it finished.
 pub fn counts_against(kind: &str) -> bool {
-    weft_model::process::is_engine_error_kind(kind) && kind != "mapping"
+    (weft_model::process::is_engine_error_kind(kind) && kind != "mapping") || kind == "heartbeat"
 }
 
 fn rate(window: &VecDeque<bool>) -> f64 {
@@ -401,15 +403,30 @@ impl Engine {
                 already &= actions
                     .iter()
                     .all(|a| d.digest_of(a) == Some(c.sha256.as_str()));
-                let old = self.manifest_of(&from).await?;
-                for p in weft_model::bindings::check_swap(
-                    &process,
-                    &d.bindings,
-                    &actions,
-                    old.as_ref(),
-                    &c.manifest,
-                ) {
-                    problems.push(format!("process '{}' v{}: {p}", d.process, d.version));
+                // The live components, loaded (from the store, or the
+                // compile cache) so their manifests can be compared; one
+                // that cannot be loaded is compared with nothing.
+                if let Err(why) = self.prepare(d).await {
+                    tracing::warn!(
+                        "process '{}' v{}: the live components do not load ({why}): the swap is checked without them",
+                        d.process,
+                        d.version
+                    );
+                }
+                for a in &actions {
+                    let old = match d.digest_of(a) {
+                        Some(sha) => self.manifest_of(sha).await?,
+                        None => None,
+                    };
+                    for p in weft_model::bindings::check_swap(
+                        &process,
+                        &d.bindings,
+                        &[a],
+                        old.as_ref(),
+                        &c.manifest,
+                    ) {
+                        problems.push(format!("process '{}' v{}: {p}", d.process, d.version));
+                    }
                 }
                 let mut next = (*d).clone();
                 next.revision += 1;
@@ -492,10 +509,26 @@ impl Engine {
     /// from the next attempt on.
     async fn write_swap(&self, write: SwapWrite) -> Result<Option<SwapRecord>> {
         let fresh = write.deployments.clone();
-        match self.read(move |s| s.swap(&write)).await? {
+        let written = match self.read(move |s| s.swap(&write)).await {
+            Ok(w) => w,
+            Err(e) => {
+                // It may have been written and not flushed: this engine
+                // reads the revisions from the store again.
+                let mut cache = lock(&self.inner.deployments);
+                for d in &fresh {
+                    cache.remove(&(d.process.clone(), d.version));
+                }
+                return Err(e);
+            }
+        };
+        match written {
             Ok(done) => {
                 for d in fresh {
                     self.remember_deployment(Arc::new(d));
+                }
+                if done.kind == SwapKind::Canary {
+                    // A tally left from an earlier trial of these bytes.
+                    lock(&self.inner.trials).remove(&(done.target.clone(), done.sha256.clone()));
                 }
                 self.inner.deployed.notify_waiters();
                 crate::metrics::swapped(&done);
@@ -752,10 +785,24 @@ impl Engine {
 
     /// Counts an attempt routed by a canary, and carries out the policy's
     /// decision when the tally makes one.
-    pub(crate) fn canary_outcome(&self, canary: &Canary, trial: bool, outcome: &StepOutcome) {
-        let failed = match outcome {
-            StepOutcome::Failed { failure } => counts_against(&failure.kind),
-            _ => false,
+    pub(crate) fn canary_outcome(
+        &self,
+        inv: &weft_model::Invoke,
+        canary: &Canary,
+        trial: bool,
+        result: &StepResult,
+    ) {
+        // Counted only while the canary is in force: an attempt that ends
+        // after the trial was settled (or a deploy replaced it) is not.
+        let in_force = lock(&self.inner.deployments)
+            .get(&(inv.process.clone(), inv.version))
+            .is_some_and(|d| d.canaries.contains(canary));
+        if !in_force {
+            return;
+        }
+        let failed = match result {
+            StepResult::Failed { failure } => counts_against(&failure.kind),
+            StepResult::Done { .. } => false,
         };
         crate::metrics::canary_attempt(&canary.target, trial, failed);
         let key = (canary.target.clone(), canary.sha256.clone());
@@ -764,6 +811,9 @@ impl Engine {
             let t = trials
                 .entry(key.clone())
                 .or_insert_with(|| Trial::new(canary.policy));
+            if t.policy != canary.policy {
+                *t = Trial::new(canary.policy);
+            }
             t.record(trial, failed);
             t.decide()
         };
@@ -899,6 +949,7 @@ mod tests {
             "retryable",
             "trap",
             "timeout",
+            "heartbeat",
             "limit",
             "out_of_fuel",
             "fatal",

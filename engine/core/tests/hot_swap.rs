@@ -332,7 +332,12 @@ async fn a_canary_under_way_blocks_swaps_and_is_ended_by_rollback_or_promote() {
         percent: 100,
         ..policy
     };
-    assert!(sim.engine.swap(canary("c3", bad)).await.is_err());
+    let e = sim
+        .engine
+        .swap(canary("c3", bad))
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("out of range"), "{e}");
 }
 
 #[tokio::test]

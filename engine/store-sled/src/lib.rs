@@ -64,6 +64,10 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("invariant: store types serialize to JSON")
 }
 
+/// How many times a deploy reads the newest revision again when another
+/// deploy or a swap took the next one first.
+const DEPLOY_TRIES: usize = 100;
+
 impl SledStore {
     /// sled's page cache. Waiting instances live on disk; this bounds how
     /// much of the store is kept in memory however many there are.
@@ -246,82 +250,20 @@ impl Definitions for SledStore {
     }
 
     fn deploy(&self, d: &Deploy) -> Result<Result<Deployed, Conflict>> {
-        use sled::Transactional;
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
         let p = &d.process;
-        let what = format!("the deploy of process {} v{}", p.name, p.version);
-        let pkey = keys::process(&p.name, p.version);
-        // The newest revision is read before the transaction: deploys are
-        // rare and the transaction re-checks it, so a racing deploy fails
-        // the compare instead of writing the same revision twice.
-        let latest = self.deployment(&p.name, p.version)?;
-        if let Some(old) = &latest
-            && d.same_as(old)
-        {
-            let stored = self.process(&p.name, p.version)?;
-            if stored
-                .as_ref()
-                .is_some_and(|s| s.definition == p.definition)
-            {
-                return Ok(Ok(Deployed {
-                    revision: old.revision,
-                    new_version: false,
-                    new_revision: false,
-                }));
+        // The newest revision is read before the transaction, which checks
+        // the next one is still free: a deploy or swap that took it first
+        // makes this one read again and take the one after (a bounded
+        // number of times; they are rare).
+        for _ in 0..DEPLOY_TRIES {
+            match self.try_deploy(d)? {
+                Err(Conflict::Stale { .. }) => continue,
+                done => return Ok(done),
             }
         }
-        let revision = latest.as_ref().map_or(1, |old| old.revision + 1);
-        let dkey = keys::deployment(&p.name, p.version, revision);
-        let record = encode(&d.deployment(revision));
-        let process = encode(p);
-        let outcome = (&self.processes, &self.deployments, &self.plugins).transaction(
-            |(processes, deployments, plugins)| {
-                let new_version = match processes.get(&pkey)? {
-                    Some(old) => {
-                        let stored: ProcessRecord = serde_json::from_slice(&old)
-                            .map_err(ConflictableTransactionError::Abort)?;
-                        if stored.definition != p.definition {
-                            return Ok(Err(Conflict::ProcessVersion {
-                                name: p.name.clone(),
-                                version: p.version,
-                            }));
-                        }
-                        false
-                    }
-                    None => {
-                        processes.insert(pkey.as_slice(), process.as_slice())?;
-                        true
-                    }
-                };
-                if deployments.get(&dkey)?.is_some() {
-                    // Another deploy took this revision first.
-                    return Err(ConflictableTransactionError::Conflict);
-                }
-                deployments.insert(dkey.as_slice(), record.as_slice())?;
-                for blob in &d.plugins {
-                    if plugins.get(blob.sha256.as_bytes())?.is_none() {
-                        plugins.insert(blob.sha256.as_bytes(), &*blob.bytes)?;
-                    }
-                }
-                Ok(Ok(new_version))
-            },
-        );
-        let new_version = match outcome {
-            Ok(Ok(v)) => v,
-            Ok(Err(conflict)) => return Ok(Err(conflict)),
-            Err(TransactionError::Abort(source)) => {
-                return Err(Error::Corrupt {
-                    what: format!("process {} v{}", p.name, p.version),
-                    source,
-                });
-            }
-            Err(TransactionError::Storage(e)) => return Err(sled_err("write", what)(e)),
-        };
-        self.flush()?;
-        Ok(Ok(Deployed {
-            revision,
-            new_version,
-            new_revision: true,
+        Ok(Err(Conflict::Stale {
+            process: p.name.clone(),
+            version: p.version,
         }))
     }
 
@@ -398,6 +340,89 @@ impl Definitions for SledStore {
 }
 
 impl SledStore {
+    /// One attempt at `deploy`: `Stale` when the next revision was taken
+    /// after it was read.
+    fn try_deploy(&self, d: &Deploy) -> Result<Result<Deployed, Conflict>> {
+        use sled::Transactional;
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let p = &d.process;
+        let what = format!("the deploy of process {} v{}", p.name, p.version);
+        let pkey = keys::process(&p.name, p.version);
+        let latest = self.deployment(&p.name, p.version)?;
+        if let Some(old) = &latest
+            && d.same_as(old)
+        {
+            let stored = self.process(&p.name, p.version)?;
+            if stored
+                .as_ref()
+                .is_some_and(|s| s.definition == p.definition)
+            {
+                return Ok(Ok(Deployed {
+                    revision: old.revision,
+                    new_version: false,
+                    new_revision: false,
+                }));
+            }
+        }
+        let revision = latest.as_ref().map_or(1, |old| old.revision + 1);
+        let dkey = keys::deployment(&p.name, p.version, revision);
+        let record = encode(&d.deployment(revision));
+        let process = encode(p);
+        let outcome = (&self.processes, &self.deployments, &self.plugins).transaction(
+            |(processes, deployments, plugins)| {
+                if deployments.get(&dkey)?.is_some() {
+                    // Another deploy or a swap took this revision first:
+                    // nothing is written, and the caller reads again.
+                    return Ok(Err(Conflict::Stale {
+                        process: p.name.clone(),
+                        version: p.version,
+                    }));
+                }
+                let new_version = match processes.get(&pkey)? {
+                    Some(old) => {
+                        let stored: ProcessRecord = serde_json::from_slice(&old)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        if stored.definition != p.definition {
+                            return Ok(Err(Conflict::ProcessVersion {
+                                name: p.name.clone(),
+                                version: p.version,
+                            }));
+                        }
+                        false
+                    }
+                    None => {
+                        processes.insert(pkey.as_slice(), process.as_slice())?;
+                        true
+                    }
+                };
+                deployments.insert(dkey.as_slice(), record.as_slice())?;
+                for blob in &d.plugins {
+                    if plugins.get(blob.sha256.as_bytes())?.is_none() {
+                        plugins.insert(blob.sha256.as_bytes(), &*blob.bytes)?;
+                    }
+                }
+                Ok(Ok(new_version))
+            },
+        );
+        let new_version = match outcome {
+            Ok(Ok(v)) => v,
+            Ok(Err(conflict)) => return Ok(Err(conflict)),
+            Err(TransactionError::Abort(source)) => {
+                return Err(Error::Corrupt {
+                    what: format!("process {} v{}", p.name, p.version),
+                    source,
+                });
+            }
+            Err(TransactionError::Storage(e)) => return Err(sled_err("write", what)(e)),
+        };
+        self.flush()?;
+        Ok(Ok(Deployed {
+            revision,
+            new_version,
+            new_revision: true,
+        }))
+    }
+
     /// Data directories written before bindings belonged to a version kept
     /// one deployment per process name: it applies to every version, as
     /// revision 0.

@@ -684,6 +684,10 @@ const SUITE: &[(&str, Check)] = &[
         registry::swaps_write_revisions_log_and_component_at_once,
     ),
     (
+        "racing_deploys_and_swaps_each_take_their_own_revision",
+        registry::racing_deploys_and_swaps_each_take_their_own_revision,
+    ),
+    (
         "status_pages_read_in_id_order_after_a_cursor",
         status_pages_read_in_id_order_after_a_cursor,
     ),

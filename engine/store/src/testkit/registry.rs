@@ -108,10 +108,14 @@ pub(super) fn swaps_write_revisions_log_and_component_at_once(h: &mut dyn Harnes
     let done = s.swap(&write).expect("io").expect("swaps");
     assert_eq!(done.seq, 1);
     assert_eq!(done.plugin.as_deref(), Some("payments@1"));
-    // The same write again: revision 2 exists, so it is stale and writes
-    // nothing (no second log record, no registry change).
+    // Revision 2 again, with other bytes: it exists, so the write is stale
+    // and writes nothing (no second log record, no registry entry).
+    let again = SwapWrite {
+        register: Some((entry("payments", b"v9"), std::sync::Arc::from(&b"v9"[..]))),
+        ..write.clone()
+    };
     assert_eq!(
-        s.swap(&write).expect("io"),
+        s.swap(&again).expect("io"),
         Err(crate::Conflict::Stale {
             process: "order".into(),
             version: 1
@@ -161,7 +165,69 @@ pub(super) fn swaps_write_revisions_log_and_component_at_once(h: &mut dyn Harnes
         s.plugin("digest-of-v2").expect("io").as_deref(),
         Some(&b"v2"[..])
     );
+    assert_eq!(s.plugin("digest-of-v9").expect("io"), None);
     let reg = s.registry().expect("io");
     assert_eq!(reg.len(), 1);
     assert_eq!(reg[0].sha256, "digest-of-v2");
+}
+
+/// Deploys and swaps of one process version racing: each takes a revision
+/// of its own, none waits forever, none overwrites another.
+pub(super) fn racing_deploys_and_swaps_each_take_their_own_revision(h: &mut dyn Harness) {
+    use crate::{SwapKind, SwapRecord, SwapWrite, Target};
+    const EACH: usize = 60;
+    let s = h.store();
+    let first = super::deploy_of(1, serde_json::json!({"v": 1}), serde_json::json!({"n": -1}));
+    s.deploy(&first).expect("io").expect("deploys");
+    let deployer = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            for i in 0..EACH {
+                let d =
+                    super::deploy_of(1, serde_json::json!({"v": 1}), serde_json::json!({"n": i}));
+                let done = s.deploy(&d).expect("io").expect("deploys");
+                assert!(done.new_revision);
+            }
+        })
+    };
+    for i in 0..EACH {
+        loop {
+            let mut next = s.deployment("order", 1).expect("io").expect("deployed");
+            next.revision += 1;
+            next.plugins.insert("payments".into(), format!("sha-{i}"));
+            let write = SwapWrite {
+                record: SwapRecord {
+                    seq: 0,
+                    at: Millis(30),
+                    target: Target::Plugin("payments".into()),
+                    kind: SwapKind::Swap,
+                    sha256: format!("sha-{i}"),
+                    plugin: None,
+                    changes: vec![],
+                    reason: None,
+                    settles: None,
+                    canary: None,
+                },
+                deployments: vec![next],
+                register: None,
+            };
+            match s.swap(&write).expect("io") {
+                Ok(_) => break,
+                Err(crate::Conflict::Stale { .. }) => continue,
+                Err(other) => panic!("{other}"),
+            }
+        }
+    }
+    deployer.join().expect("the deploys finish");
+    let newest = s.deployment("order", 1).expect("io").expect("deployed");
+    assert_eq!(newest.revision as usize, 1 + 2 * EACH);
+    let swapped = (1..=newest.revision)
+        .filter(|r| {
+            s.deployment_revision("order", 1, *r)
+                .expect("io")
+                .is_some_and(|d| d.plugins["payments"].starts_with("sha-"))
+        })
+        .count();
+    assert_eq!(swapped, EACH, "every swap is a revision of its own");
+    assert_eq!(s.swaps().expect("io").len(), EACH);
 }
