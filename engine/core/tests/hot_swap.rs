@@ -369,3 +369,19 @@ async fn a_deploy_ends_swaps_and_canaries_of_its_version_and_rollback_says_so() 
     sim.engine.swap(swap("echo", "v3")).await.expect("swaps");
     assert_eq!(live(&sim), "v3");
 }
+
+#[tokio::test]
+async fn an_idempotent_action_is_not_taken_over_by_one_that_is_not() {
+    let sim = Sim::new(ONE_STEP, BINDINGS);
+    sim.invoker
+        .manifests
+        .lock()
+        .expect("lock")
+        .insert("sha-echo".into(), manifest("echo", &["no_such_thing"]));
+    let mut weaker = swap("echo", "v2");
+    weaker.component.manifest.actions[0].idempotent = false;
+    let e = sim.engine.swap(weaker).await.expect_err("refused");
+    assert!(e.to_string().contains("was idempotent"), "{e}");
+    assert!(sim.store.swaps().expect("io").is_empty());
+    sim.engine.swap(swap("echo", "v2")).await.expect("swaps");
+}

@@ -56,6 +56,9 @@ pub struct Scripted {
     pub dropped: AtomicUsize,
     /// The bindings revision each call ran with, in call order.
     pub revisions: Mutex<Vec<u32>>,
+    /// What each component (by sha256) says about itself, when a test
+    /// says.
+    pub manifests: Mutex<HashMap<String, weft_model::Manifest>>,
 }
 
 struct Running<'a>(&'a Scripted, String, bool);
@@ -71,6 +74,10 @@ impl Drop for Running<'_> {
 }
 
 impl Invoker for Scripted {
+    fn manifest(&self, sha256: &str) -> Option<weft_model::Manifest> {
+        self.manifests.lock().expect("lock").get(sha256).cloned()
+    }
+
     fn invoke<'a>(
         &'a self,
         deployment: &'a Deployment,
