@@ -327,10 +327,15 @@ fn a_full_disk_stops_weft_run_with_the_reason_and_resume_finishes_after() {
         "    config: { simulate: { sleep_ms: 3000, heartbeat: true } }",
     )]);
     let errors = s.path("run.err");
+    // 100 KB of data (under the 128 KB a command-line argument may hold):
+    // every commit that changes the data writes it, so the one after the
+    // fill needs new space, whatever sled had allocated and could reuse.
+    let mut input: serde_json::Value = serde_json::from_str(&order_input(1, "4242")).unwrap();
+    input["padding"] = serde_json::Value::String("x".repeat(100_000));
     let mut child = weft(&run_args(
         &order_process(),
         &bindings,
-        &order_input(1, "4242"),
+        &input.to_string(),
         &data,
     ))
     .stdout(std::process::Stdio::piped())

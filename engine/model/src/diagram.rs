@@ -4,7 +4,7 @@
 //! and map states as clusters. Given an instance's trail, its current state
 //! and the transitions it took are highlighted.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use crate::process::{Process, State, StateKind, WaitTimer};
@@ -100,31 +100,15 @@ fn cluster(p: &Process, top: bool, label: &str, trail: Option<&Trail>, ids: &mut
         let taken = |to: &str| {
             top && trail.is_some_and(|t| t.taken.contains(&(name.clone(), to.to_owned())))
         };
-        for t in &s.on {
-            for arm in &t.arms {
-                let label = match &arm.guard {
-                    Some(g) => format!("{} if {}", t.event, g.source()),
-                    None => t.event.clone(),
-                };
-                if let Some(to) = id_of.get(&arm.to) {
-                    c.edges.push(Edge {
-                        from: id.clone(),
-                        to: to.clone(),
-                        label,
-                        taken: taken(&arm.to),
-                    });
-                }
+        for exit in exits(s) {
+            if let Some(to) = id_of.get(exit.to) {
+                c.edges.push(Edge {
+                    from: id.clone(),
+                    to: to.clone(),
+                    label: exit.label,
+                    taken: taken(exit.to),
+                });
             }
-        }
-        if let StateKind::Compensate { then } = &s.kind
-            && let Some(to) = id_of.get(then)
-        {
-            c.edges.push(Edge {
-                from: id.clone(),
-                to: to.clone(),
-                label: "undone".into(),
-                taken: taken(then),
-            });
         }
         let branches: Vec<(String, &Process)> = match &s.kind {
             StateKind::Parallel(par) => par
@@ -143,6 +127,41 @@ fn cluster(p: &Process, top: bool, label: &str, trail: Option<&Trail>, ids: &mut
         }
     }
     c
+}
+
+/// One way out of a state: a transition arm, or a compensate state's `then`
+/// (drawn as the event `undone`).
+struct Exit<'a> {
+    event: &'a str,
+    /// The event, and its guard if it has one.
+    label: String,
+    to: &'a str,
+}
+
+/// Where `s` can go next, in the order written.
+fn exits(s: &State) -> Vec<Exit<'_>> {
+    let mut out = Vec::new();
+    for t in &s.on {
+        for arm in &t.arms {
+            let label = match &arm.guard {
+                Some(g) => format!("{} if {}", t.event, g.source()),
+                None => t.event.clone(),
+            };
+            out.push(Exit {
+                event: &t.event,
+                label,
+                to: &arm.to,
+            });
+        }
+    }
+    if let StateKind::Compensate { then } = &s.kind {
+        out.push(Exit {
+            event: "undone",
+            label: "undone".into(),
+            to: then,
+        });
+    }
+    out
 }
 
 fn describe(s: &State) -> (Shape, String) {
@@ -340,12 +359,993 @@ fn dot_cluster(c: &Cluster, out: &mut String, depth: usize, trail: Option<&Trail
     }
 }
 
+// SVG: a drawing laid out here, with no external tool, for a dashboard to
+// embed inline in HTML.
+//
+// The layout is a small layered (Sugiyama-style) one over the top-level
+// states only: layers by longest path from the start state (loops back to an
+// earlier state ignored), dummy nodes where an edge skips up to `MAX_SPAN`
+// layers, barycenter sweeps to order each layer, then x positions under the
+// mean of each node's neighbours above. Edges back up, within a layer or
+// longer than that are routed around the boxes. The dummy nodes are at most
+// edges × `MAX_SPAN`; the only cost beyond linear (plus sorting) is finding
+// the rightmost point of the layers a routed edge passes: edges × layers.
+
+/// Estimated width of a character at the 12px font of a box, and at the
+/// 11px font of an edge label: no font is measured.
+const CHAR_W: f64 = 7.0;
+const LABEL_CHAR_W: f64 = 6.5;
+/// Height of a line of text in a box, and the padding around the text.
+const LINE_H: f64 = 16.0;
+const PAD_X: f64 = 12.0;
+const PAD_Y: f64 = 8.0;
+const MIN_BOX_W: f64 = 90.0;
+/// Most characters shown on a line of a box, and of an edge label; the
+/// whole text is in the tooltip.
+const BOX_CHARS: usize = 40;
+const EDGE_CHARS: usize = 32;
+/// Space between neighbouring boxes in a layer, between a box and a long
+/// edge passing by, between two such edges, and between layers.
+const NODE_GAP: f64 = 36.0;
+const EDGE_GAP: f64 = 20.0;
+const LANE_GAP: f64 = 10.0;
+const LAYER_GAP: f64 = 64.0;
+/// Width kept for a long edge where it passes through a layer.
+const DUMMY_W: f64 = 12.0;
+/// How far a loop from a state back to itself reaches out, and how much
+/// further each further one does.
+const LOOP_REACH: f64 = 28.0;
+const LOOP_STEP: f64 = 14.0;
+/// How far apart arrows between the same two states are bent.
+const BEND: f64 = 28.0;
+/// Most layers a forward edge may skip through dummy nodes; a longer one is
+/// routed around the side like a back edge, so that a big process does not
+/// make edges × layers dummy nodes.
+const MAX_SPAN: usize = 16;
+/// Barycenter sweeps ordering the layers, alternately down and up.
+const SWEEPS: usize = 4;
+/// Room left around the drawing.
+const MARGIN: f64 = 16.0;
+
+/// The drawing's style, scoped to its root class: a `<style>` inside an
+/// inline `<svg>` applies to the whole HTML page.
+const SVG_STYLE: &str = "\
+.weft-diagram{font-family:system-ui,sans-serif;font-size:12px}
+.weft-diagram .box{fill:#fff;stroke:#546e7a;stroke-width:1.5}
+.weft-diagram .stack{fill:#f3e5f5;stroke:#6a1b9a;stroke-width:1}
+.weft-diagram .wait .box{stroke-dasharray:6 3}
+.weft-diagram .succeed .box{stroke:#2e7d32;stroke-width:2.5}
+.weft-diagram .fail .box{stroke:#c62828;stroke-width:2.5}
+.weft-diagram .compensate .box{stroke:#ef6c00}
+.weft-diagram .fan .box{stroke:#6a1b9a}
+.weft-diagram .visited .box{fill:#e3f2fd}
+.weft-diagram .current .box{fill:#ffd54f;stroke-width:3}
+.weft-diagram .state text{fill:#212121}
+.weft-diagram .state .name{font-weight:600}
+.weft-diagram .state text.count{fill:#fff;font-size:11px;font-weight:700}
+.weft-diagram rect.count{fill:#d84315;stroke:#fff;stroke-width:1.5}
+.weft-diagram .edge path{fill:none;stroke:#78909c;stroke-width:1.5}
+.weft-diagram .edge text{font-size:11px;fill:#455a64;stroke:#fff;stroke-width:3px;stroke-linejoin:round;paint-order:stroke}
+.weft-diagram .edge.taken path{stroke:#1565c0;stroke-width:3}
+.weft-diagram .edge.taken text{fill:#1565c0;font-weight:600}
+.weft-diagram .entry circle{fill:#37474f}
+.weft-diagram .entry path{fill:none;stroke:#37474f;stroke-width:1.5}
+";
+
+/// Arrowheads, grey and (for taken edges) blue. Their ids are fixed: two
+/// drawings on one page define the same markers, so either serves.
+const SVG_MARKERS: &str = "\
+<defs>
+<marker id=\"weft-arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"9\" markerHeight=\"9\" markerUnits=\"userSpaceOnUse\" orient=\"auto\"><path d=\"M0 0L10 5L0 10z\" fill=\"#78909c\"/></marker>
+<marker id=\"weft-arrow-taken\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"11\" markerHeight=\"11\" markerUnits=\"userSpaceOnUse\" orient=\"auto\"><path d=\"M0 0L10 5L0 10z\" fill=\"#1565c0\"/></marker>
+</defs>
+";
+
+/// Draws `process` as an SVG document laid out here (no external tool): its
+/// top-level states as boxes in layers from the start state down (a parallel
+/// or map state is one box naming its branches, which are not drawn),
+/// transitions as arrows labelled by event, and loops back to an earlier
+/// state (or very long edges down) routed around the right-hand side. A
+/// state unreachable from the start goes in a last layer of its own. With
+/// `trail`, its current state,
+/// the states it visited and the transitions it took are highlighted;
+/// `counts` (instances now in each top-level state) puts a badge on a box.
+///
+/// The document is self-contained, for embedding inline in HTML: its style
+/// is scoped to the class `weft-diagram`. Each state is a
+/// `<g class="state KIND [current|visited]" data-state="NAME">` (KIND is
+/// `task`, `wait`, `succeed`, `fail`, `compensate` or `fan`; with a badge it
+/// also has `data-count`), each transition a
+/// `<g class="edge [taken] [back|self]" data-from=".." data-to=".." data-event="..">`.
+/// The same input gives the same bytes.
+pub fn svg(process: &Process, trail: Option<&Trail>, counts: &BTreeMap<String, usize>) -> String {
+    let mut boxes: Vec<SvgBox<'_>> = process.states.values().map(SvgBox::of).collect();
+    let mut arrows = Vec::new();
+    for (from, s) in process.states.values().enumerate() {
+        for exit in exits(s) {
+            if let Some(to) = process.states.get_index_of(exit.to) {
+                arrows.push(Arrow {
+                    from,
+                    to,
+                    event: exit.event,
+                    label: exit.label,
+                });
+            }
+        }
+    }
+    // Arrows between the same two states are spread apart: each one's rank
+    // among them, and how many there are.
+    let mut between: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    let ranks: Vec<usize> = arrows
+        .iter()
+        .map(|a| {
+            let seen = between.entry((a.from, a.to)).or_insert(0);
+            *seen += 1;
+            *seen - 1
+        })
+        .collect();
+    // Loops to the same state need room on its right, with their labels.
+    for (a, &k) in arrows.iter().zip(&ranks) {
+        if a.from == a.to
+            && let Some(b) = boxes.get_mut(a.from)
+        {
+            let reach = LOOP_REACH + LOOP_STEP * k as f64;
+            let text = shorten(&a.label, EDGE_CHARS).chars().count() as f64 * LABEL_CHAR_W;
+            b.loop_room = b.loop_room.max(0.75 * reach + 8.0 + text);
+        }
+    }
+    let start = process.states.get_index_of(&process.start);
+    let layout = Layout::of(&boxes, &arrows, start);
+
+    // The labels of forward arrows leaving the same box alternate, left to
+    // right, between two heights in the gap below it, so that neighbours do
+    // not run into each other.
+    let mut leaving: BTreeMap<usize, Vec<(f64, usize)>> = BTreeMap::new();
+    for (n, a) in arrows.iter().enumerate() {
+        if laid_out(layout.layer[a.from], layout.layer[a.to]) {
+            let first = layout
+                .via
+                .get(&(a.from, a.to))
+                .and_then(|chain| chain.first())
+                .map_or(layout.x[a.to], |&d| layout.x[d]);
+            leaving.entry(a.from).or_default().push((first, n));
+        }
+    }
+    let mut along = vec![0.5; arrows.len()];
+    for list in leaving.values_mut().filter(|l| l.len() > 1) {
+        list.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (i, &(_, n)) in list.iter().enumerate() {
+            along[n] = if i % 2 == 0 { 0.3 } else { 0.7 };
+        }
+    }
+
+    let mut canvas = Canvas::default();
+    let mut lanes = 0usize;
+    for (n, (a, &k)) in arrows.iter().zip(&ranks).enumerate() {
+        let taken = trail.is_some_and(|t| {
+            let from = boxes[a.from].name.to_owned();
+            let to = boxes[a.to].name.to_owned();
+            t.taken.contains(&(from, to))
+        });
+        let look = Look {
+            rank: (k, between.get(&(a.from, a.to)).copied().unwrap_or(1)),
+            along: along[n],
+            taken,
+        };
+        draw_arrow(&mut canvas, &layout, &boxes, a, &look, &mut lanes);
+    }
+    for (i, b) in boxes.iter().enumerate() {
+        let mark = trail.and_then(|t| {
+            if t.current.as_deref() == Some(b.name) {
+                Some("current")
+            } else if t.visited.contains(b.name) {
+                Some("visited")
+            } else {
+                None
+            }
+        });
+        let count = counts.get(b.name).copied().unwrap_or(0);
+        draw_box(&mut canvas, &layout, i, b, mark, count);
+    }
+    if let Some(s) = start.and_then(|s| boxes.get(s).map(|b| (s, b))) {
+        let (x, y) = layout.centre(s.0);
+        let top = y - s.1.h / 2.0;
+        let _ = writeln!(
+            canvas.out,
+            "<g class=\"entry\"><circle cx=\"{}\" cy=\"{}\" r=\"5\"/><path d=\"M{} {}V{}\" marker-end=\"url(#weft-arrow)\"/></g>",
+            Px(x),
+            Px(top - 30.0),
+            Px(x),
+            Px(top - 25.0),
+            Px(top)
+        );
+        canvas.see(x - 5.0, top - 35.0);
+    }
+
+    let (x0, y0, x1, y1) = canvas.extent();
+    let (w, h) = (x1 - x0 + 2.0 * MARGIN, y1 - y0 + 2.0 * MARGIN);
+    let name = format!("Process {} v{}", escape_xml(&process.name), process.version);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"weft-diagram\" viewBox=\"{} {} {} {}\" width=\"100%\" style=\"max-width:{}px\" role=\"img\" aria-label=\"{name}\">",
+        Px(x0 - MARGIN),
+        Px(y0 - MARGIN),
+        Px(w),
+        Px(h),
+        Px(w)
+    );
+    let _ = writeln!(out, "<title>{name}</title>");
+    let _ = writeln!(out, "<style>\n{SVG_STYLE}</style>");
+    out.push_str(SVG_MARKERS);
+    out.push_str(&canvas.out);
+    out.push_str("</svg>");
+    out
+}
+
+/// A state as a box.
+struct SvgBox<'a> {
+    name: &'a str,
+    /// Its class: `task`, `wait`, `succeed`, `fail`, `compensate` or `fan`.
+    kind: &'static str,
+    /// What it does, in full (its tooltip), and the lines shown.
+    label: String,
+    lines: Vec<String>,
+    w: f64,
+    h: f64,
+    /// Room kept on its right for loops back to itself.
+    loop_room: f64,
+}
+
+impl<'a> SvgBox<'a> {
+    fn of(s: &'a State) -> Self {
+        let (shape, text) = describe(s);
+        // A fan state names its branches (which are not drawn).
+        let label = match &s.kind {
+            StateKind::Parallel(p) => {
+                let names: Vec<&str> = p.branches.iter().map(|(b, _)| b.as_str()).collect();
+                format!("{}\nparallel: {}", s.name, names.join(", "))
+            }
+            StateKind::Map(m) => format!(
+                "{}\nmap: each item, {} at a time",
+                s.name, m.max_concurrency
+            ),
+            _ => text,
+        };
+        let kind = match shape {
+            Shape::Task => "task",
+            Shape::Wait => "wait",
+            Shape::Succeed => "succeed",
+            Shape::Fail => "fail",
+            Shape::Compensate => "compensate",
+            Shape::Fan => "fan",
+        };
+        let lines: Vec<String> = label.lines().map(|l| shorten(l, BOX_CHARS)).collect();
+        let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        SvgBox {
+            name: &s.name,
+            kind,
+            w: (widest as f64 * CHAR_W + 2.0 * PAD_X).max(MIN_BOX_W),
+            h: lines.len().max(1) as f64 * LINE_H + 2.0 * PAD_Y,
+            label,
+            lines,
+            loop_room: 0.0,
+        }
+    }
+}
+
+/// A transition (or a compensate state's `then`) between states, by index.
+struct Arrow<'a> {
+    from: usize,
+    to: usize,
+    event: &'a str,
+    label: String,
+}
+
+/// Where everything goes. Nodes are the states, by index, then the dummy
+/// nodes through which an edge spanning several layers passes.
+struct Layout {
+    /// Each node's layer, and the x of its centre.
+    layer: Vec<usize>,
+    x: Vec<f64>,
+    /// Each layer's band: its top and height (that of its tallest box).
+    band_top: Vec<f64>,
+    band_h: Vec<f64>,
+    /// The rightmost point of each layer, loops included.
+    right: Vec<f64>,
+    /// The dummy nodes of each long forward edge, top down.
+    via: BTreeMap<(usize, usize), Vec<usize>>,
+}
+
+impl Layout {
+    fn of(boxes: &[SvgBox<'_>], arrows: &[Arrow<'_>], start: Option<usize>) -> Layout {
+        let n = boxes.len();
+        // Each state's successors, once each, in the order written.
+        let mut succ: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut pairs = BTreeSet::new();
+        for a in arrows {
+            if pairs.insert((a.from, a.to)) {
+                succ[a.from].push(a.to);
+            }
+        }
+        let (state_layer, found) = longest_path_layers(&succ, start);
+
+        // Nodes: the states, then a dummy node in each layer a forward edge
+        // skips, so that it bends around boxes and takes part in ordering.
+        // `up` and `down` link nodes in neighbouring layers.
+        let mut layer = state_layer.clone();
+        let mut width: Vec<f64> = boxes.iter().map(|b| b.w).collect();
+        let mut room: Vec<f64> = boxes.iter().map(|b| b.loop_room).collect();
+        let mut up: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut down: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut via = BTreeMap::new();
+        for (u, targets) in succ.iter().enumerate() {
+            for &v in targets {
+                let (lu, lv) = (state_layer[u], state_layer[v]);
+                if !laid_out(lu, lv) {
+                    // Back, within a layer, to itself or very long: routed
+                    // around the boxes instead.
+                    continue;
+                }
+                let mut prev = u;
+                let mut chain = Vec::new();
+                for l in lu + 1..lv {
+                    let d = layer.len();
+                    layer.push(l);
+                    width.push(DUMMY_W);
+                    room.push(0.0);
+                    up.push(vec![prev]);
+                    down.push(Vec::new());
+                    down[prev].push(d);
+                    chain.push(d);
+                    prev = d;
+                }
+                down[prev].push(v);
+                up[v].push(prev);
+                if !chain.is_empty() {
+                    via.insert((u, v), chain);
+                }
+            }
+        }
+
+        let layers = layer.iter().max().map_or(0, |&m| m + 1);
+        let mut rows: Vec<Vec<usize>> = vec![Vec::new(); layers];
+        for &u in &found {
+            rows[state_layer[u]].push(u);
+        }
+        for (d, &l) in layer.iter().enumerate().skip(n) {
+            rows[l].push(d);
+        }
+        order_rows(&mut rows, &up, &down, layer.len());
+        let x = place_rows(&rows, &up, &width, &room, n);
+
+        let mut band_h = vec![LINE_H; layers];
+        for (b, &l) in boxes.iter().zip(&state_layer) {
+            band_h[l] = band_h[l].max(b.h);
+        }
+        let mut band_top = Vec::with_capacity(layers);
+        let mut y = 0.0;
+        for h in &band_h {
+            band_top.push(y);
+            y += h + LAYER_GAP;
+        }
+        let right = rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|&i| x[i] + width[i] / 2.0 + room[i])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect();
+        Layout {
+            layer,
+            x,
+            band_top,
+            band_h,
+            right,
+            via,
+        }
+    }
+
+    /// The centre of node `i`: boxes are centred in their layer's band.
+    fn centre(&self, i: usize) -> (f64, f64) {
+        let l = self.layer[i];
+        (self.x[i], self.band_top[l] + self.band_h[l] / 2.0)
+    }
+
+    /// The bottom of layer `l`'s band.
+    fn band_bottom(&self, l: usize) -> f64 {
+        self.band_top[l] + self.band_h[l]
+    }
+}
+
+/// Whether an edge from layer `lu` to layer `lv` is laid out (through dummy
+/// nodes if it skips layers) rather than routed around the boxes.
+fn laid_out(lu: usize, lv: usize) -> bool {
+    lv > lu && lv - lu <= MAX_SPAN
+}
+
+/// Each state's layer: the longest path to it from `start`, not counting
+/// back edges (found by a depth-first search from `start`), so a loop back to
+/// an earlier state does not push states down without end. States that
+/// cannot be reached from `start` share a layer after all the others.
+/// Also returns the states in the order the search found them, the
+/// unreachable ones last in the order written.
+fn longest_path_layers(succ: &[Vec<usize>], start: Option<usize>) -> (Vec<usize>, Vec<usize>) {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum Mark {
+        New,
+        /// On the search's path: an edge to it goes back.
+        Open,
+        Done,
+    }
+    let n = succ.len();
+    let mut mark = vec![Mark::New; n];
+    let mut back = BTreeSet::new();
+    let mut found = Vec::with_capacity(n);
+    let mut finished = Vec::with_capacity(n);
+    if let Some(s) = start.filter(|&s| s < n) {
+        // Iterative, so a long chain of states cannot overflow the stack:
+        // each entry is a state and how many of its successors are done.
+        mark[s] = Mark::Open;
+        found.push(s);
+        let mut stack = vec![(s, 0usize)];
+        while let Some(top) = stack.last_mut() {
+            let (u, next) = *top;
+            match succ[u].get(next) {
+                Some(&v) => {
+                    top.1 += 1;
+                    match mark[v] {
+                        Mark::New => {
+                            mark[v] = Mark::Open;
+                            found.push(v);
+                            stack.push((v, 0));
+                        }
+                        Mark::Open => {
+                            back.insert((u, v));
+                        }
+                        Mark::Done => {}
+                    }
+                }
+                None => {
+                    mark[u] = Mark::Done;
+                    finished.push(u);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    // Without its back edges the reachable graph is acyclic, and reverse
+    // finishing order is a topological order of it.
+    let mut layer = vec![0usize; n];
+    for &u in finished.iter().rev() {
+        for &v in &succ[u] {
+            if !back.contains(&(u, v)) {
+                layer[v] = layer[v].max(layer[u] + 1);
+            }
+        }
+    }
+    let last = finished.iter().map(|&u| layer[u] + 1).max().unwrap_or(0);
+    for (u, m) in mark.iter().enumerate() {
+        if *m == Mark::New {
+            layer[u] = last;
+            found.push(u);
+        }
+    }
+    (layer, found)
+}
+
+/// Orders each layer to reduce crossings: sweeping alternately down and up,
+/// sorts a layer by the mean position of each node's neighbours in the layer
+/// just ordered (a node with none there keeps its place).
+fn order_rows(rows: &mut [Vec<usize>], up: &[Vec<usize>], down: &[Vec<usize>], nodes: usize) {
+    let mut pos = vec![0usize; nodes];
+    for row in rows.iter() {
+        for (p, &i) in row.iter().enumerate() {
+            pos[i] = p;
+        }
+    }
+    let layers = rows.len();
+    for sweep in 0..SWEEPS {
+        let (order, near): (Vec<usize>, &[Vec<usize>]) = if sweep % 2 == 0 {
+            ((1..layers).collect(), up)
+        } else {
+            ((0..layers.saturating_sub(1)).rev().collect(), down)
+        };
+        for l in order {
+            let mut keyed: Vec<(f64, usize, usize)> = rows[l]
+                .iter()
+                .map(|&i| {
+                    let ns = &near[i];
+                    let at = if ns.is_empty() {
+                        pos[i] as f64
+                    } else {
+                        ns.iter().map(|&j| pos[j] as f64).sum::<f64>() / ns.len() as f64
+                    };
+                    (at, pos[i], i)
+                })
+                .collect();
+            keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            rows[l] = keyed.into_iter().map(|(_, _, i)| i).collect();
+            for (p, &i) in rows[l].iter().enumerate() {
+                pos[i] = p;
+            }
+        }
+    }
+}
+
+/// The x of each node's centre. Layer by layer, top down: each node goes
+/// under the mean of its neighbours above, or further right to keep clear of
+/// the one before it; then the layer shifts as a whole by the median of how
+/// far its states (the first `states` nodes; its dummy nodes if it has no
+/// state with a wish) were pushed from where they wanted to be. States come
+/// first and the median is used so that edges pushed aside do not drag the
+/// boxes: a chain with long edges beside it stays straight. A layer where no
+/// node had a wish is centred on 0.
+fn place_rows(
+    rows: &[Vec<usize>],
+    up: &[Vec<usize>],
+    width: &[f64],
+    room: &[f64],
+    states: usize,
+) -> Vec<f64> {
+    let mut x = vec![0.0; width.len()];
+    for row in rows {
+        let want: Vec<Option<f64>> = row
+            .iter()
+            .map(|&i| {
+                let ns = &up[i];
+                (!ns.is_empty()).then(|| ns.iter().map(|&j| x[j]).sum::<f64>() / ns.len() as f64)
+            })
+            .collect();
+        let mut prev: Option<usize> = None;
+        for (&i, &w) in row.iter().zip(&want) {
+            let clear = prev.map(|p| {
+                let gap = match (p < states, i < states) {
+                    (true, true) => NODE_GAP,
+                    (false, false) => LANE_GAP,
+                    _ => EDGE_GAP,
+                };
+                x[p] + width[p] / 2.0 + room[p] + gap + width[i] / 2.0
+            });
+            x[i] = match (w, clear) {
+                (Some(w), Some(c)) => w.max(c),
+                (Some(w), None) => w,
+                (None, Some(c)) => c,
+                (None, None) => 0.0,
+            };
+            prev = Some(i);
+        }
+        let pushed = |real: bool| -> Vec<f64> {
+            let mut off: Vec<f64> = row
+                .iter()
+                .zip(&want)
+                .filter(|(i, _)| (**i < states) == real)
+                .filter_map(|(&i, w)| w.map(|w| x[i] - w))
+                .collect();
+            off.sort_by(f64::total_cmp);
+            off
+        };
+        let mut off = pushed(true);
+        if off.is_empty() {
+            off = pushed(false);
+        }
+        let shift = if off.is_empty() {
+            match (row.first(), row.last()) {
+                (Some(&a), Some(&b)) => {
+                    (x[a] - width[a] / 2.0 + x[b] + width[b] / 2.0 + room[b]) / 2.0
+                }
+                _ => 0.0,
+            }
+        } else {
+            let mid = off.len() / 2;
+            if off.len() % 2 == 1 {
+                off[mid]
+            } else {
+                (off[mid - 1] + off[mid]) / 2.0
+            }
+        };
+        for &i in row {
+            x[i] -= shift;
+        }
+    }
+    x
+}
+
+/// How a label is anchored at its point.
+#[derive(Clone, Copy)]
+enum Anchor {
+    Start,
+    Middle,
+    End,
+}
+
+/// How one arrow is drawn besides its route.
+struct Look {
+    /// Its place among the arrows between the same two states, and how
+    /// many there are.
+    rank: (usize, usize),
+    /// How far along its first stretch its label goes, if it goes forward.
+    along: f64,
+    taken: bool,
+}
+
+/// The body of the drawing, and how far it reaches.
+struct Canvas {
+    out: String,
+    min: (f64, f64),
+    max: (f64, f64),
+}
+
+impl Default for Canvas {
+    fn default() -> Self {
+        Canvas {
+            out: String::new(),
+            min: (f64::INFINITY, f64::INFINITY),
+            max: (f64::NEG_INFINITY, f64::NEG_INFINITY),
+        }
+    }
+}
+
+impl Canvas {
+    /// Notes that something is drawn at `(x, y)`.
+    fn see(&mut self, x: f64, y: f64) {
+        self.min = (self.min.0.min(x), self.min.1.min(y));
+        self.max = (self.max.0.max(x), self.max.1.max(y));
+    }
+
+    /// Notes an edge label of `chars` characters with its baseline at `y`.
+    fn see_label(&mut self, x: f64, y: f64, chars: usize, anchor: Anchor) {
+        let w = chars as f64 * LABEL_CHAR_W;
+        let left = match anchor {
+            Anchor::Start => x,
+            Anchor::Middle => x - w / 2.0,
+            Anchor::End => x - w,
+        };
+        self.see(left, y - 12.0);
+        self.see(left + w, y + 4.0);
+    }
+
+    /// `(min x, min y, max x, max y)` of all that is drawn.
+    fn extent(&self) -> (f64, f64, f64, f64) {
+        if self.min.0 <= self.max.0 && self.min.1 <= self.max.1 {
+            (self.min.0, self.min.1, self.max.0, self.max.1)
+        } else {
+            (0.0, 0.0, 0.0, 0.0)
+        }
+    }
+}
+
+/// Draws one arrow; `lanes` counts the arrows routed around the boxes, so
+/// that each takes its own lane.
+fn draw_arrow(
+    c: &mut Canvas,
+    lay: &Layout,
+    boxes: &[SvgBox<'_>],
+    a: &Arrow<'_>,
+    look: &Look,
+    lanes: &mut usize,
+) {
+    let (k, of) = look.rank;
+    let (from, to) = (&boxes[a.from], &boxes[a.to]);
+    let (cu, cv) = (lay.centre(a.from), lay.centre(a.to));
+    let (lu, lv) = (lay.layer[a.from], lay.layer[a.to]);
+    let text = shorten(&a.label, EDGE_CHARS);
+    // The path, the points that bound it, where the label goes, and the
+    // kind of route as a class.
+    let mut d = String::new();
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    let label: (f64, f64, Anchor);
+    let mut class = "";
+    if a.from == a.to {
+        // A loop on the box's right side, each further one reaching further.
+        class = " self";
+        let r = cu.0 + from.w / 2.0;
+        let reach = LOOP_REACH + LOOP_STEP * k as f64;
+        let (y0, y1) = (cu.1 - 10.0, cu.1 + 10.0);
+        let _ = write!(
+            d,
+            "M{} {}C{} {} {} {} {} {}",
+            Px(r),
+            Px(y0),
+            Px(r + reach),
+            Px(y0 - reach / 2.0),
+            Px(r + reach),
+            Px(y1 + reach / 2.0),
+            Px(r),
+            Px(y1)
+        );
+        points.extend([(r, y0 - reach / 2.0), (r + reach, y1 + reach / 2.0)]);
+        let dy = 13.0 * k as f64 - 6.5 * (of as f64 - 1.0);
+        label = (r + 0.75 * reach + 4.0, cu.1 + 4.0 + dy, Anchor::Start);
+    } else if laid_out(lu, lv) {
+        // Forward: from the bottom of one box to the top of the other,
+        // through the dummy nodes of the layers in between.
+        let p0 = (cu.0, cu.1 + from.h / 2.0);
+        let p1 = (cv.0, cv.1 - to.h / 2.0);
+        let chain = lay.via.get(&(a.from, a.to)).map_or(&[][..], Vec::as_slice);
+        if chain.is_empty() && of > 1 {
+            // Several arrows between the same boxes: bend each its own way.
+            let (dx, dy) = (p1.0 - p0.0, p1.1 - p0.1);
+            let len = dx.hypot(dy).max(1.0);
+            let normal = (-dy / len, dx / len);
+            let off = (k as f64 - (of as f64 - 1.0) / 2.0) * BEND;
+            let mid = ((p0.0 + p1.0) / 2.0, (p0.1 + p1.1) / 2.0);
+            let ctrl = (mid.0 + normal.0 * 2.0 * off, mid.1 + normal.1 * 2.0 * off);
+            let _ = write!(
+                d,
+                "M{} {}Q{} {} {} {}",
+                Px(p0.0),
+                Px(p0.1),
+                Px(ctrl.0),
+                Px(ctrl.1),
+                Px(p1.0),
+                Px(p1.1)
+            );
+            points.extend([p0, ctrl, p1]);
+            // The label beside the bend, on its outer side.
+            let apex = (mid.0 + normal.0 * off, mid.1 + normal.1 * off);
+            let anchor = if apex.0 < mid.0 - 0.5 {
+                Anchor::End
+            } else if apex.0 > mid.0 + 0.5 {
+                Anchor::Start
+            } else {
+                Anchor::Middle
+            };
+            let side = match anchor {
+                Anchor::Start => 3.0,
+                Anchor::End => -3.0,
+                Anchor::Middle => 0.0,
+            };
+            label = (apex.0 + side, apex.1 + 4.0, anchor);
+        } else {
+            points.push(p0);
+            for &n in chain {
+                let l = lay.layer[n];
+                points.push((lay.x[n], lay.band_top[l]));
+                points.push((lay.x[n], lay.band_bottom(l)));
+            }
+            points.push(p1);
+            for (i, p) in points.iter().enumerate() {
+                let _ = write!(
+                    d,
+                    "{}{} {}",
+                    if i == 0 { 'M' } else { 'L' },
+                    Px(p.0),
+                    Px(p.1)
+                );
+            }
+            // On the first stretch, which crosses the gap below the source.
+            let f = look.along;
+            let q = points.get(1).copied().unwrap_or(p1);
+            label = (
+                p0.0 + (q.0 - p0.0) * f,
+                p0.1 + (q.1 - p0.1) * f + 4.0,
+                Anchor::Middle,
+            );
+        }
+    } else {
+        // Back to an earlier layer, far down, or within one (only states
+        // not reachable from the start share a layer): out through the gap
+        // below the source, then in its own lane around the boxes.
+        let j = *lanes;
+        *lanes += 1;
+        let lane = 8.0 + 6.0 * (j % 4) as f64;
+        let out_y = lay.band_bottom(lu) + lane;
+        if lv != lu {
+            // Up (or down) the right-hand side of every layer in between,
+            // then into the target's top through the gap above it.
+            if lv < lu {
+                class = " back";
+            }
+            let side = (lu.min(lv)..=lu.max(lv))
+                .filter_map(|l| lay.right.get(l).copied())
+                .fold(
+                    (cu.0 + from.w / 2.0 + from.loop_room).max(cv.0 + to.w / 2.0 + to.loop_room),
+                    f64::max,
+                )
+                + 20.0
+                + 12.0 * (j % 6) as f64;
+            let (ax, bx) = (cu.0 + from.w / 4.0, cv.0 + to.w / 4.0);
+            let in_y = lay.band_top[lv] - lane;
+            points.extend([
+                (ax, cu.1 + from.h / 2.0),
+                (ax, out_y),
+                (side, out_y),
+                (side, in_y),
+                (bx, in_y),
+                (bx, cv.1 - to.h / 2.0),
+            ]);
+            label = (side + 4.0, (out_y + in_y) / 2.0 + 4.0, Anchor::Start);
+        } else {
+            // Along the gap below the layer, into the target's bottom.
+            let (ax, bx) = (cu.0 - from.w / 4.0, cv.0 - to.w / 4.0);
+            points.extend([
+                (ax, cu.1 + from.h / 2.0),
+                (ax, out_y),
+                (bx, out_y),
+                (bx, cv.1 + to.h / 2.0),
+            ]);
+            label = ((ax + bx) / 2.0, out_y + 14.0, Anchor::Middle);
+        }
+        for (i, p) in points.iter().enumerate() {
+            let _ = write!(
+                d,
+                "{}{} {}",
+                if i == 0 { 'M' } else { 'L' },
+                Px(p.0),
+                Px(p.1)
+            );
+        }
+    }
+    for &(x, y) in &points {
+        c.see(x, y);
+    }
+    c.see_label(label.0, label.1, text.chars().count(), label.2);
+    let (marker, taken_class) = if look.taken {
+        ("weft-arrow-taken", " taken")
+    } else {
+        ("weft-arrow", "")
+    };
+    let anchor = match label.2 {
+        Anchor::Start => "start",
+        Anchor::Middle => "middle",
+        Anchor::End => "end",
+    };
+    let _ = writeln!(
+        c.out,
+        "<g class=\"edge{taken_class}{class}\" data-from=\"{}\" data-to=\"{}\" data-event=\"{}\"><title>{}</title><path d=\"{d}\" marker-end=\"url(#{marker})\"/><text x=\"{}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text></g>",
+        escape_xml(from.name),
+        escape_xml(to.name),
+        escape_xml(a.event),
+        escape_xml(&a.label),
+        Px(label.0),
+        Px(label.1),
+        escape_xml(&text)
+    );
+}
+
+/// Draws state `i`'s box, with its `mark` (`current` or `visited`) and a
+/// badge for `count` instances in it (none for 0).
+fn draw_box(
+    c: &mut Canvas,
+    lay: &Layout,
+    i: usize,
+    b: &SvgBox<'_>,
+    mark: Option<&str>,
+    count: usize,
+) {
+    let (cx, cy) = lay.centre(i);
+    let (left, top) = (cx - b.w / 2.0, cy - b.h / 2.0);
+    c.see(left, top);
+    c.see(left + b.w, top + b.h);
+    let mark = mark.map(|m| format!(" {m}")).unwrap_or_default();
+    let data_count = if count > 0 {
+        format!(" data-count=\"{count}\"")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        c.out,
+        "<g class=\"state {}{mark}\" data-state=\"{}\"{data_count}>",
+        b.kind,
+        escape_xml(b.name)
+    );
+    let _ = writeln!(c.out, "<title>{}</title>", escape_xml(&b.label));
+    let rx = match b.kind {
+        "succeed" | "fail" => 16.0_f64.min(b.h / 2.0),
+        "compensate" | "fan" => 3.0,
+        _ => 8.0,
+    };
+    if b.kind == "fan" {
+        // A second box peeking out behind: there is more inside.
+        let _ = writeln!(
+            c.out,
+            "<rect class=\"stack\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"{}\"/>",
+            Px(left + 4.0),
+            Px(top - 4.0),
+            Px(b.w),
+            Px(b.h),
+            Px(rx)
+        );
+        c.see(left + b.w + 4.0, top - 4.0);
+    }
+    let _ = writeln!(
+        c.out,
+        "<rect class=\"box\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" rx=\"{}\"/>",
+        Px(left),
+        Px(top),
+        Px(b.w),
+        Px(b.h),
+        Px(rx)
+    );
+    let _ = write!(
+        c.out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">",
+        Px(cx),
+        Px(top + PAD_Y + 12.0)
+    );
+    for (n, line) in b.lines.iter().enumerate() {
+        if n == 0 {
+            let _ = write!(c.out, "<tspan class=\"name\">{}</tspan>", escape_xml(line));
+        } else {
+            let _ = write!(
+                c.out,
+                "<tspan x=\"{}\" dy=\"{}\">{}</tspan>",
+                Px(cx),
+                Px(LINE_H),
+                escape_xml(line)
+            );
+        }
+    }
+    c.out.push_str("</text>\n");
+    if count > 0 {
+        // A pill on the top right corner.
+        let digits = count.to_string();
+        let w = (digits.len() as f64 * 7.0 + 10.0).max(18.0);
+        let (bx, by) = (left + b.w - 6.0, top);
+        let _ = writeln!(
+            c.out,
+            "<rect class=\"count\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"18\" rx=\"9\"/><text class=\"count\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{digits}</text>",
+            Px(bx - w / 2.0),
+            Px(by - 9.0),
+            Px(w),
+            Px(bx),
+            Px(by + 4.0)
+        );
+        c.see(bx - w / 2.0, by - 9.0);
+        c.see(bx + w / 2.0, by + 9.0);
+    }
+    c.out.push_str("</g>\n");
+}
+
+/// A coordinate as written: one decimal, and never `-0.0`.
+struct Px(f64);
+
+impl std::fmt::Display for Px {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Adding +0.0 turns -0.0 into 0.0.
+        let v = (self.0 * 10.0).round() / 10.0 + 0.0;
+        write!(f, "{v:.1}")
+    }
+}
+
+/// `text` cut to `max` characters, with an ellipsis if it was longer.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// `text` made safe as XML character data or an attribute value: the five
+/// markup characters escaped, and control characters XML does not allow
+/// (even as references) replaced by U+FFFD.
+fn escape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(ch),
+            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    const SAGA: &str = r#"
+    pub(super) const SAGA: &str = r#"
 process: saga
 version: 1
 start: reserve
@@ -419,5 +1419,367 @@ states:
         assert_eq!(dot.matches("penwidth=2.5").count(), 1, "{dot}");
         assert_eq!(dot.matches("fillcolor=\"#ffd54f\"").count(), 1, "{dot}");
         assert!(dot.contains("subgraph cluster_"), "{dot}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod svg_tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Process {
+        crate::parse_process("p.yaml", yaml).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    fn saga() -> Process {
+        load(tests::SAGA)
+    }
+
+    /// Checks the document is well formed enough: one root element, groups
+    /// balanced, no raw markup characters left in text.
+    fn well_formed(svg: &str) {
+        assert!(svg.starts_with("<svg "), "{svg}");
+        assert!(svg.ends_with("</svg>"), "{svg}");
+        assert_eq!(svg.matches("<svg").count(), 1, "{svg}");
+        assert_eq!(
+            svg.matches("<g ").count(),
+            svg.matches("</g>").count(),
+            "{svg}"
+        );
+        assert_eq!(
+            svg.matches("<text").count(),
+            svg.matches("</text>").count(),
+            "{svg}"
+        );
+        assert_eq!(
+            svg.matches("<title>").count(),
+            svg.matches("</title>").count(),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("viewBox=\"") && svg.contains("width=\"100%\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("role=\"img\"") && svg.contains("aria-label=\""),
+            "{svg}"
+        );
+    }
+
+    /// The `<g>` opening tag of state `name`'s box.
+    fn state_tag<'a>(svg: &'a str, name: &str) -> &'a str {
+        let at = svg
+            .find(&format!("data-state=\"{name}\""))
+            .unwrap_or_else(|| panic!("no state {name}: {svg}"));
+        let open = svg[..at].rfind("<g ").unwrap();
+        let end = open + svg[open..].find('>').unwrap();
+        &svg[open..=end]
+    }
+
+    /// The top edge (y) of state `name`'s box.
+    fn box_y(svg: &str, name: &str) -> f64 {
+        let at = svg.find(&format!("data-state=\"{name}\"")).unwrap();
+        let rect = at + svg[at..].find("<rect class=\"box\"").unwrap();
+        let y = rect + svg[rect..].find(" y=\"").unwrap() + 4;
+        let end = y + svg[y..].find('"').unwrap();
+        svg[y..end].parse().unwrap()
+    }
+
+    #[test]
+    fn every_state_is_drawn_once_and_the_document_is_well_formed() {
+        let p = saga();
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        assert!(text.contains("aria-label=\"Process saga v1\""), "{text}");
+        for name in p.states.keys() {
+            assert_eq!(
+                text.matches(&format!("data-state=\"{name}\"")).count(),
+                1,
+                "{name}: {text}"
+            );
+        }
+        assert_eq!(text.matches("class=\"state ").count(), p.states.len());
+        // The kinds, the fan state naming its branch (not laid out), the
+        // guard and the compensation as edges.
+        assert!(state_tag(&text, "reserve").contains("class=\"state task\""));
+        assert!(state_tag(&text, "review").contains("class=\"state wait\""));
+        assert!(state_tag(&text, "checks").contains("class=\"state fan\""));
+        assert!(state_tag(&text, "done").contains("class=\"state succeed\""));
+        assert!(state_tag(&text, "failed").contains("class=\"state fail\""));
+        assert!(text.contains("parallel: build"), "{text}");
+        assert!(
+            !text.contains("data-state=\"b\""),
+            "branches are not drawn: {text}"
+        );
+        assert!(
+            text.contains("data-from=\"undo\" data-to=\"failed\" data-event=\"undone\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains(" current") && !text.contains(" taken"),
+            "{text}"
+        );
+        // Same input, same bytes.
+        assert_eq!(text, svg(&p, None, &BTreeMap::new()));
+    }
+
+    #[test]
+    fn a_trail_and_counts_mark_states_and_edges() {
+        let trail = Trail {
+            current: Some("review".into()),
+            visited: ["reserve".to_owned(), "review".to_owned()]
+                .into_iter()
+                .collect(),
+            taken: [("reserve".to_owned(), "review".to_owned())]
+                .into_iter()
+                .collect(),
+        };
+        let counts: BTreeMap<String, usize> = [
+            ("review".to_owned(), 3),
+            ("done".to_owned(), 0),
+            ("reserve".to_owned(), 12),
+            ("no-such-state".to_owned(), 5),
+        ]
+        .into_iter()
+        .collect();
+        let text = svg(&saga(), Some(&trail), &counts);
+        well_formed(&text);
+        assert_eq!(
+            state_tag(&text, "review"),
+            "<g class=\"state wait current\" data-state=\"review\" data-count=\"3\">"
+        );
+        assert_eq!(
+            state_tag(&text, "reserve"),
+            "<g class=\"state task visited\" data-state=\"reserve\" data-count=\"12\">"
+        );
+        assert_eq!(
+            state_tag(&text, "done"),
+            "<g class=\"state succeed\" data-state=\"done\">"
+        );
+        assert!(
+            text.contains(
+                "<g class=\"edge taken\" data-from=\"reserve\" data-to=\"review\" data-event=\"done\">"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.matches("class=\"edge taken").count(), 1, "{text}");
+        assert!(text.contains("url(#weft-arrow-taken)"), "{text}");
+        // Badges: one per state with instances, showing the number.
+        assert_eq!(text.matches("<rect class=\"count\"").count(), 2, "{text}");
+        assert!(
+            text.contains(">3</text>") && text.contains(">12</text>"),
+            "{text}"
+        );
+        assert!(!text.contains(">5</text>"), "{text}");
+    }
+
+    #[test]
+    fn text_from_the_file_is_escaped() {
+        assert_eq!(
+            escape_xml("a&b<c>\"d'e\u{1}"),
+            "a&amp;b&lt;c&gt;&quot;d&#39;e\u{fffd}"
+        );
+        let p = load(
+            r#"
+process: quoting
+version: 1
+start: pick
+states:
+  pick:
+    action: pick
+    on:
+      done:
+        - { if: '.kind == "a&b" and .n < 3', to: yes }
+        - { to: no }
+  yes: { type: succeed }
+  no: { type: fail }
+"#,
+        );
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        assert!(
+            text.contains("done if .kind == &quot;a&amp;b&quot; and .n &lt; 3"),
+            "{text}"
+        );
+        assert!(!text.contains("a&b") && !text.contains(".n < 3"), "{text}");
+        // The saga's guard `.amount > 10`.
+        let saga = svg(&saga(), None, &BTreeMap::new());
+        assert!(saga.contains("approve if .amount &gt; 10"), "{saga}");
+    }
+
+    const RETRY: &str = r#"
+process: retry
+version: 1
+start: fetch
+states:
+  fetch: { action: fetch, on: { done: check, error: failed } }
+  check:
+    action: check
+    on: { done: finish, error.busy: check, error: pause }
+  pause:
+    type: wait
+    wait: { for: 5s }
+    on: { elapsed: fetch }
+  finish: { type: succeed }
+  failed: { type: fail }
+"#;
+
+    #[test]
+    fn loops_back_and_to_itself_are_drawn_and_the_start_is_on_top() {
+        let p = load(RETRY);
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        let start = box_y(&text, "fetch");
+        for name in ["check", "pause", "finish", "failed"] {
+            assert!(box_y(&text, name) > start, "{name}: {text}");
+        }
+        // check below fetch, pause below check: longest path, loop ignored.
+        assert!(box_y(&text, "pause") > box_y(&text, "check"), "{text}");
+        assert!(
+            text.contains("<g class=\"edge back\" data-from=\"pause\" data-to=\"fetch\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("<g class=\"edge self\" data-from=\"check\" data-to=\"check\""),
+            "{text}"
+        );
+        assert!(text.contains("class=\"entry\""), "{text}");
+    }
+
+    #[test]
+    fn a_single_state_and_unreachable_states_are_drawn() {
+        let one = load("process: one\nversion: 1\nstart: end\nstates:\n  end: { type: succeed }\n");
+        let text = svg(&one, None, &BTreeMap::new());
+        well_formed(&text);
+        assert_eq!(text.matches("class=\"state ").count(), 1, "{text}");
+
+        // Validation refuses unreachable states; a process built otherwise
+        // may still have them: here `fetch` and `check`, and a start that is
+        // not a state at all.
+        let mut p = load(RETRY);
+        p.start = "finish".into();
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        assert!(box_y(&text, "fetch") > box_y(&text, "finish"), "{text}");
+        assert_eq!(box_y(&text, "fetch"), box_y(&text, "pause"), "{text}");
+        p.start = "nowhere".into();
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        assert_eq!(text.matches("class=\"state ").count(), 5, "{text}");
+        assert!(!text.contains("class=\"entry\""), "{text}");
+    }
+
+    #[test]
+    fn a_chain_of_two_hundred_states_is_drawn_in_order() {
+        let mut yaml = String::from("process: chain\nversion: 1\nstart: s0\nstates:\n");
+        for i in 0..199 {
+            yaml.push_str(&format!(
+                "  s{i}: {{ action: step, on: {{ done: s{}, error: s0 }} }}\n",
+                i + 1
+            ));
+        }
+        yaml.push_str("  s199: { type: succeed }\n");
+        let p = load(&yaml);
+        assert_eq!(p.states.len(), 200);
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        assert_eq!(text.matches("class=\"state ").count(), 200);
+        assert_eq!(
+            text.matches("class=\"edge back\"").count(),
+            198,
+            "s1..s198 back to s0"
+        );
+        let ys: Vec<f64> = (0..200).map(|i| box_y(&text, &format!("s{i}"))).collect();
+        assert!(ys.windows(2).all(|w| w[0] < w[1]), "{ys:?}");
+    }
+
+    #[test]
+    fn a_tangled_process_of_two_hundred_states_is_drawn() {
+        // A chain (so all are reachable) with errors jumping anywhere:
+        // back, forward over many layers, or to the state itself.
+        let mut seed: u64 = 7;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut yaml = String::from("process: tangle\nversion: 1\nstart: s0\nstates:\n");
+        for i in 0..199 {
+            yaml.push_str(&format!(
+                "  s{i}: {{ action: step, on: {{ done: s{}, error: s{}, error.x: s{} }} }}\n",
+                i + 1,
+                next(200),
+                next(200)
+            ));
+        }
+        yaml.push_str("  s199: { type: succeed }\n");
+        let p = load(&yaml);
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        assert_eq!(text.matches("class=\"state ").count(), 200);
+        assert_eq!(text.matches("class=\"edge").count(), 199 * 3);
+        assert!(
+            !text.contains("NaN") && !text.contains("inf"),
+            "coordinates are finite"
+        );
+        assert_eq!(text, svg(&p, None, &BTreeMap::new()));
+    }
+
+    #[test]
+    fn long_edges_bend_through_the_layers_they_skip() {
+        let p = load(
+            r#"
+process: skip
+version: 1
+start: a
+states:
+  a: { action: x, on: { done: b, error: d } }
+  b: { action: x, on: { done: c } }
+  c: { action: x, on: { done: d } }
+  d: { type: succeed }
+"#,
+        );
+        let text = svg(&p, None, &BTreeMap::new());
+        well_formed(&text);
+        let edge = text
+            .find("data-from=\"a\" data-to=\"d\"")
+            .map(|at| &text[at..at + text[at..].find("</g>").unwrap()])
+            .unwrap();
+        // Two dummy nodes, each a pair of points: a polyline of 6 points.
+        assert_eq!(edge.matches('L').count(), 5, "{edge}");
+        assert!(edge.contains("text-anchor=\"middle\""), "{edge}");
+        assert!(box_y(&text, "d") > box_y(&text, "c"), "{text}");
+    }
+
+    #[test]
+    fn very_long_edges_go_around_the_side() {
+        // Every step can fail straight to the end, 30 layers down.
+        let mut yaml = String::from("process: steps\nversion: 1\nstart: s0\nstates:\n");
+        for i in 0..30 {
+            yaml.push_str(&format!(
+                "  s{i}: {{ action: step, on: {{ done: s{}, error: failed }} }}\n",
+                i + 1
+            ));
+        }
+        yaml.push_str("  s30: { type: succeed }\n  failed: { type: fail }\n");
+        let text = svg(&load(&yaml), None, &BTreeMap::new());
+        well_formed(&text);
+        let edge = |from: &str| {
+            let at = text
+                .find(&format!("data-from=\"{from}\" data-to=\"failed\""))
+                .unwrap();
+            &text[at..at + text[at..].find("</g>").unwrap()]
+        };
+        // From s29 one layer down, straight; from s0 30 layers down, around
+        // the side with its label beside it; neither counts as going back.
+        assert_eq!(edge("s29").matches('L').count(), 1, "{}", edge("s29"));
+        assert!(
+            edge("s0").contains("text-anchor=\"start\""),
+            "{}",
+            edge("s0")
+        );
+        assert_eq!(edge("s0").matches('L').count(), 5, "{}", edge("s0"));
+        assert!(!text.contains(" back\""), "{text}");
     }
 }

@@ -35,6 +35,7 @@
 //! | POST | `/v1/tokens/{token}/heartbeat` | report progress (`details`) |
 
 mod body;
+mod dashboard;
 mod deploy;
 mod error;
 mod instances;
@@ -155,6 +156,7 @@ pub fn router(engine: Engine, options: Options) -> Router {
                 .route_layer(middleware::from_fn_with_state(app.clone(), authorize)),
         )
         .nest("/v1", v1)
+        .merge(dashboard::routes(app.clone()))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
