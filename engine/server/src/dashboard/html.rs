@@ -64,7 +64,7 @@ pub(crate) fn page(title: &str, section: Section, live: bool, main: &str) -> Str
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · weft</title><link rel=\"stylesheet\" href=\"/ui/assets/app.css\">\
+         <title>{} · weft</title><link rel=\"icon\" href=\"data:,\"><link rel=\"stylesheet\" href=\"/ui/assets/app.css\">\
          <script src=\"/ui/assets/app.js\" defer></script></head><body>\
          <a class=\"skip\" href=\"#main\">Skip to content</a>\
          <header class=\"top\"><a class=\"brand\" href=\"/\">weft</a><nav aria-label=\"Sections\">{nav}</nav></header>\
