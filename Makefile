@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters bench-swap clean-demo api-fuzz openapi schema
+.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters bench-swap bench-dashboard clean-demo api-fuzz openapi schema
 
 CARGO ?= cargo
 
@@ -66,6 +66,11 @@ bench-http: plugins
 bench-swap: plugins
 	$(CARGO) build --release -p weft
 	env -u RUST_BACKTRACE target/release/weft bench swap
+
+# The dashboard's pages with 100,000 instances in the store (README, Benchmark).
+bench-dashboard: plugins
+	$(CARGO) build --release -p weft
+	env -u RUST_BACKTRACE target/release/weft bench dashboard
 
 # One invocation of a Rust, a JavaScript and a Python adapter side by side,
 # and one HTTP-adapter call to a loopback service (README, Benchmark).

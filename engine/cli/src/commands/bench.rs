@@ -68,6 +68,8 @@ pub enum Workload {
     /// the time from a swap request to the first invocation on the new
     /// component, and the attempts that failed meanwhile.
     Swap(super::bench_swap::SwapArgs),
+    /// The dashboard's pages rendered with 100,000 instances in the store.
+    Dashboard(super::bench_dashboard::DashboardArgs),
 }
 
 const MAP: &str = r#"
@@ -123,6 +125,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         Some(Workload::Http(http)) => return super::bench_http::http(http).await,
         Some(Workload::Adapters(a)) => return super::bench_adapters::adapters(a).await,
         Some(Workload::Swap(s)) => return super::bench_swap::swap(s).await,
+        Some(Workload::Dashboard(d)) => return super::bench_dashboard::dashboard(d).await,
         None => {}
     }
     if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {

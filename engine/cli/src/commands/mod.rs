@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod bench_adapters;
+mod bench_dashboard;
 mod bench_http;
 mod bench_swap;
 mod check;
