@@ -90,6 +90,9 @@ for (const r of history.filter((r) => r.type === "transition" && !r.branch)) {
 const final = (await api(`/v1/instances/${kase.order}`)).json();
 assert.equal(await page.locator(`#diagram g.state.current[data-state="${final.state}"]`).count(), 1);
 assert.equal(await page.getAttribute("#status", "data-status"), "succeeded");
+const inputs = await page.locator("#timeline details.input").allTextContents();
+assert.ok(inputs.length >= 3, `each step's input is in its transition: ${inputs.length}`);
+assert.ok(inputs.some((t) => t.includes('"card": "4242"')), "the charge got the card");
 const attempt = await page.locator("#timeline tbody tr").filter({ hasText: "component" }).count();
 assert.ok(attempt >= 1, "attempts say which component ran them");
 await shot("instance-succeeded");
@@ -169,6 +172,11 @@ console.log(`  ${pages} pages in ${((Date.now() - started) / 1000).toFixed(1)} s
 step("filters");
 await page.goto(`${base}/ui/instances?status=parked`);
 assert.equal(await page.locator("#instances tbody tr").count(), 0, "the parked one was redriven");
+await page.goto(`${base}/ui/instances?process=ping&version=1`);
+assert.equal(await page.locator("#instances tbody tr").count(), 50, "a full page of v1");
+await page.goto(`${base}/ui/instances?process=ping&version=2`);
+assert.equal(await page.locator("#instances tbody tr").count(), 0, "no v2 instance");
+assert.ok((await page.locator(".empty").textContent()).includes("No instance matches"));
 await page.goto(`${base}/ui/instances?key=${kase.orderKey}`);
 assert.ok(page.url().endsWith(`/ui/instances/${kase.order}`), page.url());
 

@@ -429,3 +429,28 @@ async fn an_attempt_that_outlives_its_timeout_fails_with_error_timeout_and_is_re
     let history = sim.store.history(&id, 0).expect("io");
     assert!(history.iter().any(|r| matches!(&r.kind, RecordKind::AttemptFailed { failure, .. } if failure.kind == "timeout")));
 }
+
+#[tokio::test]
+async fn the_transition_ending_a_step_records_the_input_its_attempts_got() {
+    let sim = Sim::new(&one_step("retry: { max_attempts: 3, initial: 100ms }"), "");
+    sim.on(
+        "call_api",
+        script(|ctx| match ctx.nth {
+            0 => failed("retryable"),
+            _ => done(json!({"ok": ctx.inv.input.clone()})),
+        }),
+    );
+    let id = sim.start(json!({"amount": 12})).await;
+    sim.run_for(1_000, 50).await;
+    let history = sim.store.history(&id, 0).expect("io");
+    let ended = history
+        .iter()
+        .find_map(|r| match &r.kind {
+            RecordKind::Transition { from, input, .. } if from == "call" => Some(input.clone()),
+            _ => None,
+        })
+        .expect("the step ended");
+    let got = sim.invoker.calls_of("call_api");
+    assert_eq!(got.len(), 2);
+    assert_eq!(ended, Some(json!({"amount": 12})), "{history:?}");
+}

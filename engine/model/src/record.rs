@@ -48,6 +48,10 @@ pub enum RecordKind {
         result: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failure: Option<Failure>,
+        /// The input the step got (a task state's: every attempt of the
+        /// visit got the same).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<Value>,
     },
     Succeeded {
         state: String,

@@ -150,7 +150,7 @@ object_schema!(
 );
 object_schema!(
     HistoryRecord,
-    "One history record: seq, at (ms since the epoch), branch, bindings revision and plugin (the sha256 of the component that ran an attempt), and `kind` with what happened (started, transition, attempt_failed, ...)."
+    "One history record: seq, at (ms since the epoch), branch, bindings revision and plugin (the sha256 of the component that ran an attempt), and `kind` with what happened (started, transition — with the step's input and result —, attempt_failed, ...)."
 );
 
 /// Raw bytes (an adapter component).

@@ -24,6 +24,7 @@ impl Machine<'_> {
                         key: None,
                         result: None,
                         failure: None,
+                        input: None,
                     });
                     self.next = Some(then);
                 }

@@ -23,6 +23,25 @@ impl Machine<'_> {
             });
         }
         self.route_state_failure(&step.state, &step.key, step.started_at, failure, parked);
+        self.note_input(&step.key, &step.input);
+    }
+
+    /// Writes the input a step got into the transition that ended it.
+    pub(super) fn note_input(&mut self, key: &str, value: &Value) {
+        for r in self.records.iter_mut().rev() {
+            if let RecordKind::Transition {
+                key: Some(k),
+                input,
+                ..
+            } = &mut r.kind
+                && k == key
+            {
+                if input.is_none() {
+                    *input = Some(value.clone());
+                }
+                return;
+            }
+        }
     }
 
     /// Routes the failure of what `state` was doing (its step, its wait,
@@ -130,6 +149,7 @@ impl Machine<'_> {
             key: key.map(str::to_owned),
             result,
             failure,
+            input: None,
         });
         self.next = Some(to);
     }

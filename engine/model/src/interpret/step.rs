@@ -114,6 +114,7 @@ impl Machine<'_> {
             Some(result.clone()),
             None,
         );
+        self.note_input(&step.key, &step.input);
     }
 
     /// An attempt failed: retry it if the policy allows and time is left,

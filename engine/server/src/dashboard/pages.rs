@@ -377,7 +377,12 @@ pub(crate) async fn process(
     p: Result<Path<(String, u32)>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     let Ok(Path((name, version))) = p else {
-        return problem(&headers, weft_core::Error::NoProcess("(a bad path)".into()));
+        let main = "<h1>404 Not Found</h1><p class=\"flash err\" role=\"alert\">A process page is /ui/processes/&lt;name&gt;/&lt;version number&gt;: see <a href=\"/ui/processes\">the processes</a>.</p>".to_owned();
+        return (
+            StatusCode::NOT_FOUND,
+            render(&headers, "Problem", Section::Processes, false, main),
+        )
+            .into_response();
     };
     let process = match app.engine.process(&name, version).await {
         Ok(p) => p,
@@ -482,6 +487,9 @@ pub(crate) struct ListQuery {
     status: Option<String>,
     #[serde(default)]
     state: Option<String>,
+    /// Only this version of the process.
+    #[serde(default)]
+    version: Option<String>,
     /// An instance id or business key.
     #[serde(default)]
     key: Option<String>,
@@ -526,6 +534,16 @@ pub(crate) async fn instances(
         }
         None => None,
     };
+    let version = match blank(&q.version) {
+        Some(v) => match v.trim_start_matches('v').parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                problems.push(format!("'{v}' is not a version number"));
+                None
+            }
+        },
+        None => None,
+    };
     let after = match blank(&q.cursor) {
         Some(c) => InstanceId::parse(c),
         // Ids begin with their creation time: the first id of that
@@ -561,10 +579,12 @@ pub(crate) async fn instances(
     let _ = write!(
         main,
         "</select></label><label>State<input name=\"state\" value=\"{}\" size=\"12\"></label>\
+         <label>Version<input name=\"version\" value=\"{}\" size=\"4\" inputmode=\"numeric\"></label>\
          <label>Id or key<input name=\"key\" value=\"{}\" size=\"16\"></label>\
          <label>Started since<input name=\"since\" value=\"{}\" placeholder=\"2026-11-30T08:00:00Z\" size=\"20\"></label>\
          <button type=\"submit\">Filter</button></form>",
         esc(blank(&q.state).unwrap_or("")),
+        esc(blank(&q.version).unwrap_or("")),
         esc(blank(&q.key).unwrap_or("")),
         esc(blank(&q.since).unwrap_or("")),
     );
@@ -581,21 +601,42 @@ pub(crate) async fn instances(
             Err(e) => main.push_str(&html::flash(None, Some(&e.to_string()))),
         }
     }
-    let page = app
-        .engine
-        .list(PageQuery {
-            process: blank(&q.process).map(str::to_owned),
-            status,
-            state: blank(&q.state).map(str::to_owned),
-            stuck: false,
-            after,
-            limit: PAGE,
-        })
-        .await;
-    let page = match page {
-        Ok(p) => p,
-        Err(e) => return problem(&headers, e),
+    // The engine's list filters by process, status and state; a version
+    // is kept from its pages here, reading on until a page is full (or
+    // 50 pages were read: the next link carries on from there).
+    let mut page = weft_core::Page {
+        items: Vec::new(),
+        next: None,
     };
+    let mut from = after;
+    for _ in 0..50 {
+        let got = app
+            .engine
+            .list(PageQuery {
+                process: blank(&q.process).map(str::to_owned),
+                status,
+                state: blank(&q.state).map(str::to_owned),
+                stuck: false,
+                after: from.clone(),
+                limit: PAGE - page.items.len(),
+            })
+            .await;
+        let got = match got {
+            Ok(p) => p,
+            Err(e) => return problem(&headers, e),
+        };
+        let read_to = got.items.last().map(|i| i.id.clone());
+        page.items.extend(
+            got.items
+                .into_iter()
+                .filter(|i| version.is_none_or(|v| i.version == v)),
+        );
+        page.next = got.next.clone();
+        if got.next.is_none() || page.items.len() >= PAGE {
+            break;
+        }
+        from = got.next.or(read_to);
+    }
     if page.items.is_empty() {
         if processes.is_empty() {
             main.push_str("<p class=\"empty\">No instances yet: deploy a process, then start one with <code>weft start &lt;process&gt;</code>.</p>");
@@ -616,6 +657,7 @@ pub(crate) async fn instances(
             ("process", &q.process),
             ("status", &q.status),
             ("state", &q.state),
+            ("version", &q.version),
             ("since", &q.since),
         ] {
             if let Some(v) = blank(v) {
@@ -634,6 +676,7 @@ pub(crate) async fn instances(
             ("process", &q.process),
             ("status", &q.status),
             ("state", &q.state),
+            ("version", &q.version),
             ("since", &q.since),
         ] {
             if let Some(v) = blank(v) {
@@ -672,8 +715,36 @@ fn trail_of(inst: &Instance, history: &[Record]) -> Trail {
     trail
 }
 
-/// One history record as a row of the timeline.
-fn timeline_row(r: &Record, out: &mut String) {
+/// The input of the step an attempt belongs to: recorded on the
+/// transition that ended the step visit (every attempt of a visit gets the
+/// same input), or the step in progress.
+fn attempt_input<'a>(history: &'a [Record], at: usize, inst: &'a Instance) -> Option<&'a Value> {
+    let Some(RecordKind::AttemptFailed { state, .. }) = history.get(at).map(|r| &r.kind) else {
+        return None;
+    };
+    let branch = history.get(at).and_then(|r| r.branch.as_deref());
+    let ended = history.iter().skip(at + 1).find_map(|r| match &r.kind {
+        RecordKind::Transition { from, input, .. }
+            if from == state && r.branch.as_deref() == branch =>
+        {
+            Some(input.as_ref())
+        }
+        _ => None,
+    });
+    match ended {
+        Some(input) => input,
+        None => inst
+            .step
+            .as_ref()
+            .filter(|s| s.state == *state && branch.is_none())
+            .map(|s| &s.input),
+    }
+}
+
+/// One history record as a row of the timeline; `input`, for an attempt,
+/// the input its step got.
+fn timeline_row(r: &Record, input: Option<&Value>, out: &mut String) {
+    let mut input = input.cloned();
     let (what, detail): (String, Option<Value>) = match &r.kind {
         RecordKind::Started {
             process,
@@ -687,12 +758,14 @@ fn timeline_row(r: &Record, out: &mut String) {
             took,
             result,
             failure,
+            input: got,
             ..
         } => {
             let mut w = format!("{from} —{event}→ {to} (took {took})");
             if let Some(f) = failure {
                 let _ = write!(w, ": {}: {}", f.kind, f.message);
             }
+            input = got.clone();
             (w, result.clone())
         }
         RecordKind::AttemptFailed {
@@ -755,15 +828,26 @@ fn timeline_row(r: &Record, out: &mut String) {
         .as_deref()
         .map(|b| format!("[{}] ", esc(b)))
         .unwrap_or_default();
-    let detail = match detail {
+    let mut detail = match detail {
         Some(v) if !v.is_null() && v != Value::Object(Default::default()) => {
+            let label = if matches!(r.kind, RecordKind::Transition { .. }) {
+                "output"
+            } else {
+                "data"
+            };
             format!(
-                "<details><summary>data</summary>{}</details>",
+                "<details><summary>{label}</summary>{}</details>",
                 html::json(&v)
             )
         }
         _ => String::new(),
     };
+    if let Some(v) = input {
+        detail = format!(
+            "<details class=\"input\"><summary>input</summary>{}</details>{detail}",
+            html::json(&v)
+        );
+    }
     let _ = write!(
         out,
         "<tr data-kind=\"{kind}\"><td class=\"num\">{}</td><td>{}</td><td>{branch}{}{ran}{detail}</td></tr>",
@@ -858,8 +942,8 @@ pub(crate) async fn instance(
         );
     }
     main.push_str("<h2>Timeline</h2><div class=\"scroll\"><table class=\"tl\" id=\"timeline\"><thead><tr><th class=\"num\">#</th><th>at</th><th>what</th></tr></thead><tbody>");
-    for r in &history {
-        timeline_row(r, &mut main);
+    for (i, r) in history.iter().enumerate() {
+        timeline_row(r, attempt_input(&history, i, &inst), &mut main);
     }
     main.push_str("</tbody></table></div></section><section><h2>Act</h2><div class=\"acts\">");
     let base = format!("/ui/instances/{}", url(id.as_str()));
