@@ -116,6 +116,8 @@ fn the_dashboard_in_a_browser_shows_the_store_and_acts_on_it() {
     }
 
     let shots = root().join("target/dashboard-screenshots");
+    // Last run's screenshots are not this run's.
+    let _ = std::fs::remove_dir_all(&shots);
     let case = serde_json::json!({
         "parked": parked,
         "waiting": waiting,
@@ -155,12 +157,14 @@ fn the_dashboard_in_a_browser_shows_the_store_and_acts_on_it() {
 }
 
 /// With a token, every page needs it (a bearer header, or the cookie the
-/// login form sets); the stylesheet and the login form do not.
+/// login form sets, which is not the token); the stylesheet and the login
+/// form do not. A form posted from another site is refused, cookie or not.
 #[test]
 fn with_a_token_the_dashboard_is_refused_without_it() {
     let s = Sandbox::new();
     let data = s.data();
     deploy(&s, &data, &fixture("ping.yaml"), &[]);
+    deploy(&s, &data, &fixture("waits.yaml"), &[]);
     let token = "dashboard-token-0123456789";
     let file = s.path("token");
     std::fs::write(&file, token).unwrap();
@@ -169,6 +173,7 @@ fn with_a_token_the_dashboard_is_refused_without_it() {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let server = Server::start(&data, &["--token-file", file.to_str().unwrap()]);
+    let bearer = format!("Bearer {token}");
     for page in [
         "/",
         "/ui/processes",
@@ -187,49 +192,48 @@ fn with_a_token_the_dashboard_is_refused_without_it() {
             &server.base,
             page,
             "",
-            &[("Cookie", "weft_token=nope")],
+            &[("Cookie", "weft_session=nope")],
         );
         assert_eq!(wrong.status, 401, "{page}");
-        let bearer = format!("Bearer {token}");
         let ok = http("GET", &server.base, page, "", &[("Authorization", &bearer)]);
         assert_eq!(ok.status, 200, "{page}: {}", ok.body);
     }
     // A form action without the token changes nothing.
-    let id = {
-        let bearer = format!("Bearer {token}");
+    let r = http(
+        "POST",
+        &server.base,
+        "/v1/processes/waits/instances",
+        r#"{"input": {"mode": "approval"}, "wait": "10s"}"#,
+        &[("Authorization", &bearer)],
+    );
+    let waiting = expect(&r, 200);
+    assert_eq!(waiting["status"], "waiting", "{waiting}");
+    let id = waiting["id"].as_str().unwrap().to_owned();
+    let status = || {
         let r = http(
-            "POST",
+            "GET",
             &server.base,
-            "/v1/processes/ping/instances",
-            "{}",
+            &format!("/v1/instances/{id}"),
+            "",
             &[("Authorization", &bearer)],
         );
-        expect(&r, 201)["id"].as_str().unwrap().to_owned()
+        expect(&r, 200)["status"].as_str().unwrap().to_owned()
     };
-    let cancel = http(
-        "POST",
-        &server.base,
-        &format!("/ui/instances/{id}/cancel"),
-        "compensate=true",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-    );
-    assert_eq!(cancel.status, 401);
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let cancel = format!("/ui/instances/{id}/cancel");
+    let anonymous = http("POST", &server.base, &cancel, "compensate=true", &[form]);
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(status(), "waiting");
     assert_eq!(server.get("/ui/assets/app.css").status, 200);
     assert_eq!(server.get("/ui/login").status, 200);
-    let bad = http(
-        "POST",
-        &server.base,
-        "/ui/login",
-        "token=wrong",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-    );
+    let bad = http("POST", &server.base, "/ui/login", "token=wrong", &[form]);
     assert_eq!(bad.status, 401);
     let login = http(
         "POST",
         &server.base,
         "/ui/login",
         format!("token={token}"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &[form],
     );
     assert_eq!(login.status, 303, "{}", login.body);
     let cookie = login.header("set-cookie").unwrap().to_owned();
@@ -237,18 +241,125 @@ fn with_a_token_the_dashboard_is_refused_without_it() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    let pair = cookie.split(';').next().unwrap();
-    let page = http("GET", &server.base, "/", "", &[("Cookie", pair)]);
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    assert!(!pair.contains(token), "the cookie is not the token: {pair}");
+    let page = http("GET", &server.base, "/", "", &[("Cookie", &pair)]);
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("Overview"));
-    // The API itself still takes the bearer token only.
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    let csp = page
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // The API itself takes the bearer token only.
     let api = http(
         "GET",
         &server.base,
         "/v1/instances",
         "",
-        &[("Cookie", pair)],
+        &[("Cookie", &pair)],
     );
     assert_eq!(api.status, 401);
+    // With the cookie, a form posted from another site (or another port of
+    // this one) is refused; from this page it goes through.
+    let cookie = ("Cookie", pair.as_str());
+    let evil = http(
+        "POST",
+        &server.base,
+        &cancel,
+        "",
+        &[cookie, form, ("Origin", "http://evil.example")],
+    );
+    assert_eq!(evil.status, 403, "{}", evil.body);
+    let sibling = http(
+        "POST",
+        &server.base,
+        &cancel,
+        "",
+        &[cookie, form, ("Sec-Fetch-Site", "same-site")],
+    );
+    assert_eq!(sibling.status, 403, "{}", sibling.body);
+    assert_eq!(status(), "waiting");
+    let origin = server.base.clone();
+    let ours = http(
+        "POST",
+        &server.base,
+        &cancel,
+        "compensate=false",
+        &[cookie, form, ("Origin", &origin)],
+    );
+    assert_eq!(ours.status, 303, "{}", ours.body);
+    assert_eq!(status(), "cancelled");
+    // The API refuses a browser's cross-site request too.
+    let api = http(
+        "POST",
+        &server.base,
+        "/v1/processes/ping/instances",
+        "{}",
+        &[
+            ("Authorization", &bearer),
+            ("Origin", "http://evil.example"),
+        ],
+    );
+    assert_eq!(expect(&api, 403)["code"], "cross_site");
+}
+
+/// The status of `GET /` sent with this `Host` header.
+fn status_with_host(base: &str, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Without a token the dashboard answers only at a loopback name (a site
+/// rebinding its DNS name to 127.0.0.1 reads nothing); every text the
+/// store holds is escaped.
+#[test]
+fn without_a_token_only_loopback_names_and_everything_escaped() {
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy(&s, &data, &fixture("waits.yaml"), &[]);
+    let server = Server::start(&data, &[]);
+    assert_eq!(status_with_host(&server.base, "evil.example:7070"), 421);
+    for host in ["localhost:7070", "127.0.0.1", "[::1]:80"] {
+        assert_eq!(status_with_host(&server.base, host), 200, "{host}");
+    }
+    let key = "<img src=x onerror=alert(1)>&\"'";
+    let body = serde_json::json!({
+        "input": {"mode": "approval", "note": "</pre><script>alert(2)</script>"},
+        "key": key,
+        "wait": "10s",
+    });
+    let started = server.post("/v1/processes/waits/instances", &body.to_string());
+    let id = expect(&started, 200)["id"].as_str().unwrap().to_owned();
+    for page in [format!("/ui/instances/{id}"), "/ui/instances".to_owned()] {
+        let r = server.get(&page);
+        assert_eq!(r.status, 200, "{page}");
+        assert!(
+            !r.body.contains("<img src=x"),
+            "{page} shows the key as markup"
+        );
+        assert!(
+            !r.body.contains("<script>alert"),
+            "{page} shows data as markup"
+        );
+    }
+    let r = server.get(&format!("/ui/instances/{id}"));
+    assert!(
+        r.body
+            .contains("&lt;img src=x onerror=alert(1)&gt;&amp;&quot;&#39;"),
+        "{}",
+        r.body
+    );
     let _ = run;
 }

@@ -54,6 +54,10 @@ pub struct PageQuery {
     /// Only instances after this id (ids sort by creation time).
     pub after: Option<InstanceId>,
     pub limit: usize,
+    /// Stop after reading this many instances, with a shorter page and a
+    /// `next` to go on from: a filter that matches few of many does not
+    /// read them all in one request. `None`: read until the page is full.
+    pub max_read: Option<usize>,
 }
 
 /// One line of a listing (as the API and `weft list --json` show it).
@@ -433,6 +437,7 @@ impl Engine {
             // process or state filter skips many), never the whole index.
             let batch = limit + 1;
             let mut cursor = q.after.clone();
+            let mut read = 0usize;
             let mut items: Vec<Summary> = Vec::new();
             loop {
                 let mut ids = Vec::new();
@@ -445,6 +450,14 @@ impl Engine {
                     return Ok(Page { items, next: None });
                 };
                 for id in ids {
+                    read += 1;
+                    if q.max_read.is_some_and(|m| read > m) {
+                        return Ok(Page {
+                            items,
+                            next: Some(cursor.clone().unwrap_or(id)),
+                        });
+                    }
+                    cursor = Some(id.clone());
                     let Some(inst) = s.instance(&id)? else {
                         continue;
                     };

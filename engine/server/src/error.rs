@@ -18,7 +18,7 @@ pub struct ApiError {
     /// `not_found`, `process_not_found`, `instance_not_found`,
     /// `token_not_found`, `plugin_not_found`, `token_used`, `conflict`,
     /// `refused`, `deploy_refused`, `invalid_definition`, `invalid_plugin`,
-    /// `not_supported`, `swap_refused`, `target_not_found`,
+    /// `not_supported`, `swap_refused`, `target_not_found`, `cross_site`,
     /// `unavailable`, `internal`.
     #[schema(value_type = String)]
     pub code: &'static str,

@@ -277,6 +277,7 @@ pub(crate) async fn list(
             stuck: q.stuck.unwrap_or(false),
             after,
             limit,
+            max_read: None,
         })
         .await?;
     Ok(Json(json!(page)))

@@ -165,7 +165,43 @@ pub fn router(engine: Engine, options: Options) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(same_origin))
         .with_state(app)
+}
+
+/// Refuses a request that changes something when a browser says another
+/// site made it (`Sec-Fetch-Site`, or an `Origin` that is not this
+/// server's): a page elsewhere cannot post the dashboard's forms, or the
+/// API's requests, with the operator's browser. Clients that are not
+/// browsers (curl, the CLI) send neither header and are not affected.
+async fn same_origin(req: Request, next: Next) -> Response {
+    let safe = matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    if !safe {
+        let h = req.headers();
+        let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        let cross_site = matches!(site, Some(s) if s != "same-origin" && s != "none");
+        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+        let foreign_origin = match (h.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
+            (Some(origin), Some(host)) => {
+                let authority = origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                    .unwrap_or(origin);
+                !authority.eq_ignore_ascii_case(host)
+            }
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if cross_site || foreign_origin {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site",
+                "refused: another site made this request (its Origin is not this server's)",
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// The process is up.

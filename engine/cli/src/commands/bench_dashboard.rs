@@ -203,6 +203,11 @@ pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<u8> {
             "list_waiting",
             "/ui/instances?status=waiting".to_owned(),
         ),
+        (
+            "instances, a state none is in",
+            "list_none",
+            "/ui/instances?state=nope".to_owned(),
+        ),
         ("instance", "instance", format!("/ui/instances/{one}")),
         (
             "process with its diagram",

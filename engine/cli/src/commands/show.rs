@@ -224,6 +224,7 @@ pub async fn list(filter: &Filter, data: &Path, json: bool) -> anyhow::Result<u8
                     stuck: filter.stuck,
                     after,
                     limit: filter.limit,
+                    max_read: None,
                 })
                 .await?;
             serde_json::to_value(&page)?

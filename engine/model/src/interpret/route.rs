@@ -26,8 +26,19 @@ impl Machine<'_> {
         self.note_input(&step.key, &step.input);
     }
 
-    /// Writes the input a step got into the transition that ended it.
+    /// Writes the input a step got into the transition that ended it; an
+    /// input over `KEPT_INPUT` bytes of JSON is named, not kept (the
+    /// instance data holds what it was made from).
     pub(super) fn note_input(&mut self, key: &str, value: &Value) {
+        const KEPT_INPUT: usize = 64 << 10;
+        let size = serde_json::to_vec(value).map_or(0, |v| v.len());
+        let value = if size > KEPT_INPUT {
+            &Value::String(format!(
+                "(an input of {size} bytes: not kept in the history)"
+            ))
+        } else {
+            value
+        };
         for r in self.records.iter_mut().rev() {
             if let RecordKind::Transition {
                 key: Some(k),

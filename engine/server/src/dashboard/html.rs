@@ -44,7 +44,7 @@ pub(crate) enum Section {
 }
 
 /// A whole page around `main` (the part live pages fetch again).
-pub(crate) fn page(title: &str, section: Section, live: bool, main: &str) -> String {
+pub(crate) fn page(title: &str, section: Section, live: bool, digest: &str, main: &str) -> String {
     let nav = [
         (Section::Overview, "/", "Overview"),
         (Section::Processes, "/ui/processes", "Processes"),
@@ -68,9 +68,10 @@ pub(crate) fn page(title: &str, section: Section, live: bool, main: &str) -> Str
          <script src=\"/ui/assets/app.js\" defer></script></head><body>\
          <a class=\"skip\" href=\"#main\">Skip to content</a>\
          <header class=\"top\"><a class=\"brand\" href=\"/\">weft</a><nav aria-label=\"Sections\">{nav}</nav></header>\
-         <main id=\"main\"{}>{main}</main></body></html>",
+         <main id=\"main\"{} data-digest=\"{}\">{main}</main></body></html>",
         esc(title),
-        if live { " data-live" } else { "" }
+        if live { " data-live" } else { "" },
+        esc(digest)
     )
 }
 

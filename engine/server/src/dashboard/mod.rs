@@ -7,9 +7,14 @@
 //! agree.
 //!
 //! With a token (`--token-file`) every page needs it, as the API does: as
-//! a bearer header, or in the `weft_token` cookie the login form sets
-//! (HttpOnly, SameSite=Strict, so other sites cannot make a browser send
-//! it with a request of theirs).
+//! a bearer header, or the `weft_session` cookie the login form sets
+//! (HttpOnly, SameSite=Strict), which holds a digest of the token, not the
+//! token: it opens the dashboard and nothing else. Without a token, pages
+//! answer only requests addressed to a loopback name (so a site that
+//! rebinds its DNS name to 127.0.0.1 cannot read them). Every page is sent
+//! with headers that forbid framing it and caching it; requests from other
+//! sites that change something are refused for the whole server
+//! (`same_origin` in the crate root).
 
 mod html;
 mod pages;
@@ -25,7 +30,16 @@ use crate::App;
 
 const CSS: &str = include_str!("assets/app.css");
 const JS: &str = include_str!("assets/app.js");
-const COOKIE: &str = "weft_token";
+const COOKIE: &str = "weft_session";
+
+/// What the session cookie holds for a token: a digest, so the cookie is
+/// no use against the API (or anywhere the token works).
+fn session_of(token: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(format!(
+        "weft-dashboard-session\0{token}"
+    )))
+}
 
 /// The dashboard's routes, behind its own check of the token.
 pub(crate) fn routes(app: App) -> Router<App> {
@@ -47,6 +61,11 @@ pub(crate) fn routes(app: App) -> Router<App> {
         .route("/ui/login", get(login_form).post(login))
         .route("/ui/logout", post(logout))
         .merge(pages)
+        .layer(middleware::map_response(hardened))
+}
+
+async fn hardened(r: Response) -> Response {
+    harden(r)
 }
 
 async fn css() -> Response {
@@ -68,15 +87,17 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// The token a request carries: a bearer header, or the login cookie.
-fn given_token(headers: &HeaderMap) -> Option<String> {
+/// Whether a request carries the token: as a bearer header, or the
+/// session cookie made from it.
+fn carries(headers: &HeaderMap, token: &str) -> Option<bool> {
     if let Some(bearer) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     {
-        return Some(bearer.to_owned());
+        return Some(crate::same(bearer.as_bytes(), token.as_bytes()));
     }
+    let session = session_of(token);
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -84,7 +105,43 @@ fn given_token(headers: &HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
         .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| unescape(v))
+        .map(|(_, v)| crate::same(unescape(v).as_bytes(), session.as_bytes()))
+}
+
+/// Whether the request names the server by a loopback name.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// What every dashboard answer carries: not to be framed, sniffed or cached.
+fn harden(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    for (k, v) in [
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::VARY, "X-Weft-Part, Cookie, Authorization"),
+    ] {
+        if let Ok(v) = axum::http::HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+    r
 }
 
 /// Undoes [`html::url`]: the cookie holds the token percent-encoded.
@@ -115,17 +172,28 @@ fn unescape(text: &str) -> String {
 /// token; otherwise answers 401 with the login form.
 async fn gate(State(app): State<App>, req: Request, next: Next) -> Response {
     let Some(token) = &app.options.token else {
-        return next.run(req).await;
+        if !loopback_host(req.headers()) {
+            return harden(
+                (
+                    StatusCode::MISDIRECTED_REQUEST,
+                    "this server has no token, so its dashboard answers only at a loopback address (127.0.0.1, localhost)",
+                )
+                    .into_response(),
+            );
+        }
+        return harden(next.run(req).await);
     };
-    match given_token(req.headers()) {
-        Some(g) if crate::same(g.as_bytes(), token.as_bytes()) => next.run(req).await,
-        given => (
-            StatusCode::UNAUTHORIZED,
-            Html(login_page(
-                given.is_some().then_some("that token is not this server's"),
-            )),
-        )
-            .into_response(),
+    match carries(req.headers(), token) {
+        Some(true) => harden(next.run(req).await),
+        given => harden(
+            (
+                StatusCode::UNAUTHORIZED,
+                Html(login_page(
+                    given.is_some().then_some("that token is not this server's"),
+                )),
+            )
+                .into_response(),
+        ),
     }
 }
 
@@ -134,6 +202,7 @@ fn login_page(problem: Option<&str>) -> String {
         "Sign in",
         html::Section::Overview,
         false,
+        "",
         &format!(
             "<h1>Sign in</h1>{}<p>This server needs its token (the one in its <code>--token-file</code>).</p>\
              <form method=\"post\" action=\"/ui/login\" class=\"filters\">\
@@ -186,7 +255,7 @@ async fn login(
     }
     let cookie = format!(
         "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-        html::url(login.token.trim())
+        session_of(token)
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }

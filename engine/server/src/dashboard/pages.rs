@@ -23,6 +23,10 @@ use crate::App;
 
 /// Instances per page of the list.
 const PAGE: usize = 50;
+/// History records an instance page shows, the newest.
+const TIMELINE: u64 = 1_000;
+/// Instances one call of the engine's list reads at most, for a page.
+const READ_PER_CALL: usize = 2_000;
 /// Unfinished instances read to count per state on a diagram (the rest
 /// are said to be more).
 const COUNT_CAP: usize = 20_000;
@@ -35,10 +39,16 @@ fn render(
     live: bool,
     main: String,
 ) -> Response {
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        main.hash(&mut h);
+        format!("{:016x}", h.finish())
+    };
     if headers.get("x-weft-part").is_some_and(|v| v == "main") {
-        return Html(main).into_response();
+        return ([("x-weft-digest", digest)], Html(main)).into_response();
     }
-    Html(html::page(title, section, live, &main)).into_response()
+    Html(html::page(title, section, live, &digest, &main)).into_response()
 }
 
 /// An engine error as a page.
@@ -69,8 +79,6 @@ fn problem(headers: &HeaderMap, e: weft_core::Error) -> Response {
 pub(crate) struct Flash {
     #[serde(default)]
     ok: Option<String>,
-    #[serde(default)]
-    err: Option<String>,
 }
 
 /// Counters from the metrics recorder, by metric and label set.
@@ -241,6 +249,7 @@ pub(crate) async fn overview(State(app): State<App>, headers: HeaderMap) -> Resp
         .list(PageQuery {
             stuck: true,
             limit: 20,
+            max_read: Some(COUNT_CAP),
             ..PageQuery::default()
         })
         .await;
@@ -252,6 +261,9 @@ pub(crate) async fn overview(State(app): State<App>, headers: HeaderMap) -> Resp
             summary_rows(&p.items, &mut main);
             main.push_str("</tbody></table></div>");
         }
+        Ok(p) if p.next.is_some() => main.push_str(
+            "<p class=\"empty\">None of the first 20,000 unfinished instances is past an SLA: <code>weft list --stuck</code> reads them all.</p>",
+        ),
         _ => main.push_str("<p class=\"empty\">No instance past an SLA.</p>"),
     }
     main.push_str("</section><section><h2>Failures since this server started</h2>");
@@ -278,7 +290,11 @@ pub(crate) async fn overview(State(app): State<App>, headers: HeaderMap) -> Resp
         .iter()
         .map(|(_, n)| n)
         .sum();
-    let _ = write!(main, "<p>{transitions} transitions committed.</p>");
+    let _ = write!(
+        main,
+        "<p>{} transitions committed.</p>",
+        transitions.max(0.0) as u64
+    );
     if counts.is_empty() {
         main.push_str("<p class=\"empty\">No step has run.</p>");
     } else {
@@ -336,15 +352,17 @@ pub(crate) async fn processes(State(app): State<App>, headers: HeaderMap) -> Res
 /// Unfinished instances of a version, by state (at most `COUNT_CAP` read).
 async fn counts_by_state(app: &App, name: &str, version: u32) -> (BTreeMap<String, usize>, bool) {
     let mut counts = BTreeMap::new();
-    let mut seen = 0;
+    let mut read = 0;
     for status in [Status::Running, Status::Waiting, Status::Parked] {
         let mut after = None;
         loop {
+            // Reads at most 1,000 instances a call, whatever they match.
             let q = PageQuery {
                 process: Some(name.to_owned()),
                 status: Some(status),
                 after: after.clone(),
                 limit: 1_000,
+                max_read: Some(1_000),
                 ..PageQuery::default()
             };
             let Ok(page) = app.engine.list(q).await else {
@@ -353,8 +371,8 @@ async fn counts_by_state(app: &App, name: &str, version: u32) -> (BTreeMap<Strin
             for i in page.items.iter().filter(|i| i.version == version) {
                 *counts.entry(i.state.clone()).or_insert(0) += 1;
             }
-            seen += page.items.len();
-            if seen >= COUNT_CAP {
+            read += 1_000;
+            if read >= COUNT_CAP {
                 return (counts, true);
             }
             match page.next {
@@ -601,15 +619,18 @@ pub(crate) async fn instances(
             Err(e) => main.push_str(&html::flash(None, Some(&e.to_string()))),
         }
     }
-    // The engine's list filters by process, status and state; a version
-    // is kept from its pages here, reading on until a page is full (or
-    // 50 pages were read: the next link carries on from there).
+    // The engine's list filters by process, status and state (a version
+    // is kept from its pages here); each call reads at most 2,000
+    // instances, and a request makes at most 10 calls: a filter that
+    // matches few of many gives a shorter page and a link to search on.
     let mut page = weft_core::Page {
         items: Vec::new(),
         next: None,
     };
     let mut from = after;
-    for _ in 0..50 {
+    let mut searched = 0usize;
+    let mut partial = false;
+    for call in 0..10 {
         let got = app
             .engine
             .list(PageQuery {
@@ -619,13 +640,14 @@ pub(crate) async fn instances(
                 stuck: false,
                 after: from.clone(),
                 limit: PAGE - page.items.len(),
+                max_read: Some(READ_PER_CALL),
             })
             .await;
         let got = match got {
             Ok(p) => p,
             Err(e) => return problem(&headers, e),
         };
-        let read_to = got.items.last().map(|i| i.id.clone());
+        searched += READ_PER_CALL;
         page.items.extend(
             got.items
                 .into_iter()
@@ -635,7 +657,10 @@ pub(crate) async fn instances(
         if got.next.is_none() || page.items.len() >= PAGE {
             break;
         }
-        from = got.next.or(read_to);
+        if call == 9 {
+            partial = true;
+        }
+        from = got.next;
     }
     if page.items.is_empty() {
         if processes.is_empty() {
@@ -695,6 +720,12 @@ pub(crate) async fn instances(
         "<span class=\"muted\">{} shown</span></nav>",
         page.items.len()
     );
+    if partial {
+        let _ = write!(
+            main,
+            "<p class=\"muted\" id=\"searched\">About {searched} instances were searched for this page; the next page searches on.</p>"
+        );
+    }
     render(&headers, "Instances", Section::Instances, true, main)
 }
 
@@ -865,15 +896,52 @@ pub(crate) async fn instance(
     Path(target): Path<String>,
     flash: Result<Query<Flash>, QueryRejection>,
 ) -> Response {
-    let flash = flash.map(|Query(f)| f).unwrap_or_default();
+    // Only the fixed messages of the actions are shown from the query, so
+    // a link cannot put words of its own on the page.
+    let ok = flash
+        .ok()
+        .and_then(|Query(f)| f.ok)
+        .and_then(|code| done_text(&code));
+    instance_page(&app, &headers, &target, ok, None).await
+}
+
+/// What an action that went through says, by its code.
+fn done_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "signalled" => "Signal sent.",
+        "redriven" => "Redriven: the step it stopped at runs again.",
+        "cancelled" => "Cancelled.",
+        "compensating" => "Cancelled: its completed steps are being undone.",
+        "migrated" => "Migrated.",
+        "completed" => "The pending step is completed.",
+        _ => return None,
+    })
+}
+
+async fn instance_page(
+    app: &App,
+    headers: &HeaderMap,
+    target: &str,
+    ok: Option<&str>,
+    err: Option<&str>,
+) -> Response {
+    let headers = headers.clone();
+    let target = target.to_owned();
     let e = &app.engine;
     let id = match e.resolve(&target).await {
         Ok(id) => id,
         Err(err) => return problem(&headers, err),
     };
-    let (inst, history) = match (e.status(&id).await, e.history(&id, 0).await) {
-        (Ok(i), Ok(h)) => (i, h),
-        (Err(err), _) | (_, Err(err)) => return problem(&headers, err),
+    let inst = match e.status(&id).await {
+        Ok(i) => i,
+        Err(err) => return problem(&headers, err),
+    };
+    // The newest records: a very long history is read a page at a time
+    // through the API.
+    let from = inst.seq.saturating_sub(TIMELINE);
+    let history = match e.history(&id, from).await {
+        Ok(h) => h,
+        Err(err) => return problem(&headers, err),
     };
     let process = match e.process(&inst.process, inst.version).await {
         Ok(p) => p,
@@ -881,7 +949,7 @@ pub(crate) async fn instance(
     };
     let trail = trail_of(&inst, &history);
     let svg = weft_model::diagram::svg(&process, Some(&trail), &BTreeMap::new());
-    let mut main = html::flash(flash.ok.as_deref(), flash.err.as_deref());
+    let mut main = html::flash(ok, err);
     let _ = write!(
         main,
         "<h1>Instance <span class=\"mono\">{id}</span></h1>\
@@ -939,6 +1007,14 @@ pub(crate) async fn instance(
             esc(&phase),
             esc(&step.key),
             html::json(&step.input)
+        );
+    }
+    if from > 0 {
+        let _ = write!(
+            main,
+            "<p class=\"muted\">The newest {TIMELINE} of its {} history records; all of them: <code>GET /v1/instances/{}/history</code>.</p>",
+            inst.seq,
+            esc(id.as_str())
         );
     }
     main.push_str("<h2>Timeline</h2><div class=\"scroll\"><table class=\"tl\" id=\"timeline\"><thead><tr><th class=\"num\">#</th><th>at</th><th>what</th></tr></thead><tbody>");
@@ -1046,26 +1122,40 @@ pub(crate) async fn instance(
     )
 }
 
-/// Back to the instance page, saying what came of an action.
-fn back(id: &str, outcome: Result<String, String>) -> Response {
-    let (k, m) = match outcome {
-        Ok(m) => ("ok", m),
-        Err(m) => ("err", m),
-    };
-    Redirect::to(&format!("/ui/instances/{}?{k}={}", url(id), url(&m))).into_response()
+/// Back to the instance page after an action: a redirect with its code
+/// when it went through; the page itself with the reason (422) when not.
+async fn back(
+    app: &App,
+    headers: &HeaderMap,
+    target: &str,
+    outcome: Result<&str, String>,
+) -> Response {
+    match outcome {
+        Ok(code) => {
+            Redirect::to(&format!("/ui/instances/{}?ok={code}", url(target))).into_response()
+        }
+        Err(why) => {
+            let page = instance_page(app, headers, target, None, Some(&why)).await;
+            if page.status() == StatusCode::OK {
+                (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+            } else {
+                page
+            }
+        }
+    }
 }
 
-async fn act(app: &App, target: &str, op: Operation, done: &str) -> Response {
+async fn act(app: &App, headers: &HeaderMap, target: &str, op: Operation, code: &str) -> Response {
     let outcome = match app.engine.resolve(target).await {
         Ok(id) => app
             .engine
             .operate(&id, op, None)
             .await
-            .map(|_| done.to_owned())
+            .map(|_| code)
             .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
-    back(target, outcome)
+    back(app, headers, target, outcome).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1077,11 +1167,13 @@ pub(crate) struct SignalForm {
 
 pub(crate) async fn signal(
     State(app): State<App>,
+    headers: HeaderMap,
     Path(target): Path<String>,
     form: Result<Form<SignalForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return back(&target, Err("the form is missing its event".into()));
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return back(&app, &headers, &target, Err(format!("the form: {e}"))).await,
     };
     let text = if f.payload.trim().is_empty() {
         "{}"
@@ -1090,26 +1182,33 @@ pub(crate) async fn signal(
     };
     let data = match serde_json::from_str::<Value>(text) {
         Ok(v) => v,
-        Err(e) => return back(&target, Err(format!("the payload is not JSON: {e}"))),
+        Err(e) => {
+            let why = format!("the payload is not JSON: {e}");
+            return back(&app, &headers, &target, Err(why)).await;
+        }
     };
     if let Err(why) = weft_model::limits::check(&data) {
-        return back(&target, Err(format!("the payload {why}")));
+        return back(&app, &headers, &target, Err(format!("the payload {why}"))).await;
     }
-    let done = format!("sent {}", f.event);
     act(
         &app,
+        &headers,
         &target,
         Operation::Signal {
             name: f.event,
             data,
         },
-        &done,
+        "signalled",
     )
     .await
 }
 
-pub(crate) async fn redrive(State(app): State<App>, Path(target): Path<String>) -> Response {
-    act(&app, &target, Operation::Redrive, "redriven").await
+pub(crate) async fn redrive(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(target): Path<String>,
+) -> Response {
+    act(&app, &headers, &target, Operation::Redrive, "redriven").await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1120,16 +1219,35 @@ pub(crate) struct CancelForm {
 
 pub(crate) async fn cancel(
     State(app): State<App>,
+    headers: HeaderMap,
     Path(target): Path<String>,
     form: Result<Form<CancelForm>, FormRejection>,
 ) -> Response {
-    let compensate = form.is_ok_and(|Form(f)| f.compensate.is_some());
-    let done = if compensate {
-        "cancelled, undoing its completed steps"
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return back(&app, &headers, &target, Err(format!("the form: {e}"))).await,
+    };
+    let compensate = match f.compensate.as_deref().map(str::trim) {
+        None | Some("" | "false" | "off" | "no") => false,
+        Some("true" | "on" | "yes") => true,
+        Some(other) => {
+            let why = format!("compensate is '{other}': give true or false");
+            return back(&app, &headers, &target, Err(why)).await;
+        }
+    };
+    let code = if compensate {
+        "compensating"
     } else {
         "cancelled"
     };
-    act(&app, &target, Operation::Cancel { compensate }, done).await
+    act(
+        &app,
+        &headers,
+        &target,
+        Operation::Cancel { compensate },
+        code,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1139,18 +1257,20 @@ pub(crate) struct MigrateForm {
 
 pub(crate) async fn migrate(
     State(app): State<App>,
+    headers: HeaderMap,
     Path(target): Path<String>,
     form: Result<Form<MigrateForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return back(&target, Err("give a version to migrate to".into()));
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return back(&app, &headers, &target, Err(format!("the form: {e}"))).await,
     };
-    let done = format!("migrated to v{}", f.version);
     act(
         &app,
+        &headers,
         &target,
         Operation::Migrate { version: f.version },
-        &done,
+        "migrated",
     )
     .await
 }
@@ -1168,22 +1288,27 @@ pub(crate) struct CompleteForm {
 
 pub(crate) async fn complete(
     State(app): State<App>,
+    headers: HeaderMap,
     Path(target): Path<String>,
     form: Result<Form<CompleteForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(f)) = form else {
-        return back(&target, Err("the form is missing its token".into()));
+    let f = match form {
+        Ok(Form(f)) => f,
+        Err(e) => return back(&app, &headers, &target, Err(format!("the form: {e}"))).await,
     };
+    let output = f.output.trim();
     let completion = if f.error.trim().is_empty() {
-        let text = if f.output.trim().is_empty() {
-            "{}"
-        } else {
-            f.output.trim()
-        };
+        let text = if output.is_empty() { "{}" } else { output };
         match serde_json::from_str::<Value>(text) {
             Ok(v) => Completion::Done(v),
-            Err(e) => return back(&target, Err(format!("the output is not JSON: {e}"))),
+            Err(e) => {
+                let why = format!("the output is not JSON: {e}");
+                return back(&app, &headers, &target, Err(why)).await;
+            }
         }
+    } else if !output.is_empty() && output != "{}" {
+        let why = "give an output or an error kind, not both".to_owned();
+        return back(&app, &headers, &target, Err(why)).await;
     } else {
         let message = if f.message.trim().is_empty() {
             "completed with an error"
@@ -1192,11 +1317,26 @@ pub(crate) async fn complete(
         };
         Completion::Failed(Failure::new(f.error.trim(), message))
     };
+    // The token must be this instance's pending step's.
+    let mine = match app.engine.resolve(&target).await {
+        Ok(id) => app
+            .engine
+            .status(&id)
+            .await
+            .ok()
+            .and_then(|i| i.step)
+            .is_some_and(|s| matches!(&s.phase, Phase::Pending { token } if *token == f.token)),
+        Err(_) => false,
+    };
+    if !mine {
+        let why = "that token is not this instance's pending step's".to_owned();
+        return back(&app, &headers, &target, Err(why)).await;
+    }
     let outcome = app
         .engine
         .complete(&f.token, completion)
         .await
-        .map(|_| "completed".to_owned())
+        .map(|_| "completed")
         .map_err(|e| e.to_string());
-    back(&target, outcome)
+    back(&app, &headers, &target, outcome).await
 }
