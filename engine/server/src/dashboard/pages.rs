@@ -27,6 +27,8 @@ const PAGE: usize = 50;
 const TIMELINE: u64 = 1_000;
 /// Instances one call of the engine's list reads at most, for a page.
 const READ_PER_CALL: usize = 2_000;
+/// Calls of the engine's list one page makes at most: 10,000 instances.
+const CALLS: usize = 5;
 /// Unfinished instances read to count per state on a diagram (the rest
 /// are said to be more).
 const COUNT_CAP: usize = 20_000;
@@ -621,7 +623,7 @@ pub(crate) async fn instances(
     }
     // The engine's list filters by process, status and state (a version
     // is kept from its pages here); each call reads at most 2,000
-    // instances, and a request makes at most 10 calls: a filter that
+    // instances, and a request makes at most 5 calls: a filter that
     // matches few of many gives a shorter page and a link to search on.
     let mut page = weft_core::Page {
         items: Vec::new(),
@@ -630,7 +632,7 @@ pub(crate) async fn instances(
     let mut from = after;
     let mut searched = 0usize;
     let mut partial = false;
-    for call in 0..10 {
+    for call in 0..CALLS {
         let got = app
             .engine
             .list(PageQuery {
@@ -657,7 +659,7 @@ pub(crate) async fn instances(
         if got.next.is_none() || page.items.len() >= PAGE {
             break;
         }
-        if call == 9 {
+        if call + 1 == CALLS {
             partial = true;
         }
         from = got.next;
