@@ -16,7 +16,9 @@
 //! sites that change something are refused for the whole server
 //! (`same_origin` in the crate root).
 
+mod actions;
 mod html;
+mod instance;
 mod pages;
 
 use axum::Router;
@@ -48,12 +50,12 @@ pub(crate) fn routes(app: App) -> Router<App> {
         .route("/ui/processes", get(pages::processes))
         .route("/ui/processes/{name}/{version}", get(pages::process))
         .route("/ui/instances", get(pages::instances))
-        .route("/ui/instances/{id}", get(pages::instance))
-        .route("/ui/instances/{id}/signal", post(pages::signal))
-        .route("/ui/instances/{id}/redrive", post(pages::redrive))
-        .route("/ui/instances/{id}/cancel", post(pages::cancel))
-        .route("/ui/instances/{id}/migrate", post(pages::migrate))
-        .route("/ui/instances/{id}/complete", post(pages::complete))
+        .route("/ui/instances/{id}", get(instance::instance))
+        .route("/ui/instances/{id}/signal", post(actions::signal))
+        .route("/ui/instances/{id}/redrive", post(actions::redrive))
+        .route("/ui/instances/{id}/cancel", post(actions::cancel))
+        .route("/ui/instances/{id}/migrate", post(actions::migrate))
+        .route("/ui/instances/{id}/complete", post(actions::complete))
         .route_layer(middleware::from_fn_with_state(app, gate));
     Router::new()
         .route("/ui/assets/app.css", get(css))
