@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_core::{Engine, EngineOptions, PageQuery, SystemClock};
 use weft_model::Status;
 
-use super::bench::{machine, now, tempfile_dir};
+use super::bench::{machine, now, percentile, tempfile_dir};
 use crate::invoker::WasmInvoker;
 use crate::{exit, load, render};
 
@@ -106,14 +106,6 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, f64
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((status, ms, body.len()))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 pub async fn dashboard(args: DashboardArgs) -> anyhow::Result<u8> {

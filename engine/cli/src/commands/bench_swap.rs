@@ -20,7 +20,7 @@ use weft_core::{
 use weft_model::{Invoke, RecordKind, Span, Status};
 use weft_store::{Definitions, Deployment, Instances};
 
-use super::bench::{machine, now, tempfile_dir};
+use super::bench::{machine, now, percentile, tempfile_dir};
 use crate::invoker::WasmInvoker;
 use crate::{exit, load, render};
 
@@ -125,14 +125,6 @@ fn build_of(base: &[u8], tag: &str) -> Vec<u8> {
     leb(content.len(), &mut bytes);
     bytes.extend_from_slice(&content);
     bytes
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 pub async fn swap(args: SwapArgs) -> anyhow::Result<u8> {
