@@ -168,14 +168,7 @@ pub fn timer(t: &Timer) -> Vec<u8> {
     let mut k = timers_until(t.at.0);
     k.extend_from_slice(t.instance.as_str().as_bytes());
     k.push(0);
-    k.push(match t.kind {
-        TimerKind::Retry => b'r',
-        TimerKind::Timeout => b't',
-        TimerKind::Deadline => b'd',
-        TimerKind::Heartbeat => b'h',
-        TimerKind::Wait => b'w',
-        TimerKind::Sla => b's',
-    });
+    k.push(timer_kind_byte(t.kind));
     k.extend_from_slice(t.key.as_bytes());
     k
 }
@@ -189,7 +182,32 @@ pub fn parse_timer(key: &[u8]) -> Option<Timer> {
     let rest = rest.get(8..)?;
     let split = rest.iter().position(|&b| b == 0)?;
     let instance = std::str::from_utf8(&rest[..split]).ok()?;
-    let kind = match rest.get(split + 1)? {
+    let kind = timer_kind_of(*rest.get(split + 1)?)?;
+    let step = std::str::from_utf8(rest.get(split + 2..)?).ok()?;
+    Some(Timer {
+        instance: InstanceId(instance.to_owned()),
+        kind,
+        key: step.to_owned(),
+        at: weft_model::Millis(due),
+    })
+}
+
+/// The one byte that stands for a timer kind in keys (and in other
+/// backends' columns).
+pub fn timer_kind_byte(kind: TimerKind) -> u8 {
+    match kind {
+        TimerKind::Retry => b'r',
+        TimerKind::Timeout => b't',
+        TimerKind::Deadline => b'd',
+        TimerKind::Heartbeat => b'h',
+        TimerKind::Wait => b'w',
+        TimerKind::Sla => b's',
+    }
+}
+
+/// The timer kind `timer_kind_byte` made `b`, if any.
+pub fn timer_kind_of(b: u8) -> Option<TimerKind> {
+    Some(match b {
         b'r' => TimerKind::Retry,
         b't' => TimerKind::Timeout,
         b'd' => TimerKind::Deadline,
@@ -197,13 +215,6 @@ pub fn parse_timer(key: &[u8]) -> Option<Timer> {
         b'w' => TimerKind::Wait,
         b's' => TimerKind::Sla,
         _ => return None,
-    };
-    let step = std::str::from_utf8(rest.get(split + 2..)?).ok()?;
-    Some(Timer {
-        instance: InstanceId(instance.to_owned()),
-        kind,
-        key: step.to_owned(),
-        at: weft_model::Millis(due),
     })
 }
 

@@ -96,6 +96,12 @@ pub enum Conflict {
     /// What a swap was computed from changed meanwhile (a deploy or another
     /// swap wrote this bindings revision first).
     Stale { process: String, version: u32 },
+    /// The instance's partition is held by another node now (or this
+    /// node's lease on it ran out): this node may not write to it.
+    Fenced {
+        instance: InstanceId,
+        partition: u32,
+    },
 }
 
 impl std::fmt::Display for Conflict {
@@ -130,6 +136,13 @@ impl std::fmt::Display for Conflict {
             Conflict::Stale { process, version } => write!(
                 f,
                 "the bindings of process '{process}' v{version} changed meanwhile"
+            ),
+            Conflict::Fenced {
+                instance,
+                partition,
+            } => write!(
+                f,
+                "instance {instance} is in partition {partition}, which this node no longer holds"
             ),
         }
     }

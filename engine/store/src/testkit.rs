@@ -37,11 +37,13 @@ pub fn run(backend: &str, mut fresh: impl FnMut() -> Box<dyn Harness>) {
     }
 }
 
-fn id(n: u128) -> InstanceId {
+/// The `n`th test instance id.
+pub fn id(n: u128) -> InstanceId {
     InstanceId::new(Millis(1_000 + n as u64), n)
 }
 
-fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
+/// A test instance of process `order` at `seq`.
+pub fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
     Instance {
         id: id.clone(),
         process: "order".into(),
@@ -68,7 +70,8 @@ fn instance(id: &InstanceId, seq: u64, status: Status) -> Instance {
     }
 }
 
-fn record(seq: u64) -> Record {
+/// A history record numbered `seq`.
+pub fn record(seq: u64) -> Record {
     Record {
         branch: None,
         bindings: None,
@@ -100,7 +103,13 @@ fn invoke(id: &InstanceId, state: &str) -> Invoke {
 }
 
 /// A commit taking `id` from `from` records to `to` records.
-fn commit(id: &InstanceId, from: u64, to: u64, previous: Option<Status>, status: Status) -> Commit {
+pub fn commit(
+    id: &InstanceId,
+    from: u64,
+    to: u64,
+    previous: Option<Status>,
+    status: Status,
+) -> Commit {
     let mut c = Commit::new(instance(id, to, status), previous);
     c.records = (from..to).map(record).collect();
     c

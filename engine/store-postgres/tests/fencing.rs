@@ -1,0 +1,250 @@
+//! Ownership and fencing on a real PostgreSQL server: partitions held on
+//! leases by the database's clock, epochs bumped on every takeover, and a
+//! node that lost a partition — taken while it held a batch, or its lease
+//! run out while it was paused — commits nothing to it. Lease expiry is
+//! set in the database, not waited for, so the tests do not sleep.
+
+use weft_model::Status;
+use weft_store::testkit::{commit, id};
+use weft_store::{Conflict, Instances as _, Journal as _};
+use weft_store_postgres::testing::Postgres;
+use weft_store_postgres::{Options, PgStore};
+
+fn node(url: &str, name: &str) -> PgStore {
+    PgStore::connect(
+        url,
+        Options {
+            node: name.into(),
+            ..Options::default()
+        },
+    )
+    .expect("connects")
+}
+
+/// Ends `partition`'s lease now, as if its holder had stopped renewing.
+fn expire(pg: &Postgres, db: &str, partition: u32) {
+    pg.psql(
+        db,
+        &format!(
+            "UPDATE weft.partitions SET expires = now() - interval '1 second' WHERE p = {partition}"
+        ),
+    )
+    .expect("psql");
+}
+
+fn epoch(pg: &Postgres, db: &str, partition: u32) -> (String, i64) {
+    let row = pg
+        .psql(
+            db,
+            &format!("SELECT owner || '|' || epoch FROM weft.partitions WHERE p = {partition}"),
+        )
+        .expect("psql");
+    let (owner, epoch) = row.split_once('|').expect("owner|epoch");
+    (owner.to_owned(), epoch.parse().expect("a number"))
+}
+
+#[test]
+fn a_batch_prepared_before_another_node_took_the_partition_commits_nothing() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("fence").expect("createdb");
+    let a = node(&url, "a");
+    let x = id(1);
+    let p = a.partition(&x);
+    assert!(a.ownership().holds(p));
+    a.commit(&[commit(&x, 0, 2, None, Status::Running)])
+        .expect("io")
+        .remove(0)
+        .expect("a owns the partition");
+    let (_, first) = epoch(&pg, "fence", p);
+
+    // A prepares its next change; meanwhile its lease ends and B takes the
+    // partition (and only that one: A's others are live).
+    let next = commit(&x, 2, 4, Some(Status::Running), Status::Running);
+    expire(&pg, "fence", p);
+    let b = node(&url, "b");
+    assert_eq!(
+        b.ownership().held.keys().copied().collect::<Vec<_>>(),
+        vec![p]
+    );
+    let (owner, taken) = epoch(&pg, "fence", p);
+    assert_eq!(
+        (owner.as_str(), taken),
+        ("b", first + 1),
+        "taking bumps the epoch"
+    );
+
+    match a.commit(&[next]).expect("io").remove(0) {
+        Err(Conflict::Fenced {
+            instance,
+            partition,
+        }) => {
+            assert_eq!((instance, partition), (x.clone(), p));
+        }
+        other => panic!("expected Fenced, got {other:?}"),
+    }
+    assert!(!a.ownership().holds(p), "a forgets the partition it lost");
+    assert_eq!(
+        a.history(&x, 0).expect("io").len(),
+        2,
+        "nothing of a's was written"
+    );
+
+    // The new owner continues from what is stored.
+    b.commit(&[commit(&x, 2, 3, Some(Status::Running), Status::Succeeded)])
+        .expect("io")
+        .remove(0)
+        .expect("b owns it now");
+    assert_eq!(b.instance(&x).expect("io").expect("stored").seq, 3);
+    // A's commits to partitions it still holds go through, in the same
+    // batch as a fenced one.
+    let y = (2..200)
+        .map(id)
+        .find(|y| a.partition(y) != p)
+        .expect("an id in another partition");
+    let outcomes = a
+        .commit(&[
+            commit(&y, 0, 1, None, Status::Running),
+            commit(&x, 3, 4, Some(Status::Succeeded), Status::Succeeded),
+        ])
+        .expect("io");
+    assert_eq!(outcomes[0], Ok(()));
+    assert!(matches!(outcomes[1], Err(Conflict::Fenced { .. })));
+}
+
+#[test]
+fn a_node_whose_lease_ran_out_while_paused_commits_nothing_until_it_renews() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("paused").expect("createdb");
+    let a = node(&url, "a");
+    let x = id(7);
+    let p = a.partition(&x);
+    expire(&pg, "paused", p);
+    // Nobody took it, but the lease is over: the commit is refused.
+    let refused = a
+        .commit(&[commit(&x, 0, 1, None, Status::Running)])
+        .expect("io")
+        .remove(0);
+    assert!(
+        matches!(refused, Err(Conflict::Fenced { .. })),
+        "{refused:?}"
+    );
+    assert!(a.instance(&x).expect("io").is_none());
+    // It takes the partition again (a new epoch) and goes on.
+    let (_, before) = epoch(&pg, "paused", p);
+    a.tick().expect("takes partitions");
+    assert!(a.ownership().holds(p));
+    assert_eq!(epoch(&pg, "paused", p), ("a".to_owned(), before + 1));
+    a.commit(&[commit(&x, 0, 1, None, Status::Running)])
+        .expect("io")
+        .remove(0)
+        .expect("held again");
+}
+
+#[test]
+fn the_history_key_is_the_backstop_and_a_failed_batch_writes_nothing() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("backstop").expect("createdb");
+    let a = node(&url, "a");
+    let (x, y) = (id(1), id(2));
+    a.commit(&[commit(&x, 0, 1, None, Status::Running)])
+        .expect("io")
+        .remove(0)
+        .expect("applies");
+    // A row the seq check cannot see (written behind the store's back).
+    pg.psql(
+        "backstop",
+        &format!("INSERT INTO weft.history VALUES ('{x}', 1, '\\x7b7d')"),
+    )
+    .expect("psql");
+    let err = a
+        .commit(&[
+            commit(&y, 0, 1, None, Status::Running),
+            commit(&x, 1, 2, Some(Status::Running), Status::Running),
+        ])
+        .expect_err("the duplicate history row fails the batch");
+    assert!(
+        err.to_string().contains("23505"),
+        "a unique violation: {err}"
+    );
+    assert!(
+        a.instance(&y).expect("io").is_none(),
+        "the whole batch rolled back"
+    );
+    assert_eq!(a.instance(&x).expect("io").expect("stored").seq, 1);
+}
+
+#[test]
+fn nodes_share_the_partitions_and_a_released_node_hands_them_over() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("share").expect("createdb");
+    let a = node(&url, "a");
+    assert_eq!(a.ownership().held.len(), 64);
+    a.release().expect("releases");
+    let b = node(&url, "b");
+    assert_eq!(
+        b.ownership().held.len(),
+        64,
+        "a released node's partitions are free at once"
+    );
+    let c = node(&url, "c");
+    assert!(
+        c.ownership().held.is_empty(),
+        "none is free while b's leases are live"
+    );
+    for p in 0..32 {
+        expire(&pg, "share", p);
+    }
+    c.tick().expect("takes");
+    assert_eq!(
+        c.ownership().held.len(),
+        32,
+        "its fair share of two live nodes"
+    );
+    b.tick().expect("renews");
+    assert_eq!(b.ownership().held.len(), 32, "b drops what c took");
+}
+
+#[test]
+fn the_schema_is_created_checked_and_refused_when_newer() {
+    use weft_store_postgres::schema;
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("schema").expect("createdb");
+    let refused = PgStore::connect(
+        &url,
+        Options {
+            create: false,
+            ..Options::default()
+        },
+    )
+    .expect_err("no schema, and not told to create it");
+    assert!(
+        refused.to_string().contains("weft store migrate-schema"),
+        "{refused}"
+    );
+    let made = PgStore::migrate_schema(&url, 16).expect("creates");
+    assert_eq!(
+        (made.from, made.to, made.partitions),
+        (0, schema::VERSION, 16)
+    );
+    let again = PgStore::migrate_schema(&url, 64).expect("nothing to do");
+    assert_eq!(
+        (again.from, again.to, again.partitions),
+        (schema::VERSION, schema::VERSION, 16)
+    );
+    assert_eq!(node(&url, "a").partitions(), 16);
+    pg.psql(
+        "schema",
+        "INSERT INTO weft.schema_version (version) VALUES (99)",
+    )
+    .expect("psql");
+    let newer = PgStore::connect(&url, Options::default()).expect_err("a newer schema");
+    assert!(
+        newer.to_string().contains("newer than this weft knows"),
+        "{newer}"
+    );
+    let unchanged = PgStore::migrate_schema(&url, 64).expect_err("not downgraded");
+    assert!(unchanged.to_string().contains("version 99"), "{unchanged}");
+    let bad = PgStore::connect("postgres://weft@127.0.0.1:1/x", Options::default())
+        .expect_err("nothing listens");
+    assert!(bad.to_string().contains("127.0.0.1:1"), "{bad}");
+}
