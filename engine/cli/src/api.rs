@@ -72,6 +72,12 @@ impl Bound {
 
     /// Serves the engine's API (deploys checked with `invoker`'s runtime)
     /// and writes the address file.
+    /// Forwards requests for instances other nodes drive to them.
+    pub fn with_peers(mut self, peers: Arc<dyn weft_server::Peers>) -> Self {
+        self.options.peers = Some(peers);
+        self
+    }
+
     pub fn serve(
         mut self,
         engine: &weft_core::Engine,

@@ -197,6 +197,13 @@ pub enum Command {
         /// broken one is refused and logged, and the old one keeps serving.
         #[arg(long, requires = "plugins_dir")]
         watch: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The PostgreSQL store: its schema, and moving data between stores.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Draw a process as a state diagram (Mermaid or Graphviz DOT), with an
     /// instance's current state and path highlighted when given.
@@ -312,6 +319,45 @@ pub enum Command {
     /// Measure durable transitions per second, invocation latency, the memory
     /// of idle instances and the time to resume many.
     Bench(crate::commands::bench::BenchArgs),
+}
+
+/// The store a node runs on, when it is not the data directory's own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Run on a PostgreSQL store shared with other weft nodes
+    /// (`postgres://user@host:port/db`) instead of the data directory's
+    /// embedded one; the data directory then keeps only this node's
+    /// compiled components and server address. An empty database gets the
+    /// schema; an older one needs `weft store migrate-schema`.
+    #[arg(long = "store", env = "WEFT_STORE", value_name = "URL")]
+    pub url: Option<String>,
+    /// This node's name in the partition lease table, unique among live
+    /// nodes (default: host-pid).
+    #[arg(long, env = "WEFT_NODE", requires = "url")]
+    pub node: Option<String>,
+    /// How long a partition lease lasts without renewal, by the database's
+    /// clock: a node that stops is taken over within about this long.
+    #[arg(long, default_value = "10s", value_parser = parse_span)]
+    pub lease_ttl: weft_model::Span,
+    /// The URL other nodes reach this one's API at, to forward requests
+    /// for the instances it drives (default: the address it listens on).
+    #[arg(long, value_name = "URL", requires = "url")]
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create the weft schema in a PostgreSQL database, or upgrade it to
+    /// this weft's version (run it before starting upgraded nodes).
+    MigrateSchema {
+        /// The database (`postgres://user@host:port/db`).
+        #[arg(long = "store", env = "WEFT_STORE", value_name = "URL")]
+        url: String,
+        /// Partitions of a new schema: the most nodes that can share the
+        /// work. Fixed once the schema exists.
+        #[arg(long, default_value_t = weft_store_postgres::DEFAULT_PARTITIONS)]
+        partitions: u32,
+    },
 }
 
 /// Where and how `weft serve` answers HTTP.

@@ -145,6 +145,9 @@ impl Engine {
         request: Option<String>,
     ) -> Result<Delivered> {
         let _work = self.work();
+        if !self.inner.store.holds(id) {
+            return Err(Error::Elsewhere(id.clone()));
+        }
         let span = tracing::debug_span!(
             "transition",
             instance = %id,
@@ -224,7 +227,10 @@ impl Engine {
                             // A conflict wrote nothing, so the snapshot
                             // still holds; after any other failure the
                             // store may hold more: read it afresh.
-                            if matches!(e, Error::Conflict(_)) {
+                            // Except when another node holds it now:
+                            // what it writes makes this snapshot stale.
+                            if matches!(e, Error::Conflict(ref c) if !matches!(c, Conflict::Fenced { .. }))
+                            {
                                 self.put_back(inst);
                             }
                             Err(e)

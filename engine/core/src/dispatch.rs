@@ -325,6 +325,15 @@ impl Engine {
                     ));
                     self.pause(backoff.pause()).await;
                 }
+                Err(
+                    e
+                    @ (Error::Elsewhere(_) | Error::Conflict(weft_store::Conflict::Fenced { .. })),
+                ) => {
+                    // Another node took the instance's partition: it runs
+                    // the step again from its outbox, under the same key.
+                    tracing::info!(instance = %inv.instance, key = %inv.key, "left to another node: {e}");
+                    return;
+                }
                 Err(e) => {
                     tracing::error!(instance = %inv.instance, key = %inv.key, "cannot apply the step's outcome: {e}");
                     return;

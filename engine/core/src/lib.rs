@@ -92,6 +92,16 @@ pub enum Error {
     /// A swap target that nothing deployed binds.
     #[error("{0}")]
     NoTarget(String),
+    /// The instance is driven by another node of a shared store: the
+    /// request belongs there (the API forwards it).
+    #[error("instance {0} is driven by another node")]
+    Elsewhere(InstanceId),
+    /// This node holds no partition of the shared store yet, so it cannot
+    /// place a new instance.
+    #[error(
+        "this node holds no partition of the store yet: try again in a moment, or on another node"
+    )]
+    NoPartition,
 }
 
 impl Error {

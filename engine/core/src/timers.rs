@@ -86,6 +86,10 @@ impl Engine {
                             .await
                             .map_err(|e| format!("cannot remove a spent timer: {e}"))
                     }
+                    // Another node holds its partition now: it fires it.
+                    Err(
+                        Error::Elsewhere(_) | Error::Conflict(weft_store::Conflict::Fenced { .. }),
+                    ) => Ok(()),
                     Err(e) => Err(e.to_string()),
                 };
                 let now = engine.inner.clock.now();

@@ -19,7 +19,8 @@ pub struct ApiError {
     /// `token_not_found`, `plugin_not_found`, `token_used`, `conflict`,
     /// `refused`, `deploy_refused`, `invalid_definition`, `invalid_plugin`,
     /// `not_supported`, `swap_refused`, `target_not_found`, `cross_site`,
-    /// `unavailable`, `internal`.
+    /// `unavailable`, `elsewhere` (only when no node could be reached to
+    /// forward to), `internal`.
     #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
@@ -27,6 +28,10 @@ pub struct ApiError {
     /// `file:line:col: what is wrong (hint)`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// The instance is another node's: the request is forwarded there.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub elsewhere: Option<weft_model::InstanceId>,
 }
 
 impl ApiError {
@@ -36,6 +41,7 @@ impl ApiError {
             code,
             message: message.into(),
             problems: Vec::new(),
+            elsewhere: None,
         }
     }
 
@@ -52,7 +58,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut r = (self.status, Json(&self)).into_response();
+        if let Some(id) = self.elsewhere {
+            r.extensions_mut().insert(crate::forward::Elsewhere(id));
+        }
+        r
     }
 }
 
@@ -72,15 +82,20 @@ impl From<Error> for ApiError {
             Error::DeployRefused(_) => (S::UNPROCESSABLE_ENTITY, "deploy_refused"),
             Error::SwapRefused(_) => (S::UNPROCESSABLE_ENTITY, "swap_refused"),
             Error::NoTarget(_) => (S::NOT_FOUND, "target_not_found"),
-            Error::Stopped | Error::WriterGone | Error::Store(_) => {
+            Error::Stopped | Error::WriterGone | Error::Store(_) | Error::NoPartition => {
                 (S::SERVICE_UNAVAILABLE, "unavailable")
             }
+            Error::Elsewhere(_) => (S::MISDIRECTED_REQUEST, "elsewhere"),
             Error::BadStoredProcess { .. } => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() {
             tracing::error!("answered {status}: {e}");
         }
-        ApiError::new(status, code, e.to_string())
+        let mut a = ApiError::new(status, code, e.to_string());
+        if let Error::Elsewhere(id) = e {
+            a.elsewhere = Some(id);
+        }
+        a
     }
 }
 

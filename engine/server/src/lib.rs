@@ -38,6 +38,7 @@ mod body;
 mod dashboard;
 mod deploy;
 mod error;
+mod forward;
 mod instances;
 pub mod metrics;
 pub mod openapi;
@@ -58,6 +59,7 @@ use weft_model::Span;
 
 pub use deploy::{Deploy, DeployFuture, Deployed, Deployer, InspectFuture, SourceFile};
 pub use error::{ApiError, ApiResult};
+pub use forward::Peers;
 pub use swaps::{Swap, SwapComponent, SwapFuture};
 
 /// How a server answers.
@@ -78,6 +80,9 @@ pub struct Options {
     /// The recorder's handle ([`metrics::install`]); without one,
     /// `/metrics` has the gauges only.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The other nodes of a shared store: a request for an instance one of
+    /// them drives is forwarded to it.
+    pub peers: Option<Arc<dyn Peers>>,
 }
 
 impl Default for Options {
@@ -89,6 +94,7 @@ impl Default for Options {
             max_deploy_body: 128 << 20,
             deployer: None,
             metrics: None,
+            peers: None,
         }
     }
 }
@@ -146,6 +152,10 @@ pub fn router(engine: Engine, options: Options) -> Router {
         .route("/instances/{id}/migrate", post(instances::migrate))
         .route("/tokens/{token}/complete", post(instances::complete))
         .route("/tokens/{token}/heartbeat", post(instances::heartbeat))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            forward::forward,
+        ))
         .route_layer(middleware::from_fn_with_state(app.clone(), authorize));
     Router::new()
         .route("/healthz", get(health))

@@ -516,6 +516,10 @@ impl Journal for PgStore {
         })
     }
 
+    fn holds(&self, id: &InstanceId) -> bool {
+        self.inner.leases.epoch(self.partition(id)).is_some()
+    }
+
     fn remove_timer(&self, timer: &Timer) -> Result<()> {
         let partition = self.partition_i32(&timer.instance);
         let (p, due, instance, kind, key) = timer_row(timer, partition);

@@ -90,13 +90,22 @@ impl Leases {
     }
 }
 
-/// One round: renew what is held (dropping what another node took), then
-/// take free or expired partitions up to a fair share of the live nodes.
+/// One round: say this node is alive; renew what is held (dropping what
+/// another node took); then move towards a fair share of the live nodes —
+/// taking free or expired partitions, or handing over those above the
+/// share when a node joined.
 pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Result<()> {
     let c = pool
         .get()
         .await
         .map_err(pool_err("connect", "for leases"))?;
+    c.execute(
+        "INSERT INTO weft.nodes (node, url) VALUES ($1, '') \
+         ON CONFLICT (node) DO UPDATE SET seen = now()",
+        &[&leases.node],
+    )
+    .await
+    .map_err(pg_err("write", format!("node {}", leases.node)))?;
     let held = leases.lock().clone();
     if !held.is_empty() {
         let ps: Vec<i32> = held.keys().map(|&p| p as i32).collect();
@@ -120,24 +129,39 @@ pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Res
     }
     let others: i64 = c
         .query_one(
-            "SELECT count(DISTINCT owner) FROM weft.partitions \
-             WHERE owner IS NOT NULL AND owner <> $1 AND expires > now()",
-            &[&leases.node],
+            "SELECT count(*) FROM weft.nodes \
+             WHERE node <> $1 AND seen > now() - $2::bigint * interval '1 millisecond'",
+            &[&leases.node, &leases.ttl_ms()],
         )
         .await
-        .map_err(pg_err("read", "partition leases"))?
+        .map_err(pg_err("read", "the live nodes"))?
         .get(0);
     let nodes = others as u64 + 1;
     let share = u64::from(leases.partitions).div_ceil(nodes);
     let have = leases.lock().len() as u64;
-    if have >= share {
+    if have > share {
+        // A node joined: hand it the partitions over this node's share
+        // (the highest), which it takes at its next round.
+        let extra: Vec<(i32, i64)> = leases
+            .lock()
+            .iter()
+            .rev()
+            .take((have - share) as usize)
+            .map(|(&p, &e)| (p as i32, e))
+            .collect();
+        give_up(&c, leases, &extra).await?;
+        tracing::info!(node = %leases.node, gave = extra.len(), nodes, "handed over partitions");
+        return Ok(());
+    }
+    if have == share {
         return Ok(());
     }
     let want = (share - have) as i64;
     let taken = c
         .query(
             "UPDATE weft.partitions t \
-             SET owner = $1, epoch = t.epoch + 1, expires = now() + $2::bigint * interval '1 millisecond' \
+             SET owner = $1, epoch = t.epoch + 1, \
+                 expires = now() + $2::bigint * interval '1 millisecond' \
              WHERE t.p IN (SELECT p FROM weft.partitions \
                            WHERE (owner IS NULL OR expires <= now() OR owner = $1) \
                              AND NOT (p = ANY($4::int[])) \
@@ -162,17 +186,37 @@ pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Res
     Ok(())
 }
 
-/// Gives up every lease held.
+/// Gives up every lease held, and says this node is gone.
 pub(crate) async fn release(pool: &deadpool_postgres::Pool, leases: &Leases) -> Result<()> {
     let c = pool
         .get()
         .await
         .map_err(pool_err("connect", "for leases"))?;
-    let held: Vec<(i32, i64)> = std::mem::take(&mut *leases.lock())
-        .into_iter()
-        .map(|(p, e)| (p as i32, e))
-        .collect();
-    let (ps, epochs): (Vec<i32>, Vec<i64>) = held.into_iter().unzip();
+    let held: Vec<(i32, i64)> = leases.lock().iter().map(|(&p, &e)| (p as i32, e)).collect();
+    give_up(&c, leases, &held).await?;
+    c.execute(
+        "UPDATE weft.nodes SET seen = '-infinity' WHERE node = $1",
+        &[&leases.node],
+    )
+    .await
+    .map_err(pg_err("write", format!("node {}", leases.node)))?;
+    Ok(())
+}
+
+/// Frees `partitions` (at the epochs held) for other nodes, forgetting
+/// them first: nothing more is committed to them from this node.
+async fn give_up(
+    c: &deadpool_postgres::Object,
+    leases: &Leases,
+    partitions: &[(i32, i64)],
+) -> Result<()> {
+    {
+        let mut held = leases.lock();
+        for (p, _) in partitions {
+            held.remove(&(*p as u32));
+        }
+    }
+    let (ps, epochs): (Vec<i32>, Vec<i64>) = partitions.iter().copied().unzip();
     c.execute(
         "UPDATE weft.partitions t SET owner = NULL, expires = '-infinity' \
          FROM unnest($2::int[], $3::bigint[]) AS h(p, epoch) \

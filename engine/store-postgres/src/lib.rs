@@ -47,6 +47,9 @@ pub struct Options {
     /// Create the schema in an empty database (a schema that is there but
     /// older is never upgraded implicitly).
     pub create: bool,
+    /// Renew and take leases in the background, every third of the lease
+    /// (tests turn it off and call [`PgStore::tick`] themselves).
+    pub keep_leases: bool,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             connections: 8,
             partitions: DEFAULT_PARTITIONS,
             create: true,
+            keep_leases: true,
         }
     }
 }
@@ -248,7 +252,9 @@ impl PgStore {
         // The first share is taken before the store is handed out, so an
         // engine starting on it finds its partitions' work at once.
         store.run(lease::tick(&store.inner.pool, &leases))?;
-        handle.spawn(lease::keep(store.inner.pool.clone(), leases));
+        if options.keep_leases {
+            handle.spawn(lease::keep(store.inner.pool.clone(), leases));
+        }
         Ok(store)
     }
 
@@ -311,6 +317,41 @@ impl PgStore {
     /// nodes take its partitions at once instead of after the lease.
     pub fn release(&self) -> Result<()> {
         self.run(lease::release(&self.inner.pool, &self.inner.leases))
+    }
+
+    /// Tells the other nodes where this one's API answers, so they can
+    /// forward requests for the instances it drives.
+    pub fn advertise(&self, url: &str) -> Result<()> {
+        let node = self.inner.leases.node().to_owned();
+        self.run(async {
+            let c = self.client("the node table").await?;
+            c.execute(
+                "INSERT INTO weft.nodes (node, url) VALUES ($1, $2) \
+                 ON CONFLICT (node) DO UPDATE SET url = excluded.url, seen = now()",
+                &[&node, &url],
+            )
+            .await
+            .map_err(pg_err("write", format!("node {node}")))?;
+            Ok(())
+        })
+    }
+
+    /// The API of the live node holding `id`'s partition, as it advertised
+    /// it; `None` when no node holds it now, or the holder did not say.
+    pub fn owner_url(&self, id: &InstanceId) -> Result<Option<String>> {
+        let p = self.partition(id) as i32;
+        self.run(async {
+            let c = self.client("the node table").await?;
+            let row = c
+                .query_opt(
+                    "SELECT n.url FROM weft.partitions p JOIN weft.nodes n ON n.node = p.owner \
+                     WHERE p.p = $1 AND p.expires > now()",
+                    &[&p],
+                )
+                .await
+                .map_err(pg_err("read", format!("the owner of partition {p}")))?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     /// Runs `fut` to completion on the calling thread, inside the store's

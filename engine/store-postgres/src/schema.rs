@@ -28,6 +28,11 @@ CREATE TABLE weft.partitions (
     epoch bigint NOT NULL DEFAULT 0,
     expires timestamptz NOT NULL DEFAULT '-infinity'
 );
+CREATE TABLE weft.nodes (
+    node text COLLATE "C" PRIMARY KEY,
+    url text NOT NULL,
+    seen timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE weft.processes (
     name text COLLATE "C", version integer, body bytea NOT NULL,
     PRIMARY KEY (name, version)

@@ -15,6 +15,7 @@ fn node(url: &str, name: &str) -> PgStore {
         url,
         Options {
             node: name.into(),
+            keep_leases: false,
             ..Options::default()
         },
     )
@@ -173,35 +174,58 @@ fn the_history_key_is_the_backstop_and_a_failed_batch_writes_nothing() {
     assert_eq!(a.instance(&x).expect("io").expect("stored").seq, 1);
 }
 
+fn held(s: &PgStore) -> usize {
+    s.ownership().held.len()
+}
+
 #[test]
-fn nodes_share_the_partitions_and_a_released_node_hands_them_over() {
+fn nodes_share_the_partitions_fairly_as_they_join_leave_and_die() {
     let pg = Postgres::start().expect("PostgreSQL starts");
     let url = pg.create_db("share").expect("createdb");
     let a = node(&url, "a");
-    assert_eq!(a.ownership().held.len(), 64);
-    a.release().expect("releases");
+    assert_eq!(held(&a), 64);
     let b = node(&url, "b");
-    assert_eq!(
-        b.ownership().held.len(),
-        64,
-        "a released node's partitions are free at once"
-    );
+    assert_eq!(held(&b), 0, "none is free while a's leases are live");
+    a.tick().expect("a round");
+    assert_eq!(held(&a), 32, "a hands over what is above its share");
+    b.tick().expect("a round");
+    assert_eq!(held(&b), 32, "b takes what a handed over");
+
     let c = node(&url, "c");
-    assert!(
-        c.ownership().held.is_empty(),
-        "none is free while b's leases are live"
-    );
-    for p in 0..32 {
-        expire(&pg, "share", p);
-    }
-    c.tick().expect("takes");
-    assert_eq!(
-        c.ownership().held.len(),
-        32,
-        "its fair share of two live nodes"
-    );
-    b.tick().expect("renews");
-    assert_eq!(b.ownership().held.len(), 32, "b drops what c took");
+    a.tick().expect("a round");
+    b.tick().expect("a round");
+    c.tick().expect("a round");
+    assert_eq!((held(&a), held(&b), held(&c)), (22, 22, 20), "thirds");
+    let mut all: Vec<u32> = [&a, &b, &c]
+        .iter()
+        .flat_map(|n| n.ownership().held.into_keys())
+        .collect();
+    all.sort();
+    assert_eq!(all, (0..64).collect::<Vec<_>>(), "each partition held once");
+
+    // c stops gracefully: its partitions are free at once.
+    c.release().expect("releases");
+    a.tick().expect("a round");
+    b.tick().expect("a round");
+    assert_eq!((held(&a), held(&b)), (32, 32));
+
+    // b dies: it stops renewing; once its leases (and its liveness) have run
+    // out, a takes everything.
+    pg.psql(
+        "share",
+        "UPDATE weft.partitions SET expires = now() - interval '1 second' WHERE owner = 'b'; \
+         UPDATE weft.nodes SET seen = now() - interval '1 hour' WHERE node = 'b'",
+    )
+    .expect("psql");
+    a.tick().expect("a round");
+    assert_eq!(held(&a), 64, "a takes over a dead node's partitions");
+    let epochs = pg
+        .psql(
+            "share",
+            "SELECT min(epoch) FROM weft.partitions WHERE owner = 'a'",
+        )
+        .expect("psql");
+    assert!(epochs.parse::<i64>().expect("a number") >= 1);
 }
 
 #[test]

@@ -413,6 +413,15 @@ pub trait Journal: Send + Sync {
     fn commit(&self, batch: &[Commit]) -> Result<Vec<Result<(), Conflict>>>;
     /// Drops a timer that fired for nothing (its instance had moved on).
     fn remove_timer(&self, timer: &Timer) -> Result<()>;
+    /// Whether this engine drives the instance: always, on a store one
+    /// engine has to itself; on a store several nodes share, when this
+    /// node holds the instance's partition. Commits to the others fail
+    /// (`Conflict::Fenced`), and the outbox and timers read here leave them
+    /// out.
+    fn holds(&self, id: &InstanceId) -> bool {
+        let _ = id;
+        true
+    }
 }
 
 /// Everything the engine needs from a store.

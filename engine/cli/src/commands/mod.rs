@@ -14,6 +14,7 @@ mod scaffold;
 pub(crate) mod serve;
 mod show;
 mod start;
+mod store;
 pub mod swap;
 mod validate;
 
@@ -186,7 +187,9 @@ pub async fn run(command: Command) -> anyhow::Result<u8> {
             http,
             plugins_dir,
             watch: _,
-        } => serve::serve(&data.dir, &http, plugins_dir.as_deref()).await,
+            store,
+        } => serve::serve(&data.dir, &http, plugins_dir.as_deref(), &store).await,
+        Command::Store { command } => store::store(command).await,
         Command::Status { id, data, json } => show::status(&id, &data.dir, json).await,
         Command::Diagram {
             process,
@@ -337,7 +340,7 @@ pub fn open_store_within(
 /// bindings and plugins of each instance's version read from the store.
 /// Whoever runs it serves its API (`crate::api`), so other commands reach it.
 pub fn engine_on(
-    store: Arc<SledStore>,
+    store: Arc<dyn weft_store::Store>,
     data: &Path,
 ) -> anyhow::Result<(weft_core::Engine, Arc<WasmInvoker>)> {
     engine_with(store, runtime(Some(data))?)
@@ -347,7 +350,7 @@ pub fn engine_on(
 /// checking a definition can then be handed to the engine's invoker (a
 /// component runs only in the runtime that compiled it).
 pub fn engine_with(
-    store: Arc<SledStore>,
+    store: Arc<dyn weft_store::Store>,
     runtime: Arc<Runtime>,
 ) -> anyhow::Result<(weft_core::Engine, Arc<WasmInvoker>)> {
     let invoker = Arc::new(WasmInvoker::new(runtime));
@@ -363,7 +366,7 @@ pub fn engine_with(
 /// An engine that applies changes and carries nothing out (no engine runs
 /// on the directory): the next `weft serve` or `weft resume` continues.
 /// It applies each instance's bindings like any engine; it loads no plugin.
-pub fn offline_engine(store: Arc<SledStore>) -> anyhow::Result<weft_core::Engine> {
+pub fn offline_engine(store: Arc<dyn weft_store::Store>) -> anyhow::Result<weft_core::Engine> {
     let invoker = Arc::new(WasmInvoker::new(runtime(None)?));
     let options = weft_core::EngineOptions {
         offline: true,

@@ -135,7 +135,13 @@ async fn deploy_remote(
     let text = |p: &Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
     };
-    let base = std::path::absolute(def.bindings.parent().unwrap_or(Path::new(".")))?;
+    // `bindings.yaml` has the parent "", which is the working directory.
+    let parent = def
+        .bindings
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(parent)?;
     let plugins: serde_json::Map<String, serde_json::Value> = loaded
         .plugins
         .iter()
