@@ -1,6 +1,6 @@
 # Entry points. `make demo` and `make test` work on a fresh machine: they add
 # the wasm32-wasip2 target when it is missing and build what they need.
-.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters bench-swap bench-dashboard clean-demo api-fuzz openapi schema
+.PHONY: demo test lint plugins foreign setup bench bench-http bench-adapters bench-swap bench-dashboard bench-postgres clean-demo api-fuzz openapi schema
 
 CARGO ?= cargo
 
@@ -66,6 +66,12 @@ bench-http: plugins
 bench-swap: plugins
 	$(CARGO) build --release -p weft
 	env -u RUST_BACKTRACE target/release/weft bench swap
+
+# The PostgreSQL store alone (batches of 1, 16, 256), and saga3 over HTTP on
+# sled and on 1, 2 and 3 nodes sharing a throwaway PostgreSQL (README).
+bench-postgres: plugins setup
+	$(CARGO) build --release -p weft
+	scripts/bench-postgres.sh
 
 # The dashboard's pages with 100,000 instances in the store (README, Benchmark).
 bench-dashboard: plugins

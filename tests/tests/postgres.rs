@@ -139,8 +139,8 @@ fn fixture(name: &str) -> String {
     root().join(name).display().to_string()
 }
 
-/// Deploys the workload's processes through `node`.
-fn deploy(s: &Sandbox, node: &Node, charge_ms: u64) {
+/// Deploys the saga and the waits into `data` (a directory, or a node's).
+fn deploy_fixtures(s: &Sandbox, data: &str, charge_ms: u64) {
     let b = bindings(s, charge_ms);
     for process in ["tests/fixtures/saga.yaml", "tests/fixtures/waits.yaml"] {
         let out = run(&[
@@ -149,10 +149,15 @@ fn deploy(s: &Sandbox, node: &Node, charge_ms: u64) {
             "--bindings",
             &b,
             "--data",
-            &node.data,
+            data,
         ]);
         assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     }
+}
+
+/// Deploys the workload's processes through `node`.
+fn deploy(s: &Sandbox, node: &Node, charge_ms: u64) {
+    deploy_fixtures(s, &node.data, charge_ms);
     let out = run(&[
         "deploy",
         &fixture("examples/etl-fanout/process.yaml"),
@@ -434,4 +439,119 @@ fn two_nodes_reconnect_and_finish_after_postgres_restarts() {
     let all = all_done(&c.nodes[1], expected(sagas));
     check(&c.s, &c.nodes[0], &all);
     assert_eq!(owners(&c.pg, c.db), 2, "both nodes kept going");
+}
+
+/// Everything in a store, as rows to compare.
+fn dump_sled(dir: &std::path::Path) -> Vec<weft_store::transfer::Row> {
+    let store = weft_store_sled::SledStore::open(&dir.join("db")).expect("opens");
+    let rows = weft_store::transfer::dump(&store).expect("reads");
+    store.close().expect("closes");
+    rows
+}
+
+fn dump_pg(url: &str) -> Vec<weft_store::transfer::Row> {
+    let store = weft_store_postgres::PgStore::connect(
+        url,
+        weft_store_postgres::Options {
+            node: "dump".into(),
+            keep_leases: false,
+            ..weft_store_postgres::Options::default()
+        },
+    )
+    .expect("connects");
+    let rows = weft_store::transfer::dump(&store).expect("reads");
+    store.release().expect("releases");
+    rows
+}
+
+#[test]
+fn a_copy_from_sled_to_postgres_and_back_keeps_everything_and_runs_on() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("copy").expect("createdb");
+    let s = Sandbox::new();
+    let data = s.data();
+    deploy_fixtures(&s, &data, 10);
+    // Instances in every shape: ended (one through a retry on a timer),
+    // waiting for a signal, waiting on a durable timer.
+    let start = |process: &str, input: &str, key: Option<&str>| {
+        let mut args = vec!["start", process, "--input", input, "--data", &data];
+        if let Some(k) = key {
+            args.extend(["--key", k]);
+        }
+        let out = run(&args);
+        // 4: it waits (for a signal, or on a timer).
+        assert!(matches!(out.code, 0 | 4), "{}\n{}", out.stdout, out.stderr);
+    };
+    start("saga", &order_input(1, "4242"), None);
+    start("waits", r#"{"mode": "approval"}"#, Some("first"));
+    start("waits", r#"{"mode": "approval"}"#, Some("second"));
+    start("waits", r#"{"mode": "nap"}"#, None);
+    let original = dump_sled(std::path::Path::new(&data));
+    assert!(original.len() >= 8, "{original:#?}");
+
+    let out = run(&["store", "copy", "--from", &data, "--to", &url]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("4 instances"), "{}", out.stdout);
+    assert_eq!(dump_pg(&url), original, "sled → PostgreSQL keeps every row");
+
+    let back = s.path("back");
+    let back_s = back.display().to_string();
+    let out = run(&["store", "copy", "--from", &url, "--to", &back_s]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(dump_sled(&back), original, "and back");
+
+    // Into a store that is not empty: refused, nothing written.
+    let out = run(&["store", "copy", "--from", &data, "--to", &url]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+    assert_eq!(dump_pg(&url), original);
+
+    // Both copies run on: a signal to each finishes its instance.
+    let out = run(&["signal", "first", "approve", "--data-dir", &back_s]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        weft_tests::status_of("first", &back_s)["status"],
+        "succeeded"
+    );
+    let node = Node::start(&s, &url, "after-copy");
+    approve(&node, &["second".to_owned()]);
+    poll("the copied instance to finish on PostgreSQL", || {
+        let r = http("GET", &node.base, "/v1/instances/second", "", &[]);
+        (r.json()["status"] == "succeeded").then_some(())
+    });
+}
+
+/// The PostgreSQL benchmarks at a small size: they run, and print their
+/// figures.
+#[test]
+fn the_postgres_benchmarks_run_at_a_small_size() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("bench_store").expect("createdb");
+    let out = run(&[
+        "bench",
+        "store",
+        "--store",
+        &url,
+        "--commits",
+        "64",
+        "--batches",
+        "1,16",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    for line in ["store sled batch=1 ", "store postgres batch=16 "] {
+        assert!(out.stdout.contains(line), "{line}: {}", out.stdout);
+    }
+    let url = pg.create_db("bench_saga3").expect("createdb");
+    let plugin = weft_tests::plugin("echo").display().to_string();
+    let out = run(&[
+        "bench", "http", "--n", "40", "--c", "4", "--store", &url, "--nodes", "2", "--plugin",
+        &plugin,
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("saga3 weft store=postgres nodes=2 n=40 c=4 wf_per_s="),
+        "{}",
+        out.stdout
+    );
 }

@@ -358,6 +358,19 @@ pub enum StoreCommand {
         #[arg(long, default_value_t = weft_store_postgres::DEFAULT_PARTITIONS)]
         partitions: u32,
     },
+    /// Copy everything a store holds — process versions, bindings
+    /// revisions, plugins, the registry and swap log, instances with their
+    /// history, outbox, results, timers and tokens — into an empty store:
+    /// a data directory into PostgreSQL, or back. No engine may run on
+    /// either meanwhile.
+    Copy {
+        /// A data directory, or a PostgreSQL URL.
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+        /// A new data directory, or an empty PostgreSQL database.
+        #[arg(long, value_name = "DIR|URL")]
+        to: String,
+    },
 }
 
 /// Where and how `weft serve` answers HTTP.

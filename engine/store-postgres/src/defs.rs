@@ -58,6 +58,23 @@ async fn stored_process(
     row.map(|r| decode(what, r.get(0))).transpose()
 }
 
+/// Writes one bindings revision inside `tx`.
+async fn insert_deployment(tx: &Transaction<'_>, d: &Deployment, what: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO weft.deployments (process, version, revision, body) \
+         VALUES ($1, $2, $3, $4)",
+        &[
+            &d.process,
+            &(d.version as i32),
+            &(d.revision as i32),
+            &encode(d),
+        ],
+    )
+    .await
+    .map_err(pg_err("write", what))?;
+    Ok(())
+}
+
 async fn put_plugin(tx: &Transaction<'_>, sha256: &str, bytes: &[u8]) -> Result<()> {
     tx.execute(
         "INSERT INTO weft.plugins (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -204,18 +221,7 @@ impl Definitions for PgStore {
                 .await
                 .map_err(pg_err("write", &what))?;
             }
-            tx.execute(
-                "INSERT INTO weft.deployments (process, version, revision, body) \
-                 VALUES ($1, $2, $3, $4)",
-                &[
-                    &p.name,
-                    &(p.version as i32),
-                    &(revision as i32),
-                    &encode(&d.deployment(revision)),
-                ],
-            )
-            .await
-            .map_err(pg_err("write", &what))?;
+            insert_deployment(&tx, &d.deployment(revision), &what).await?;
             for blob in &d.plugins {
                 put_plugin(&tx, &blob.sha256, &blob.bytes).await?;
             }
@@ -326,18 +332,7 @@ impl Definitions for PgStore {
                 record.plugin = Some(format!("{}@{}", added.name, added.version));
             }
             for d in &w.deployments {
-                tx.execute(
-                    "INSERT INTO weft.deployments (process, version, revision, body) \
-                     VALUES ($1, $2, $3, $4)",
-                    &[
-                        &d.process,
-                        &(d.version as i32),
-                        &(d.revision as i32),
-                        &encode(d),
-                    ],
-                )
-                .await
-                .map_err(pg_err("write", &what))?;
+                insert_deployment(&tx, d, &what).await?;
             }
             lock_numbering(&tx, "swaps").await?;
             let next: i64 = tx
@@ -382,6 +377,54 @@ impl Definitions for PgStore {
                 .await
                 .map_err(pg_err("read", what()))?;
             Ok(row.map(|r| Millis(r.get::<_, i64>(0) as u64)))
+        })
+    }
+
+    fn put_deployment(&self, d: &Deployment) -> Result<Result<(), Conflict>> {
+        let what = format!(
+            "bindings revision {} of {} v{}",
+            d.revision, d.process, d.version
+        );
+        self.run(async {
+            let mut c = self.client(&what).await?;
+            let tx = c.transaction().await.map_err(pg_err("begin", &what))?;
+            lock_numbering(&tx, &format!("deployments:{}:{}", d.version, d.process)).await?;
+            let newest = newest_deployment(&tx, &d.process, d.version).await?;
+            if newest.map_or(1, |n| n.revision + 1) != d.revision {
+                return Ok(Err(Conflict::Stale {
+                    process: d.process.clone(),
+                    version: d.version,
+                }));
+            }
+            insert_deployment(&tx, d, &what).await?;
+            tx.commit().await.map_err(pg_err("commit", &what))?;
+            Ok(Ok(()))
+        })
+    }
+
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.run(async {
+            let c = self.client("a plugin").await?;
+            c.execute(
+                "INSERT INTO weft.plugins (sha256, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&sha256, &bytes],
+            )
+            .await
+            .map_err(pg_err("write", format!("plugin {sha256}")))?;
+            Ok(())
+        })
+    }
+
+    fn put_swap(&self, record: &SwapRecord) -> Result<()> {
+        self.run(async {
+            let c = self.client("the swap log").await?;
+            c.execute(
+                "INSERT INTO weft.swaps (seq, body) VALUES ($1, $2)",
+                &[&(record.seq as i64), &encode(record)],
+            )
+            .await
+            .map_err(pg_err("write", format!("swap {} of the log", record.seq)))?;
+            Ok(())
         })
     }
 

@@ -221,9 +221,57 @@ impl Instances for PgStore {
                 .transpose()
         })
     }
+
+    fn results_of(&self, id: &InstanceId) -> Result<Vec<(String, StepResult)>> {
+        self.results_of_instance(id)
+    }
+
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        self.all_tokens()
+    }
 }
 
 impl PgStore {
+    pub(crate) fn results_of_instance(&self, id: &InstanceId) -> Result<Vec<(String, StepResult)>> {
+        // Keys are `<id>/...`: the range from "<id>/" to "<id>0" ('0'
+        // follows '/') under the bytewise collation.
+        let (from, to) = (format!("{id}/"), format!("{id}0"));
+        self.run(async {
+            let c = self.client("results").await?;
+            let rows = c
+                .query(
+                    "SELECT key, body FROM weft.results WHERE key >= $1 AND key < $2 ORDER BY key",
+                    &[&from, &to],
+                )
+                .await
+                .map_err(pg_err("read", format!("the results of {id}")))?;
+            rows.iter()
+                .map(|r| {
+                    let key: String = r.get(0);
+                    let result = decode(|| format!("result {key}"), r.get(1))?;
+                    Ok((key, result))
+                })
+                .collect()
+        })
+    }
+
+    pub(crate) fn all_tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        self.run(async {
+            let c = self.client("tokens").await?;
+            let rows = c
+                .query("SELECT token, body FROM weft.tokens ORDER BY token", &[])
+                .await
+                .map_err(pg_err("read", "the tokens"))?;
+            rows.iter()
+                .map(|r| {
+                    let token: String = r.get(0);
+                    let record = decode(|| format!("token {token}"), r.get(1))?;
+                    Ok((token, record))
+                })
+                .collect()
+        })
+    }
+
     /// The earliest due time after `after` of the timers of held partitions.
     fn next_due(&self, after: i64) -> Result<Option<Millis>> {
         let held = self.inner.leases.held();

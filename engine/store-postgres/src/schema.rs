@@ -94,7 +94,8 @@ const MIGRATIONS: &[&str] = &[V1];
 /// The schema version this build of weft reads and writes.
 pub const VERSION: i32 = MIGRATIONS.len() as i32;
 
-/// Serialises schema changes between nodes and `weft store migrate-schema`.
+/// Serialises schema changes between nodes and `weft store migrate-schema`
+/// (a session-level advisory lock).
 const LOCK: i64 = 0x7765_6674_5f73_6368; // "weft_sch"
 
 /// What the database holds.
@@ -151,13 +152,26 @@ pub async fn migrate(c: &mut deadpool_postgres::Client, partitions: u32) -> Resu
             format!("partitions must be between 1 and 4096, not {partitions}"),
         ));
     }
+    // Taken before the transaction, so the transaction's snapshot (and its
+    // catalog lookups) come after the change of whoever held it.
+    c.execute("SELECT pg_advisory_lock($1)", &[&LOCK])
+        .await
+        .map_err(pg_err("lock", "the schema"))?;
+    let done = migrate_locked(c, partitions).await;
+    let unlocked = c
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK])
+        .await
+        .map_err(pg_err("unlock", "the schema"));
+    let done = done?;
+    unlocked?;
+    Ok(done)
+}
+
+async fn migrate_locked(c: &mut deadpool_postgres::Client, partitions: u32) -> Result<Migrated> {
     let tx = c
         .transaction()
         .await
         .map_err(pg_err("begin", "a schema change"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
-        .await
-        .map_err(pg_err("lock", "the schema"))?;
     let before = state(&tx).await?;
     if before.version > VERSION {
         return Err(newer(before.version));

@@ -272,3 +272,22 @@ fn the_schema_is_created_checked_and_refused_when_newer() {
         .expect_err("nothing listens");
     assert!(bad.to_string().contains("127.0.0.1:1"), "{bad}");
 }
+
+#[test]
+fn nodes_starting_together_on_an_empty_database_create_the_schema_once() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("together").expect("createdb");
+    let nodes: Vec<_> = (0..4)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || node(&url, &format!("n{i}")).partitions())
+        })
+        .collect();
+    for n in nodes {
+        assert_eq!(n.join().expect("no panic"), 64);
+    }
+    let versions = pg
+        .psql("together", "SELECT count(*) FROM weft.schema_version")
+        .expect("psql");
+    assert_eq!(versions, "1");
+}

@@ -337,6 +337,21 @@ impl Definitions for SledStore {
             ))?;
         self.flush()
     }
+
+    fn put_deployment(&self, d: &Deployment) -> Result<Result<(), Conflict>> {
+        registry::put_deployment(self, d)
+    }
+
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.plugins
+            .insert(sha256.as_bytes(), bytes)
+            .map_err(sled_err("write", format!("plugin {sha256}")))?;
+        self.flush()
+    }
+
+    fn put_swap(&self, record: &weft_store::SwapRecord) -> Result<()> {
+        registry::put_swap(self, record)
+    }
 }
 
 impl SledStore {
@@ -573,6 +588,31 @@ impl Instances for SledStore {
 
     fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
         self.get(&keys::token(token), || format!("token {token}"))
+    }
+
+    fn results_of(&self, id: &InstanceId) -> Result<Vec<(String, StepResult)>> {
+        let prefix = keys::result(&format!("{id}/"));
+        self.journal
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_err("read", format!("the results of {id}")))?;
+                let key = String::from_utf8_lossy(&k[1..]).into_owned();
+                let r = decode(|| format!("result {key}"), &v)?;
+                Ok((key, r))
+            })
+            .collect()
+    }
+
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        self.journal
+            .scan_prefix([keys::TOKEN])
+            .map(|kv| {
+                let (k, v) = kv.map_err(sled_err("read", "the tokens"))?;
+                let token = String::from_utf8_lossy(&k[1..]).into_owned();
+                let r = decode(|| format!("token {token}"), &v)?;
+                Ok((token, r))
+            })
+            .collect()
     }
 }
 

@@ -179,3 +179,70 @@ pub(crate) fn swaps(store: &SledStore) -> Result<Vec<SwapRecord>> {
     }
     Ok(out)
 }
+
+/// Writes one bindings revision as it is, if it is the next of its version.
+pub(crate) fn put_deployment(
+    store: &SledStore,
+    d: &weft_store::Deployment,
+) -> Result<std::result::Result<(), Conflict>> {
+    let this = keys::deployment(&d.process, d.version, d.revision);
+    let before = d
+        .revision
+        .checked_sub(1)
+        .filter(|r| *r > 0)
+        .map(|r| keys::deployment(&d.process, d.version, r));
+    let what = || {
+        format!(
+            "bindings revision {} of {} v{}",
+            d.revision, d.process, d.version
+        )
+    };
+    let taken = store
+        .deployments
+        .contains_key(&this)
+        .map_err(sled_err("read", what()))?;
+    let previous = match &before {
+        Some(k) => store
+            .deployments
+            .contains_key(k)
+            .map_err(sled_err("read", what()))?,
+        None => true,
+    };
+    if taken || !previous {
+        return Ok(Err(Conflict::Stale {
+            process: d.process.clone(),
+            version: d.version,
+        }));
+    }
+    store
+        .deployments
+        .insert(this, encode(d))
+        .map_err(sled_err("write", what()))?;
+    store.flush()?;
+    Ok(Ok(()))
+}
+
+/// Appends a swap-log record with its own sequence number, and moves the
+/// counter past it.
+pub(crate) fn put_swap(store: &SledStore, record: &SwapRecord) -> Result<()> {
+    let what = || format!("swap {} of the log", record.seq);
+    store
+        .swaps
+        .insert(keys::swap(record.seq), encode(record))
+        .map_err(sled_err("write", what()))?;
+    let next = match store
+        .swaps
+        .get(NEXT_SWAP)
+        .map_err(sled_err("read", what()))?
+    {
+        Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+        None => 1,
+    };
+    if next <= record.seq {
+        store
+            .swaps
+            .insert(NEXT_SWAP, &(record.seq + 1).to_be_bytes())
+            .map_err(sled_err("write", what()))?;
+    }
+    store.flush()
+}

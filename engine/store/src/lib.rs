@@ -16,6 +16,7 @@ pub mod keys;
 mod mem;
 mod swap;
 pub mod testkit;
+pub mod transfer;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -369,6 +370,14 @@ pub trait Definitions: Send + Sync {
     fn schedule_mark(&self, process: &str, index: u32) -> Result<Option<Millis>>;
     /// Durable when it returns.
     fn put_schedule_mark(&self, process: &str, index: u32, at: Millis) -> Result<()>;
+    /// Writes one bindings revision as it is (copying a store): `Stale`
+    /// when the revision is taken, or is not the next of its version.
+    fn put_deployment(&self, d: &Deployment) -> Result<Result<(), Conflict>>;
+    /// Stores a component's bytes under their digest (copying a store).
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()>;
+    /// Appends a record to the swap log as it is, with its sequence number
+    /// (copying a store).
+    fn put_swap(&self, record: &SwapRecord) -> Result<()>;
 }
 
 /// Reading instances and their history, outbox and results.
@@ -403,6 +412,11 @@ pub trait Instances: Send + Sync {
     /// Timers due at or before `until`, earliest first, at most `limit`.
     fn due_timers(&self, until: Millis, limit: usize) -> Result<Vec<Timer>>;
     fn token(&self, token: &str) -> Result<Option<TokenRecord>>;
+    /// The recorded results of an instance's steps (whose keys start with
+    /// its id), by key.
+    fn results_of(&self, id: &InstanceId) -> Result<Vec<(String, StepResult)>>;
+    /// Every completion token, open or closed, by token.
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>>;
 }
 
 /// Applying commits.

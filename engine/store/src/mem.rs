@@ -236,6 +236,35 @@ impl Definitions for MemStore {
             .insert((process.to_owned(), index), at);
         Ok(())
     }
+
+    fn put_deployment(&self, d: &Deployment) -> Result<Result<(), Conflict>> {
+        let mut g = self.lock();
+        let newest = latest_deployment(&g, &d.process, d.version).map_or(0, |n| n.revision);
+        if newest + 1 != d.revision {
+            return Ok(Err(Conflict::Stale {
+                process: d.process.clone(),
+                version: d.version,
+            }));
+        }
+        g.deployments
+            .insert((d.process.clone(), d.version, d.revision), d.clone());
+        Ok(Ok(()))
+    }
+
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.lock()
+            .plugins
+            .entry(sha256.to_owned())
+            .or_insert_with(|| bytes.to_vec());
+        Ok(())
+    }
+
+    fn put_swap(&self, record: &crate::SwapRecord) -> Result<()> {
+        let mut g = self.lock();
+        g.swaps.push(record.clone());
+        g.swaps.sort_by_key(|r| r.seq);
+        Ok(())
+    }
 }
 
 impl Instances for MemStore {
@@ -341,6 +370,26 @@ impl Instances for MemStore {
 
     fn token(&self, token: &str) -> Result<Option<TokenRecord>> {
         Ok(self.lock().tokens.get(token).cloned())
+    }
+
+    fn results_of(&self, id: &InstanceId) -> Result<Vec<(String, StepResult)>> {
+        let prefix = format!("{id}/");
+        Ok(self
+            .lock()
+            .results
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect())
+    }
+
+    fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        Ok(self
+            .lock()
+            .tokens
+            .iter()
+            .map(|(t, r)| (t.clone(), r.clone()))
+            .collect())
     }
 }
 

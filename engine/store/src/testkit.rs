@@ -17,6 +17,7 @@ use weft_model::{
 };
 
 mod registry;
+mod transfer;
 
 use crate::{
     Commit, Conflict, Deploy, Deployed, PluginBlob, ProcessRecord, StepResult, Store, TokenRecord,
@@ -684,6 +685,10 @@ fn status_pages_read_in_id_order_after_a_cursor(h: &mut dyn Harness) {
 }
 
 const SUITE: &[(&str, Check)] = &[
+    (
+        "a_copy_holds_everything_the_original_had",
+        transfer::a_copy_holds_everything_the_original_had,
+    ),
     (
         "the_registry_versions_plugins_by_name_and_digest",
         registry::the_registry_versions_plugins_by_name_and_digest,

@@ -70,6 +70,9 @@ pub enum Workload {
     Swap(super::bench_swap::SwapArgs),
     /// The dashboard's pages rendered with 100,000 instances in the store.
     Dashboard(super::bench_dashboard::DashboardArgs),
+    /// Durable transitions per second of the stores alone (sled, and
+    /// PostgreSQL with --store), in batches of 1, 16 and 256.
+    Store(super::bench_store::StoreArgs),
 }
 
 const MAP: &str = r#"
@@ -126,6 +129,7 @@ pub async fn bench(args: BenchArgs) -> anyhow::Result<u8> {
         Some(Workload::Adapters(a)) => return super::bench_adapters::adapters(a).await,
         Some(Workload::Swap(s)) => return super::bench_swap::swap(s).await,
         Some(Workload::Dashboard(d)) => return super::bench_dashboard::dashboard(d).await,
+        Some(Workload::Store(s)) => return super::bench_store::store(s).await,
         None => {}
     }
     if std::env::var_os("RUST_LIB_BACKTRACE").is_some_and(|v| v != "0") {

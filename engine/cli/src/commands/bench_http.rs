@@ -40,6 +40,13 @@ pub struct HttpArgs {
         default_value = "plugins/target/wasm32-wasip2/release/weft_echo.wasm"
     )]
     pub plugin: PathBuf,
+    /// Run the nodes on this PostgreSQL database (`postgres://...`, a
+    /// database of its own) instead of one node on an embedded store.
+    #[arg(long = "store", value_name = "URL")]
+    pub url: Option<String>,
+    /// Nodes on the PostgreSQL store; client workers are spread over them.
+    #[arg(long, default_value_t = 1, requires = "url")]
+    pub nodes: usize,
 }
 
 const SAGA3: &str = r#"
@@ -86,8 +93,12 @@ pub async fn http(args: HttpArgs) -> anyhow::Result<u8> {
         let i = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
         latencies[i - 1]
     };
+    let store = match &args.url {
+        Some(_) => format!(" store=postgres nodes={}", args.nodes),
+        None => " store=sled nodes=1".to_owned(),
+    };
     render::say(format_args!(
-        "saga3 weft n={} c={} wf_per_s={:.1} p50_ms={:.2} p99_ms={:.2} rss_mb={:.1}",
+        "saga3 weft{store} n={} c={} wf_per_s={:.1} p50_ms={:.2} p99_ms={:.2} rss_mb={:.1}",
         args.n,
         args.c,
         args.n as f64 / secs,
@@ -104,60 +115,103 @@ async fn measure(args: &HttpArgs, scratch: &Path) -> anyhow::Result<(f64, Vec<f6
     std::fs::write(&process, SAGA3)?;
     let bindings = scratch.join("bindings.yaml");
     std::fs::write(&bindings, super::bench::echo_bindings(&args.plugin)?)?;
-    let data = scratch.join("data");
-    let deployed = Command::new(&me)
-        .arg("deploy")
-        .arg(&process)
-        .arg("--bindings")
-        .arg(&bindings)
-        .arg("--data")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .status()?;
-    if !deployed.success() {
-        bail!("weft deploy failed ({deployed})");
+    let deploy = |data: &Path| -> anyhow::Result<()> {
+        let deployed = Command::new(&me)
+            .arg("deploy")
+            .arg(&process)
+            .arg("--bindings")
+            .arg(&bindings)
+            .arg("--data")
+            .arg(data)
+            .stdout(Stdio::null())
+            .status()?;
+        if !deployed.success() {
+            bail!("weft deploy failed ({deployed})");
+        }
+        Ok(())
+    };
+    let nodes = if args.url.is_some() {
+        args.nodes.max(1)
+    } else {
+        1
+    };
+    let data = |i: usize| scratch.join(format!("node-{i}"));
+    if args.url.is_none() {
+        deploy(&data(0))?;
     }
-    let mut child = Command::new(&me)
-        .arg("serve")
-        .arg("--data")
-        .arg(&data)
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start weft serve")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let server = Served(child);
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let authority = loop {
-        let Some(line) = lines.next().transpose()? else {
-            bail!("weft serve stopped before it served");
+    let (said, heard) = std::sync::mpsc::channel::<(usize, String)>();
+    let mut servers = Vec::new();
+    for i in 0..nodes {
+        let mut cmd = Command::new(&me);
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(data(i))
+            .args(["--listen", "127.0.0.1:0"])
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::piped());
+        if let Some(url) = &args.url {
+            cmd.args(["--store", url, "--node", &format!("bench-{i}")]);
+            cmd.args(["--lease-ttl", "3s"]);
+        }
+        let mut child = cmd.spawn().context("cannot start weft serve")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        servers.push(Served(child));
+        // Read to the end (the pipe must not fill); the lines that matter
+        // here are passed on.
+        let said = said.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.starts_with("serving") || line.starts_with("partitions:") {
+                    let _ = said.send((i, line));
+                }
+            }
+        });
+    }
+    drop(said);
+    // Each node's address; then, with several, until every node but the
+    // first (which starts with every partition) has taken its share.
+    let mut authorities = vec![String::new(); nodes];
+    let mut took = vec![false; nodes];
+    took[0] = true;
+    while authorities.iter().any(String::is_empty) || took.iter().any(|t| !t) {
+        let Ok((i, line)) = heard.recv() else {
+            bail!("a weft serve stopped before it served");
         };
         if let Some(url) = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http://"))
         {
-            break url.trim_end_matches(':').to_owned();
+            authorities[i] = url.trim_end_matches(':').to_owned();
         }
-    };
-    // Its further output is not needed, but must not fill the pipe.
-    std::thread::spawn(move || for _ in lines {});
+        if line.starts_with("partitions: took") && !line.starts_with("partitions: took 0") {
+            took[i] = true;
+        }
+    }
+    if args.url.is_some() {
+        deploy(&data(0))?;
+    }
 
     if args.warmup > 0 {
-        run_clients(&authority, args.c, 0, args.warmup, "warm").await?;
+        run_clients(&authorities, args.c, 0, args.warmup, "warm").await?;
     }
     let started = now();
-    let latencies = run_clients(&authority, args.c, args.warmup, args.n, "run").await?;
+    let latencies = run_clients(&authorities, args.c, args.warmup, args.n, "run").await?;
     let secs = started.elapsed().as_secs_f64();
-    // Peak resident memory (VmHWM) of the server.
-    let rss = super::bench::status_mb(&server.0.id().to_string(), "VmHWM:");
+    // Peak resident memory (VmHWM) of the servers, together.
+    let rss = servers
+        .iter()
+        .map(|s| super::bench::status_mb(&s.0.id().to_string(), "VmHWM:"))
+        .sum();
     Ok((secs, latencies, rss))
 }
 
-/// `c` workers on keep-alive connections; instance `i` (from `first`) gets
+/// `c` workers on keep-alive connections (spread over the nodes); instance `i` (from `first`) gets
 /// input `{id, n: i}` and must end with `result == (i+1)*2+3`.
 async fn run_clients(
-    authority: &str,
+    authorities: &[String],
     c: usize,
     first: usize,
     n: usize,
@@ -165,9 +219,9 @@ async fn run_clients(
 ) -> anyhow::Result<Vec<f64>> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..c {
+    for w in 0..c {
         let next = next.clone();
-        let authority = authority.to_owned();
+        let authority = authorities[w % authorities.len()].clone();
         workers.spawn(async move {
             let stream = tokio::net::TcpStream::connect(&authority).await?;
             stream.set_nodelay(true)?;

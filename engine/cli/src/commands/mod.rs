@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_adapters;
 mod bench_dashboard;
 mod bench_http;
+mod bench_store;
 mod bench_swap;
 mod check;
 pub(crate) mod operate;

@@ -85,6 +85,15 @@ impl Definitions for Flaky {
         }
         self.inner.put_schedule_mark(process, index, at)
     }
+    fn put_deployment(&self, d: &Deployment) -> Result<std::result::Result<(), Conflict>> {
+        self.inner.put_deployment(d)
+    }
+    fn put_plugin(&self, sha256: &str, bytes: &[u8]) -> Result<()> {
+        self.inner.put_plugin(sha256, bytes)
+    }
+    fn put_swap(&self, record: &weft_store::SwapRecord) -> Result<()> {
+        self.inner.put_swap(record)
+    }
 }
 
 impl Instances for Flaky {
@@ -96,6 +105,12 @@ impl Instances for Flaky {
     }
     fn history(&self, id: &InstanceId, from: u64) -> Result<Vec<Record>> {
         self.inner.history(id, from)
+    }
+    fn results_of(&self, id: &InstanceId) -> Result<Vec<(String, weft_store::StepResult)>> {
+        self.inner.results_of(id)
+    }
+    fn tokens(&self) -> Result<Vec<(String, weft_store::TokenRecord)>> {
+        self.inner.tokens()
     }
     fn ids_with_status(&self, status: Status) -> Result<Vec<InstanceId>> {
         self.inner.ids_with_status(status)
