@@ -224,13 +224,7 @@ impl Engine {
                             Ok(Delivered::Applied)
                         }
                         Err(e) => {
-                            // A conflict wrote nothing, so the snapshot
-                            // still holds; after any other failure the
-                            // store may hold more: read it afresh.
-                            // Except when another node holds it now:
-                            // what it writes makes this snapshot stale.
-                            if matches!(e, Error::Conflict(ref c) if !matches!(c, Conflict::Fenced { .. }))
-                            {
+                            if keeps_snapshot(&e) {
                                 self.put_back(inst);
                             }
                             Err(e)
@@ -399,6 +393,8 @@ impl Engine {
     }
 
     /// Returns an unchanged snapshot to the cache, while it still runs.
+    /// Puts a snapshot taken for a change back into the cache (a running
+    /// instance only).
     pub(crate) fn put_back(&self, inst: Instance) {
         if inst.status == Status::Running {
             lock(&self.inner.active).insert(inst.id.clone(), inst);
@@ -465,4 +461,20 @@ pub(crate) fn token_taken(e: &Error) -> Option<&str> {
         Error::Conflict(Conflict::TokenTaken { token, .. }) => Some(token),
         _ => None,
     }
+}
+
+/// Whether the snapshot a failed write was computed from still matches the
+/// store. A conflict wrote nothing, so it does — except one that says the
+/// store moved on without this engine (another node holds the instance's
+/// partition now, or its history has grown elsewhere): that snapshot is
+/// stale, and the next change reads the store afresh. After any other
+/// failure the store may hold more, so it is read afresh too.
+pub(crate) fn keeps_snapshot(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Conflict(c) if !matches!(
+            c,
+            Conflict::Fenced { .. } | Conflict::HistoryGap { .. } | Conflict::NoInstance(_)
+        )
+    )
 }

@@ -558,6 +558,9 @@ impl Engine {
         request: Option<String>,
     ) -> Result<Done> {
         let _work = self.work();
+        if !self.inner.store.holds(id) {
+            return Err(Error::Elsewhere(id.clone()));
+        }
         self.exclusive(id, async {
             let inst = self.take_current(id).await?;
             if request.as_ref().is_some_and(|r| inst.handled(r)) {
@@ -587,7 +590,7 @@ impl Engine {
                     }
                     let previous = inst.status;
                     let written = self.write(Some(previous), applied, None, false).await;
-                    if matches!(written, Err(Error::Conflict(_))) {
+                    if written.as_ref().is_err_and(crate::apply::keeps_snapshot) {
                         self.put_back(inst);
                     }
                     written.map(|_| Done::Applied)
@@ -624,14 +627,15 @@ impl Engine {
     }
 
     /// After this node's share of a shared store changed: lets go of the
-    /// instances it no longer drives (their cached snapshots, and their
-    /// invocations under way, whose outcomes it could not commit), and takes
-    /// up the work of those it now drives — their outbox invocations not
-    /// already running here, and their timers (the timer loop is woken).
-    /// Returns how many invocations it took up.
-    pub async fn rebalance(&self) -> Result<usize> {
+    /// instances it no longer drives (their invocations under way, whose
+    /// outcomes it could not commit), forgets every cached snapshot (one of
+    /// a partition held before, lost and taken back may be stale), and
+    /// takes up the work of the instances `gained` says it now drives —
+    /// their outbox invocations not already running here, and their timers
+    /// (the timer loop is woken). Returns how many invocations it took up.
+    pub async fn rebalance(&self, gained: &(dyn Fn(&InstanceId) -> bool + Sync)) -> Result<usize> {
         let store = self.inner.store.clone();
-        crate::engine::lock(&self.inner.active).retain(|id, _| store.holds(id));
+        crate::engine::lock(&self.inner.active).clear();
         {
             let mut running = crate::engine::lock(&self.inner.running);
             running.retain(|key, task| {
@@ -649,7 +653,7 @@ impl Engine {
             entries
                 .into_iter()
                 .filter_map(|e| e.ok())
-                .filter(|inv| !running.contains_key(&inv.key))
+                .filter(|inv| gained(&inv.instance) && !running.contains_key(&inv.key))
                 .collect()
         };
         let n = invokes.len();

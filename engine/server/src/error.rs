@@ -69,6 +69,15 @@ impl IntoResponse for ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         use StatusCode as S;
+        // A commit refused because another node took the instance's
+        // partition meanwhile: the request belongs there, like one the
+        // engine turned away before trying.
+        let e = match e {
+            Error::Conflict(weft_store::Conflict::Fenced { instance, .. }) => {
+                Error::Elsewhere(instance)
+            }
+            e => e,
+        };
         let (status, code) = match &e {
             Error::NoProcess(_) | Error::NoVersion { .. } => (S::NOT_FOUND, "process_not_found"),
             Error::NoInstance(_) | Error::UnknownTarget(_) => (S::NOT_FOUND, "instance_not_found"),

@@ -87,7 +87,14 @@ pub(crate) async fn forward(State(app): State<App>, req: Request, next: Next) ->
     let Some(base) = owner else {
         return moving(&id, "no live node holds its partition now");
     };
-    match send(&base, method, &uri, headers, bytes).await {
+    // A node that hangs (stopped, not dead) still accepts connections.
+    let sent = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        send(&base, method, &uri, headers, bytes),
+    )
+    .await
+    .unwrap_or_else(|_| Err("no answer within 30 s".into()));
+    match sent {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(instance = %id, node = %base, "forwarding failed: {e}");

@@ -121,6 +121,26 @@ impl PgStore {
             .filter_map(|c| Some((c.instance.process.as_str(), c.instance.key.as_deref()?)))
             .unzip();
         let what = format!("a batch of {} commits", batch.len());
+        // Business keys and tokens are claimed across partitions, so two
+        // nodes may claim one at once: each claim is serialised by an
+        // advisory lock (taken in one order), and the reads after it see
+        // what the other committed.
+        let claims: Vec<String> = kp
+            .iter()
+            .zip(&kk)
+            .map(|(p, k)| format!("key\u{1}{p}\u{1}{k}"))
+            .chain(tokens.iter().map(|t| format!("token\u{1}{t}")))
+            .collect();
+        if !claims.is_empty() {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(h) FROM \
+                 (SELECT DISTINCT hashtextextended(c, 0) AS h FROM unnest($1::text[]) AS c \
+                  ORDER BY 1) AS claims",
+                &[&claims],
+            )
+            .await
+            .map_err(pg_err("lock", "the keys and tokens of a batch"))?;
+        }
         let (pp, ip, tp, kq): (&Params, &Params, &Params, &Params) =
             (&[&partitions], &[&ids], &[&tokens], &[&kp, &kk]);
         let (p, i, t, k) = futures_util::try_join!(
@@ -523,12 +543,18 @@ impl Journal for PgStore {
     fn remove_timer(&self, timer: &Timer) -> Result<()> {
         let partition = self.partition_i32(&timer.instance);
         let (p, due, instance, kind, key) = timer_row(timer, partition);
+        // Fenced like a commit: only the partition's owner removes its timers.
+        let Some(epoch) = self.inner.leases.epoch(partition as u32) else {
+            return Ok(());
+        };
+        let node = self.inner.leases.node().to_owned();
         self.run(async {
             let c = self.client("a timer").await?;
             c.execute(
                 "DELETE FROM weft.timers WHERE partition = $1 AND due = $2 AND instance = $3 \
-                 AND kind = $4 AND key = $5",
-                &[&p, &due, &instance, &kind, &key],
+                 AND kind = $4 AND key = $5 AND EXISTS (SELECT 1 FROM weft.partitions \
+                 WHERE p = $1 AND owner = $6 AND epoch = $7 AND expires > now())",
+                &[&p, &due, &instance, &kind, &key, &node, &epoch],
             )
             .await
             .map_err(pg_err(

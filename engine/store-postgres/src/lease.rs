@@ -95,14 +95,15 @@ impl Leases {
 /// taking free or expired partitions, or handing over those above the
 /// share when a node joined.
 pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Result<()> {
-    let c = pool
+    let mut c = pool
         .get()
         .await
         .map_err(pool_err("connect", "for leases"))?;
+    let holding = leases.lock().len() as i32;
     c.execute(
-        "INSERT INTO weft.nodes (node, url) VALUES ($1, '') \
-         ON CONFLICT (node) DO UPDATE SET seen = now()",
-        &[&leases.node],
+        "INSERT INTO weft.nodes (node, url, held) VALUES ($1, '', $2) \
+         ON CONFLICT (node) DO UPDATE SET seen = now(), held = excluded.held",
+        &[&leases.node, &holding],
     )
     .await
     .map_err(pg_err("write", format!("node {}", leases.node)))?;
@@ -110,7 +111,12 @@ pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Res
     if !held.is_empty() {
         let ps: Vec<i32> = held.keys().map(|&p| p as i32).collect();
         let epochs: Vec<i64> = held.values().copied().collect();
-        let renewed = c
+        let tx = c
+            .transaction()
+            .await
+            .map_err(pg_err("begin", "a lease renewal"))?;
+        lock_in_order(&tx, &ps).await?;
+        let renewed = tx
             .query(
                 "UPDATE weft.partitions t \
                  SET expires = now() + $2::bigint * interval '1 millisecond' \
@@ -121,39 +127,52 @@ pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Res
             )
             .await
             .map_err(pg_err("renew", "partition leases"))?;
+        tx.commit()
+            .await
+            .map_err(pg_err("commit", "a lease renewal"))?;
         let kept: std::collections::BTreeSet<u32> =
             renewed.iter().map(|r| r.get::<_, i32>(0) as u32).collect();
         for p in held.keys().filter(|p| !kept.contains(p)) {
             leases.lost(*p);
         }
     }
-    let others: i64 = c
+    let row = c
         .query_one(
-            "SELECT count(*) FROM weft.nodes \
+            "SELECT count(*), coalesce(min(held), 0) FROM weft.nodes \
              WHERE node <> $1 AND seen > now() - $2::bigint * interval '1 millisecond'",
             &[&leases.node, &leases.ttl_ms()],
         )
         .await
-        .map_err(pg_err("read", "the live nodes"))?
-        .get(0);
+        .map_err(pg_err("read", "the live nodes"))?;
+    let (others, fewest): (i64, i32) = (row.get(0), row.get(1));
     let nodes = others as u64 + 1;
     let share = u64::from(leases.partitions).div_ceil(nodes);
+    let floor = u64::from(leases.partitions) / nodes;
     let have = leases.lock().len() as u64;
-    if have > share {
-        // A node joined: hand it the partitions over this node's share
-        // (the highest), which it takes at its next round.
+    // Above the share: a node joined. Above the floor while another live
+    // node is below it: that node can find nothing free (with 64
+    // partitions and 9 nodes, eight holding 8 leave the ninth none).
+    let keep = if have > share {
+        share
+    } else if have > floor && (fewest.max(0) as u64) < floor {
+        floor
+    } else {
+        have
+    };
+    if have > keep {
+        // Handed over (the highest), taken by the others at their next round.
         let extra: Vec<(i32, i64)> = leases
             .lock()
             .iter()
             .rev()
-            .take((have - share) as usize)
+            .take((have - keep) as usize)
             .map(|(&p, &e)| (p as i32, e))
             .collect();
-        give_up(&c, leases, &extra).await?;
+        give_up(&mut c, leases, &extra).await?;
         tracing::info!(node = %leases.node, gave = extra.len(), nodes, "handed over partitions");
         return Ok(());
     }
-    if have == share {
+    if have >= share {
         return Ok(());
     }
     let want = (share - have) as i64;
@@ -188,12 +207,12 @@ pub(crate) async fn tick(pool: &deadpool_postgres::Pool, leases: &Leases) -> Res
 
 /// Gives up every lease held, and says this node is gone.
 pub(crate) async fn release(pool: &deadpool_postgres::Pool, leases: &Leases) -> Result<()> {
-    let c = pool
+    let mut c = pool
         .get()
         .await
         .map_err(pool_err("connect", "for leases"))?;
     let held: Vec<(i32, i64)> = leases.lock().iter().map(|(&p, &e)| (p as i32, e)).collect();
-    give_up(&c, leases, &held).await?;
+    give_up(&mut c, leases, &held).await?;
     c.execute(
         "UPDATE weft.nodes SET seen = '-infinity' WHERE node = $1",
         &[&leases.node],
@@ -206,7 +225,7 @@ pub(crate) async fn release(pool: &deadpool_postgres::Pool, leases: &Leases) -> 
 /// Frees `partitions` (at the epochs held) for other nodes, forgetting
 /// them first: nothing more is committed to them from this node.
 async fn give_up(
-    c: &deadpool_postgres::Object,
+    c: &mut deadpool_postgres::Object,
     leases: &Leases,
     partitions: &[(i32, i64)],
 ) -> Result<()> {
@@ -217,7 +236,12 @@ async fn give_up(
         }
     }
     let (ps, epochs): (Vec<i32>, Vec<i64>) = partitions.iter().copied().unzip();
-    c.execute(
+    let tx = c
+        .transaction()
+        .await
+        .map_err(pg_err("begin", "a lease release"))?;
+    lock_in_order(&tx, &ps).await?;
+    tx.execute(
         "UPDATE weft.partitions t SET owner = NULL, expires = '-infinity' \
          FROM unnest($2::int[], $3::bigint[]) AS h(p, epoch) \
          WHERE t.p = h.p AND t.epoch = h.epoch AND t.owner = $1",
@@ -225,6 +249,22 @@ async fn give_up(
     )
     .await
     .map_err(pg_err("release", "partition leases"))?;
+    tx.commit()
+        .await
+        .map_err(pg_err("commit", "a lease release"))?;
+    Ok(())
+}
+
+/// Locks partition rows in partition order, as a batch of commits takes
+/// them (`FOR SHARE ... ORDER BY p`): a renewal and a batch of the same node
+/// then never wait on each other in a cycle.
+async fn lock_in_order(tx: &deadpool_postgres::Transaction<'_>, ps: &[i32]) -> Result<()> {
+    tx.execute(
+        "SELECT p FROM weft.partitions WHERE p = ANY($1) ORDER BY p FOR NO KEY UPDATE",
+        &[&ps],
+    )
+    .await
+    .map_err(pg_err("lock", "partition leases"))?;
     Ok(())
 }
 

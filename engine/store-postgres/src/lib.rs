@@ -135,6 +135,9 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 pub(crate) struct Inner {
     pool: Pool,
+    /// The lease keeper's own connection: renewals never queue behind the
+    /// engine's reads and writes.
+    lease_pool: Pool,
     pub(crate) leases: Arc<Leases>,
     pub(crate) partitions: u32,
     /// One batch at a time from this node, as with sled: the checks of a
@@ -199,20 +202,24 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.connections.max(2))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(30)))
-            .create_timeout(Some(std::time::Duration::from_secs(10)))
-            .build()
-            .map_err(|e| open_err(e.to_string()))?;
+        let pool_of = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                tokio_postgres::NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(std::time::Duration::from_secs(30)))
+                .create_timeout(Some(std::time::Duration::from_secs(10)))
+                .build()
+                .map_err(|e| open_err(e.to_string()))
+        };
+        let pool = pool_of(options.connections.max(2))?;
+        let lease_pool = pool_of(1)?;
         let handle = runtime.handle().clone();
         let state = on(&handle, async {
             let mut c = pool.get().await.map_err(|e| open_err(e.to_string()))?;
@@ -242,6 +249,7 @@ impl PgStore {
         ));
         let inner = Arc::new(Inner {
             pool,
+            lease_pool,
             leases: leases.clone(),
             partitions: state.partitions,
             commit_lock: tokio::sync::Mutex::new(()),
@@ -251,9 +259,9 @@ impl PgStore {
         let store = PgStore { inner };
         // The first share is taken before the store is handed out, so an
         // engine starting on it finds its partitions' work at once.
-        store.run(lease::tick(&store.inner.pool, &leases))?;
+        store.run(lease::tick(&store.inner.lease_pool, &leases))?;
         if options.keep_leases {
-            handle.spawn(lease::keep(store.inner.pool.clone(), leases));
+            handle.spawn(lease::keep(store.inner.lease_pool.clone(), leases));
         }
         Ok(store)
     }
@@ -310,13 +318,13 @@ impl PgStore {
     /// Renews and takes partitions now, instead of at the keeper's next
     /// round.
     pub fn tick(&self) -> Result<()> {
-        self.run(lease::tick(&self.inner.pool, &self.inner.leases))
+        self.run(lease::tick(&self.inner.lease_pool, &self.inner.leases))
     }
 
     /// Gives up every lease this node holds (a graceful stop), so other
     /// nodes take its partitions at once instead of after the lease.
     pub fn release(&self) -> Result<()> {
-        self.run(lease::release(&self.inner.pool, &self.inner.leases))
+        self.run(lease::release(&self.inner.lease_pool, &self.inner.leases))
     }
 
     /// Tells the other nodes where this one's API answers, so they can
@@ -395,7 +403,9 @@ fn on<T>(handle: &tokio::runtime::Handle, fut: impl Future<Output = T>) -> T {
     let _entered = handle.enter();
     let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
+    // Outside tokio's cooperative budget: called from inside a task whose
+    // budget is spent, a budgeted future would yield here forever.
+    let mut fut = std::pin::pin!(tokio::task::unconstrained(fut));
     loop {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;

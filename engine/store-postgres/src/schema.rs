@@ -31,7 +31,8 @@ CREATE TABLE weft.partitions (
 CREATE TABLE weft.nodes (
     node text COLLATE "C" PRIMARY KEY,
     url text NOT NULL,
-    seen timestamptz NOT NULL DEFAULT now()
+    seen timestamptz NOT NULL DEFAULT now(),
+    held integer NOT NULL DEFAULT 0
 );
 CREATE TABLE weft.processes (
     name text COLLATE "C", version integer, body bytea NOT NULL,

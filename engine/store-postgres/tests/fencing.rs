@@ -291,3 +291,79 @@ fn nodes_starting_together_on_an_empty_database_create_the_schema_once() {
         .expect("psql");
     assert_eq!(versions, "1");
 }
+
+#[test]
+fn nine_nodes_on_64_partitions_leave_none_without_a_share() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("nine").expect("createdb");
+    let nodes: Vec<PgStore> = (0..9).map(|i| node(&url, &format!("n{i}"))).collect();
+    // Rounds, as the keepers would run them, until nothing moves.
+    let mut last = Vec::new();
+    for _ in 0..10 {
+        for n in &nodes {
+            n.tick().expect("a round");
+        }
+        let now: Vec<usize> = nodes.iter().map(held).collect();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    assert!(
+        last.iter().all(|&h| (7..=8).contains(&h)),
+        "every node holds 7 or 8: {last:?}"
+    );
+    let mut all: Vec<u32> = nodes
+        .iter()
+        .flat_map(|n| n.ownership().held.into_keys())
+        .collect();
+    all.sort();
+    assert_eq!(all, (0..64).collect::<Vec<_>>(), "each partition held once");
+}
+
+#[test]
+fn two_nodes_claiming_one_business_key_at_once_get_one_winner_and_a_conflict() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("keys").expect("createdb");
+    let a = std::sync::Arc::new(node(&url, "a"));
+    let b = std::sync::Arc::new(node(&url, "b"));
+    a.tick().expect("a round");
+    b.tick().expect("a round");
+    assert_eq!((held(&a), held(&b)), (32, 32));
+    let mut ids = (1_000..5_000).map(id);
+    for round in 0..20 {
+        let key = format!("order-{round}");
+        let mut mine = |n: &PgStore| {
+            let x = ids
+                .find(|i| n.ownership().holds(n.partition(i)))
+                .expect("an id");
+            let mut c = commit(&x, 0, 1, None, Status::Running);
+            c.instance.key = Some(key.clone());
+            c
+        };
+        let (ca, cb) = (mine(&a), mine(&b));
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let race = |n: std::sync::Arc<PgStore>, c: weft_store::Commit| {
+            let gate = gate.clone();
+            std::thread::spawn(move || {
+                gate.wait();
+                n.commit(&[c]).expect("no batch fails").remove(0)
+            })
+        };
+        let (ta, tb) = (race(a.clone(), ca.clone()), race(b.clone(), cb.clone()));
+        let outcomes = [ta.join().expect("joins"), tb.join().expect("joins")];
+        let won: Vec<_> = outcomes.iter().filter(|o| o.is_ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {outcomes:?}");
+        let (winner, loser) = if outcomes[0].is_ok() {
+            (&ca, &outcomes[1])
+        } else {
+            (&cb, &outcomes[0])
+        };
+        match loser {
+            Err(Conflict::KeyTaken { instance, .. }) => {
+                assert_eq!(instance, &winner.instance.id, "round {round}");
+            }
+            other => panic!("round {round}: expected KeyTaken, got {other:?}"),
+        }
+    }
+}

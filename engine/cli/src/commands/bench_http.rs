@@ -171,12 +171,12 @@ async fn measure(args: &HttpArgs, scratch: &Path) -> anyhow::Result<(f64, Vec<f6
         });
     }
     drop(said);
-    // Each node's address; then, with several, until every node but the
-    // first (which starts with every partition) has taken its share.
+    // Each node's address, and (with several) until every node holds
+    // some partitions: what it holds is in its `serving` line and in each
+    // `partitions:` line after.
     let mut authorities = vec![String::new(); nodes];
-    let mut took = vec![false; nodes];
-    took[0] = true;
-    while authorities.iter().any(String::is_empty) || took.iter().any(|t| !t) {
+    let mut holds = vec![0usize; nodes];
+    while authorities.iter().any(String::is_empty) || holds.contains(&0) {
         let Ok((i, line)) = heard.recv() else {
             bail!("a weft serve stopped before it served");
         };
@@ -186,8 +186,19 @@ async fn measure(args: &HttpArgs, scratch: &Path) -> anyhow::Result<(f64, Vec<f6
         {
             authorities[i] = url.trim_end_matches(':').to_owned();
         }
-        if line.starts_with("partitions: took") && !line.starts_with("partitions: took 0") {
-            took[i] = true;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for (k, w) in words.iter().enumerate() {
+            let n = match (*w, words.get(k + 1)) {
+                ("holds", Some(n)) => n.trim_end_matches(';').parse().ok(),
+                ("of", _) if k > 0 => words[k - 1].trim_start_matches('(').parse().ok(),
+                _ => None,
+            };
+            if let Some(n) = n {
+                holds[i] = n;
+            }
+        }
+        if args.url.is_none() {
+            holds[i] = holds[i].max(1);
         }
     }
     if args.url.is_some() {

@@ -25,6 +25,13 @@ pub async fn serve(
     watch: Option<&Path>,
     on: &StoreArgs,
 ) -> anyhow::Result<u8> {
+    if on.url.is_some() && on.advertise.is_none() && http.listen.ip().is_unspecified() {
+        anyhow::bail!(
+            "--listen {} is every address: say which one the other nodes reach this one at \
+             with --advertise http://host:port",
+            http.listen
+        );
+    }
     // Bound before anything else: a taken port stops the start at once.
     let bound = Bound::bind(http).await?.with_metrics()?;
     // Installed before anything runs: a stop asked for while the engine
@@ -209,7 +216,16 @@ async fn follow_ownership(pg: Arc<weft_store_postgres::PgStore>, engine: weft_co
         }
         let gained = now.keys().filter(|p| !last.contains_key(p)).count();
         let lost = last.keys().filter(|p| !now.contains_key(p)).count();
-        match engine.rebalance().await {
+        let partitions = pg.partitions();
+        let gained_set: std::collections::BTreeSet<u32> = now
+            .keys()
+            .filter(|p| !last.contains_key(p))
+            .copied()
+            .collect();
+        let ours = |id: &weft_model::InstanceId| {
+            gained_set.contains(&weft_store_postgres::partition_of(id, partitions))
+        };
+        match engine.rebalance(&ours).await {
             Ok(n) => {
                 render::say(format_args!(
                     "partitions: took {gained}, lost {lost}, holds {}; {n} invocation{} taken up",

@@ -78,7 +78,8 @@ fn open(place: &str, target: bool) -> anyhow::Result<Opened> {
             weft_store_postgres::Options {
                 node: format!("weft-store-copy-{}", std::process::id()),
                 create: target,
-                keep_leases: false,
+                // Renewed while the copy runs, however long it takes.
+                keep_leases: true,
                 ..weft_store_postgres::Options::default()
             },
         )?;
