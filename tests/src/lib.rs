@@ -27,6 +27,13 @@ pub fn plugin(name: &str) -> PathBuf {
     p
 }
 
+/// The echo component with a custom section naming `tag` appended: the
+/// same adapter, other bytes (a rebuild), so another digest.
+pub fn echo_variant(tag: &str) -> Vec<u8> {
+    let echo = std::fs::read(plugin("echo")).expect("the echo component");
+    weft_runtime::with_custom_section(&echo, "weft-test-build", tag)
+}
+
 /// The `weft` binary, built once per test process so it is never stale.
 pub fn weft_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

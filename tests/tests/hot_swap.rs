@@ -12,33 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine as _;
 use serde_json::{Value, json};
+use weft_tests::echo_variant as variant;
 use weft_tests::{Running, Sandbox, Server, deploy, eventually, expect, fixture, http, run};
-
-/// The echo component with a custom section naming `tag` appended: the
-/// same adapter, other bytes (a rebuild), so another digest.
-fn variant(tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let mut bytes = std::fs::read(weft_tests::plugin("echo")).unwrap();
-    let name = b"weft-test-build";
-    let mut content = Vec::new();
-    leb(name.len(), &mut content);
-    content.extend_from_slice(name);
-    content.extend_from_slice(tag.as_bytes());
-    bytes.push(0);
-    leb(content.len(), &mut bytes);
-    bytes.extend_from_slice(&content);
-    bytes
-}
 
 fn sha256(bytes: &[u8]) -> String {
     weft_runtime::sha256_hex(bytes)

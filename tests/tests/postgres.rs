@@ -555,3 +555,77 @@ fn the_postgres_benchmarks_run_at_a_small_size() {
         out.stdout
     );
 }
+
+/// The component each attempt of `id` ran on, read through `node`.
+fn ran_on(node: &Node, id: &str) -> Vec<String> {
+    let h = http(
+        "GET",
+        &node.base,
+        &format!("/v1/instances/{id}/history"),
+        "",
+        &[],
+    );
+    assert_eq!(h.status, 200, "{}", h.body);
+    h.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["plugin"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Starts a `ping` on `node` and waits for it; what it ran on.
+fn ping(node: &Node) -> Vec<String> {
+    let r = http(
+        "POST",
+        &node.base,
+        "/v1/processes/ping/instances",
+        r#"{"input": {}, "wait": "20s"}"#,
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    ran_on(node, &id)
+}
+
+#[test]
+fn a_swap_through_one_node_is_used_by_the_others() {
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let url = pg.create_db("swapped").expect("createdb");
+    let s = Sandbox::new();
+    let a = Node::start(&s, &url, "a");
+    let b = Node::start(&s, &url, "b");
+    poll("two nodes to share the partitions", || {
+        (owners(&pg, "swapped") == 2).then_some(())
+    });
+    let bindings = s.bindings(&[]);
+    let out = run(&[
+        "deploy",
+        &fixture("tests/fixtures/ping.yaml"),
+        "--bindings",
+        &bindings,
+        "--data",
+        &a.data,
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let v1 = weft_runtime::sha256_hex(&std::fs::read(weft_tests::plugin("echo")).expect("echo"));
+    assert_eq!(ping(&b), [v1], "b runs what was deployed");
+
+    let v2_bytes = weft_tests::echo_variant("v2");
+    let v2 = weft_runtime::sha256_hex(&v2_bytes);
+    let file = s.write("echo-v2.wasm", "");
+    std::fs::write(&file, &v2_bytes).expect("write");
+    let out = run(&["plugin", "swap", "plugin:echo", &file, "--data", &a.data]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(ping(&a), std::slice::from_ref(&v2), "a runs the new build at once");
+    // b reads the newest bindings every second.
+    poll("b to run the swapped build", || {
+        (ping(&b) == [v2.clone()]).then_some(())
+    });
+    assert!(
+        b.printed()
+            .contains("bindings changed through another node"),
+        "{}",
+        b.printed()
+    );
+}

@@ -662,6 +662,31 @@ impl Engine {
         Ok(n)
     }
 
+    /// Reads the newest bindings revision of every process version whose
+    /// bindings this engine has cached, and uses any newer one from the next
+    /// attempt on (its components are loaded from the store first, as after
+    /// a restart). On a store several nodes share, a deploy, swap, rollback
+    /// or canary decision made through another node reaches this one so.
+    /// Returns how many versions changed.
+    pub async fn refresh_bindings(&self) -> Result<usize> {
+        let cached: Vec<(String, u32, u32)> = crate::engine::lock(&self.inner.deployments)
+            .iter()
+            .map(|((p, v), d)| (p.clone(), *v, d.revision))
+            .collect();
+        let mut changed = 0;
+        for (process, version, revision) in cached {
+            let fresh = self.read(move |s| s.deployment(&process, version)).await?;
+            if let Some(d) = fresh.filter(|d| d.revision > revision) {
+                self.remember_deployment(std::sync::Arc::new(d));
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.inner.deployed.notify_waiters();
+        }
+        Ok(changed)
+    }
+
     /// Waits until the instance is no longer running, and returns it.
     pub async fn wait(&self, id: &InstanceId) -> Result<Instance> {
         let mut rx = self.subscribe();

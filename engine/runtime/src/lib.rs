@@ -176,6 +176,32 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// `component` with a custom section `name` holding `tag` appended: the
+/// same adapter, other bytes (so another digest), as a rebuild makes. For
+/// tests and benchmarks of swaps.
+pub fn with_custom_section(component: &[u8], name: &str, tag: &str) -> Vec<u8> {
+    fn leb(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(tag.as_bytes());
+    let mut bytes = component.to_vec();
+    bytes.push(0);
+    leb(content.len(), &mut bytes);
+    bytes.extend_from_slice(&content);
+    bytes
+}
+
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Runtime> {
         let mut pool = PoolingAllocationConfig::default();

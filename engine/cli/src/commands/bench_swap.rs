@@ -104,27 +104,7 @@ impl Invoker for Watching {
 /// The component with a custom section naming `tag` appended: the same
 /// adapter, other bytes, as a rebuild makes.
 fn build_of(base: &[u8], tag: &str) -> Vec<u8> {
-    fn leb(mut n: usize, out: &mut Vec<u8>) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
-    }
-    let name = b"weft-bench-build";
-    let mut content = Vec::new();
-    leb(name.len(), &mut content);
-    content.extend_from_slice(name);
-    content.extend_from_slice(tag.as_bytes());
-    let mut bytes = base.to_vec();
-    bytes.push(0);
-    leb(content.len(), &mut bytes);
-    bytes.extend_from_slice(&content);
-    bytes
+    weft_runtime::with_custom_section(base, "weft-bench-build", tag)
 }
 
 pub async fn swap(args: SwapArgs) -> anyhow::Result<u8> {

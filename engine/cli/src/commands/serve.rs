@@ -202,14 +202,27 @@ impl weft_server::Peers for Peers {
 /// Lets the engine follow this node's share of the partitions: when it
 /// changes (another node took some, or this one took over a stopped
 /// node's), the engine lets go of what it lost and takes up the work of
-/// what it gained.
+/// what it gained. And, every second, the bindings: a deploy or swap made
+/// through another node is used here from the next attempt on.
 async fn follow_ownership(pg: Arc<weft_store_postgres::PgStore>, engine: weft_core::Engine) {
     let clock = engine.clock().clone();
     let mut last = pg.ownership().held;
-    loop {
+    for round in 1u64.. {
         clock
             .sleep_until(clock.now().plus(weft_model::Span::from_millis(200)))
             .await;
+        // Every second: bindings changed through another node.
+        if round % 5 == 0 {
+            match engine.refresh_bindings().await {
+                Ok(0) => {}
+                Ok(n) => render::say(format_args!(
+                    "bindings changed through another node: {n} process version{} now run \
+                     with the newest",
+                    if n == 1 { "" } else { "s" }
+                )),
+                Err(e) => tracing::warn!("cannot read the newest bindings: {e}"),
+            }
+        }
         let now = pg.ownership().held;
         if now == last {
             continue;
