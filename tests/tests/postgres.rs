@@ -617,7 +617,11 @@ fn a_swap_through_one_node_is_used_by_the_others() {
     std::fs::write(&file, &v2_bytes).expect("write");
     let out = run(&["plugin", "swap", "plugin:echo", &file, "--data", &a.data]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(ping(&a), std::slice::from_ref(&v2), "a runs the new build at once");
+    assert_eq!(
+        ping(&a),
+        std::slice::from_ref(&v2),
+        "a runs the new build at once"
+    );
     // b reads the newest bindings every second.
     poll("b to run the swapped build", || {
         (ping(&b) == [v2.clone()]).then_some(())
