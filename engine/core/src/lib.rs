@@ -19,6 +19,7 @@ mod engine;
 pub mod guard;
 mod ids;
 pub mod metrics;
+mod nodes;
 mod operate;
 pub mod schedule;
 pub mod swap;

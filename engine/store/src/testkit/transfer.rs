@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::json;
 use weft_model::{Fan, Millis, Status, TimerKind};
 
-use super::{Harness, commit, id, instance, invoke, slot, timer};
+use super::fans::slot;
+use super::{Harness, commit, id, instance, invoke, timer};
 use crate::transfer::{copy, dump};
 use crate::{
     Definitions as _, Journal as _, MemStore, ProcessRecord, StepResult, Store, TokenRecord,
